@@ -1,0 +1,18 @@
+"""send_sms: a mobile app sends an SMS (or MMS) through Twilio."""
+
+import azure.functions as func
+
+from shared.messages import read_sms, send_message
+from shared.request_body import read_payload, require_method
+from shared.responses import answers_problems, created
+from shared.settings import app_settings
+
+FUNCTION = "send_sms"
+
+
+@answers_problems(FUNCTION)
+async def main(req: func.HttpRequest) -> func.HttpResponse:
+    require_method(req, ("POST",))
+    settings = app_settings()
+    sms = read_sms(read_payload(req), settings)
+    return created(FUNCTION, await send_message(sms, settings))

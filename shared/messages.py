@@ -1,0 +1,66 @@
+"""Sending an SMS or MMS from the configured sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from twilio.base import values
+
+from shared.outgoing import default_sender, destination, sender
+from shared.problems import invalid_field
+from shared.request_body import Payload
+from shared.settings import Settings
+from shared.twilio_client import client_for
+from shared.twilio_errors import calling_twilio
+
+FIELDS = ("to", "from", "body", "media_url")
+MAX_BODY = 1600  # Twilio's limit for one message
+MAX_MEDIA = 10  # Twilio's limit of media per MMS
+MAX_URL = 2048
+
+
+@dataclass(frozen=True)
+class SmsRequest:
+    to: str
+    body: str | None
+    media_urls: list[str] = field(default_factory=list)
+    from_: str | None = None
+    messaging_service_sid: str | None = None
+
+
+def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
+    """Validate a client's message; pick the sender: ``from``, the service, the number."""
+    payload.reject_unknown(FIELDS)
+    to = destination(payload, settings)
+    body = payload.text("body", max_length=MAX_BODY)
+    media = payload.texts("media_url", max_items=MAX_MEDIA, max_length=MAX_URL)
+    for url in media:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise invalid_field("media_url", "must be absolute https URLs")
+    if body is None and not media:
+        raise invalid_field("body", "is required unless media_url is given")
+    from_ = sender(payload)
+    if from_ is None and settings.messaging_service_sid:
+        return SmsRequest(to, body, media, messaging_service_sid=settings.messaging_service_sid)
+    return SmsRequest(to, body, media, from_=from_ or default_sender(settings))
+
+
+async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
+    """Create the message with Twilio; answer its public fields."""
+    client = client_for(settings)
+    created = await calling_twilio(
+        client.api.v2010.messages.create_async(
+            to=sms.to,
+            body=sms.body if sms.body is not None else values.unset,
+            media_url=sms.media_urls or values.unset,
+            from_=sms.from_ or values.unset,
+            messaging_service_sid=sms.messaging_service_sid or values.unset,
+        )
+    )
+    date_created = created.date_created
+    return {"sid": created.sid, "status": created.status, "to": created.to,
+            "from": created._from,
+            "date_created": date_created.isoformat() if date_created else None}

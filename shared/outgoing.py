@@ -1,0 +1,40 @@
+"""Fields every outgoing request shares: who is contacted, and from which number."""
+
+from __future__ import annotations
+
+from shared.phone import DestinationPolicy, DestinationRefused, NumberError, parse_e164
+from shared.problems import destination_refused, invalid_field, misconfigured
+from shared.request_body import Payload
+from shared.settings import Settings
+
+NUMBER_LENGTH = 16
+
+
+def destination(payload: Payload, settings: Settings) -> str:
+    """The ``to`` number, once it is valid and the destination policy allows it."""
+    number = payload.text("to", required=True, max_length=NUMBER_LENGTH)
+    assert number is not None
+    policy = DestinationPolicy(settings.allowed_countries, settings.allow_premium_numbers)
+    try:
+        return policy.check(number)
+    except NumberError as error:
+        raise invalid_field("to", str(error)) from None
+    except DestinationRefused as error:
+        raise destination_refused("to", str(error)) from None
+
+
+def sender(payload: Payload) -> str | None:
+    """The client's ``from`` number, if given: it must be E.164 (Twilio checks ownership)."""
+    number = payload.text("from", max_length=NUMBER_LENGTH)
+    if number is not None:
+        try:
+            parse_e164(number)
+        except NumberError as error:
+            raise invalid_field("from", str(error)) from None
+    return number
+
+
+def default_sender(settings: Settings) -> str:
+    if settings.from_number is None:
+        raise misconfigured("TWILIO_FROM_NUMBER", "is required when a request gives no 'from'")
+    return settings.from_number

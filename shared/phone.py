@@ -1,0 +1,77 @@
+"""Phone numbers: E.164 parsing and the destination policy.
+
+The function URLs are public, so the policy is what stands between a leaked
+function key and a bill for calls to premium-rate numbers: every destination
+must be a valid E.164 number, in an allowed country, and of a type that does
+not cost the caller's account extra.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # ASCII digits only: \d matches any script
+
+# Types libphonenumber classifies whose cost falls on the caller beyond a
+# normal call or SMS. PERSONAL_NUMBER stays allowed: NANP 500 numbers
+# (Twilio's own test numbers among them) are classified so; restrict those
+# countries with ALLOWED_COUNTRIES instead.
+REFUSED_TYPES: dict[int, str] = {
+    PhoneNumberType.PREMIUM_RATE: "premium-rate",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+}
+
+
+class NumberError(ValueError):
+    """A number that is not a valid E.164 phone number (the client's mistake: 400)."""
+
+
+class DestinationRefused(Exception):
+    """A valid number the policy refuses to call or text (403)."""
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Which destinations the app may call or text."""
+
+    allowed_countries: frozenset[str] | None = None
+    allow_premium: bool = False
+
+    def check(self, number: str) -> str:
+        """Return ``number`` if it is a valid, allowed destination; raise otherwise."""
+        parsed = parse_e164(number)
+        region = phonenumbers.region_code_for_number(parsed)
+        if self.allowed_countries is not None and region not in self.allowed_countries:
+            where = region if region and region != "001" else "a non-geographic number"
+            raise DestinationRefused(f"destination country {where} is not allowed")
+        kind = REFUSED_TYPES.get(phonenumbers.number_type(parsed))
+        if kind and not self.allow_premium:
+            raise DestinationRefused(f"{kind} numbers are not allowed")
+        return number
+
+
+def is_e164(text: str) -> bool:
+    """True for a valid number written in E.164 form (``+`` and digits only)."""
+    try:
+        parse_e164(text)
+    except NumberError:
+        return False
+    return True
+
+
+def parse_e164(text: str) -> phonenumbers.PhoneNumber:
+    """Parse a number that must already be in E.164 form and be a valid number."""
+    if not _E164.fullmatch(text):
+        raise NumberError("must be a phone number in E.164 form, like +14155552671")
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise NumberError("is not a valid phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise NumberError("is not a valid phone number")
+    return parsed
+

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: the one shape of every refusal the app answers.
+
+A refusal is raised as ``Problem`` anywhere in a request's story and turned
+into an ``application/problem+json`` response once, at the edge
+(``shared.responses.respond``). Problem types are URNs documented in the
+README and ``openapi.yaml``; their ``detail`` never carries a secret or a
+setting's value.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+import azure.functions as func
+
+PROBLEM_JSON = "application/problem+json"
+TWILIO_ERROR_DOCS = "https://www.twilio.com/docs/errors/{code}"
+
+
+class Problem(Exception):
+    """An answer that refuses the request, with what the client needs to act on it."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = f"urn:twilio-functions:problem:{slug}"
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = {k: v for k, v in extensions.items() if v is not None}
+
+    def body(self) -> dict[str, Any]:
+        """The problem document, members first as RFC 9457 lists them."""
+        return {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extensions,
+        }
+
+    def to_response(self) -> func.HttpResponse:
+        return func.HttpResponse(
+            json.dumps(self.body()),
+            status_code=self.status,
+            headers=self.headers,
+            mimetype=PROBLEM_JSON,
+        )
+
+
+def invalid_field(field: str, reason: str) -> Problem:
+    return Problem(400, "invalid-field", f"'{field}' {reason}", title="Invalid field", field=field)
+
+
+def invalid_body(detail: str) -> Problem:
+    return Problem(400, "invalid-body", detail, title="Invalid request body")
+
+
+def method_not_allowed(method: str, allowed: tuple[str, ...]) -> Problem:
+    return Problem(
+        405, "method-not-allowed", f"{method} is not allowed here; use {', '.join(allowed)}",
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(413, "body-too-large", f"the request body is over {limit} bytes")
+
+
+def unsupported_media_type(accepted: tuple[str, ...]) -> Problem:
+    return Problem(
+        415, "unsupported-media-type", f"send the body as {' or '.join(accepted)}",
+        headers={"Accept-Post": ", ".join(accepted)},
+    )
+
+
+def destination_refused(field: str, reason: str) -> Problem:
+    return Problem(
+        403, "destination-refused", f"'{field}' refused: {reason}",
+        title="Destination not allowed", field=field,
+    )
+
+
+def misconfigured(setting: str, reason: str) -> Problem:
+    return Problem(
+        500, "misconfigured", f"App setting {setting} {reason}",
+        title="The function app is misconfigured", setting=setting,
+    )
+
+
+def bad_signature() -> Problem:
+    return Problem(
+        403, "invalid-signature",
+        "the request does not carry a valid X-Twilio-Signature for this URL",
+        title="Invalid Twilio signature",
+    )
+
+
+def internal_error() -> Problem:
+    return Problem(500, "internal-error", "the request failed unexpectedly; it has been logged")

@@ -1,0 +1,124 @@
+"""Reading a client's request: method, size, content type and typed fields.
+
+Everything a client sends is hostile until it has passed through here: the
+body is size-capped before it is parsed, JSON and form bodies become the same
+``Payload``, and each field is taken with its type and length checked, so a
+function's ``main`` never sees a value that could break TwiML, JSON or
+logging downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import azure.functions as func
+
+from shared.problems import (
+    invalid_body,
+    invalid_field,
+    method_not_allowed,
+    too_large,
+    unsupported_media_type,
+)
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+ACCEPTED_TYPES = (JSON, FORM)
+MAX_BODY_BYTES = 64 * 1024
+
+# C0 controls other than tab, newline and carriage return, and the
+# non-characters XML 1.0 forbids: they cannot be written into TwiML.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def require_method(req: func.HttpRequest, allowed: tuple[str, ...]) -> None:
+    if req.method not in allowed:
+        raise method_not_allowed(req.method, allowed)
+
+
+def media_type(req: func.HttpRequest) -> str:
+    return req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+class Payload:
+    """A request's fields, each a list of raw values (JSON values or form strings)."""
+
+    def __init__(self, values: dict[str, list[Any]]) -> None:
+        self._values = values
+
+    def reject_unknown(self, known: Iterable[str]) -> None:
+        """Refuse fields the function does not take: a typo must not pass silently."""
+        unknown = sorted(set(self._values) - set(known))
+        if unknown:
+            raise invalid_field(unknown[0], "is not a field this function takes")
+
+    def text(self, name: str, *, max_length: int, required: bool = False) -> str | None:
+        """One string field; absent, null and blank all read as not given."""
+        values = self._values.get(name, [])
+        if len(values) > 1:
+            raise invalid_field(name, "must be given once")
+        value = _checked_text(name, values[0], max_length) if values else None
+        if not value:
+            if required:
+                raise invalid_field(name, "is required")
+            return None
+        return value
+
+    def texts(self, name: str, *, max_items: int, max_length: int) -> list[str]:
+        """A list field: a JSON array (or single string), or a repeated form key."""
+        values = self._values.get(name, [])
+        if len(values) == 1 and (values[0] is None or isinstance(values[0], list)):
+            values = values[0] or []
+        if len(values) > max_items:
+            raise invalid_field(name, f"takes at most {max_items} values")
+        texts = [_checked_text(name, value, max_length) for value in values]
+        if any(not text for text in texts):
+            raise invalid_field(name, "must not contain empty values")
+        return texts
+
+
+def read_payload(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES) -> Payload:
+    """Parse a JSON object or form body, refusing anything else with its problem."""
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise too_large(max_bytes)
+    kind = media_type(req)
+    if kind == JSON or kind.endswith("+json"):
+        return Payload({name: [value] for name, value in _json_object(body).items()})
+    if kind == FORM:
+        return Payload({name: req.form.getlist(name) for name in req.form})
+    raise unsupported_media_type(ACCEPTED_TYPES)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise invalid_body("the body is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise invalid_body("the body must be a JSON object")
+    return document
+
+
+def _checked_text(name: str, value: Any, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_field(name, "must be a string")
+    value = value.strip()
+    if len(value) > max_length:
+        raise invalid_field(name, f"must be at most {max_length} characters")
+    if _FORBIDDEN.search(value) or not _encodable(value):
+        raise invalid_field(name, "contains characters that cannot be sent")
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from JSON "\ud800" escapes
+        return False
+    return True

@@ -1,0 +1,237 @@
+"""App settings: declared once here, read from the environment.
+
+Every setting the app reads has exactly one declaration in ``DECLARATIONS``:
+its name, meaning, whether it is required, its default and its parser. The
+README's settings table and ``local.settings.json.example`` are checked
+against it by the tests, and the errors raised here name the setting, never
+its value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+from shared.phone import is_e164
+from shared.problems import misconfigured
+
+
+class SettingError(Exception):
+    """A required setting is missing or a setting cannot be parsed."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"App setting {name} {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def _sid(prefix: str) -> Callable[[str], str]:
+    pattern = re.compile(rf"{prefix}[0-9a-fA-F]{{32}}")
+
+    def parse(raw: str) -> str:
+        if not pattern.fullmatch(raw):
+            raise ValueError(f"must be '{prefix}' followed by 32 hexadecimal characters")
+        return raw
+
+    return parse
+
+
+def _secret(raw: str) -> str:
+    return raw
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _e164(raw: str) -> str:
+    if not is_e164(raw):
+        raise ValueError("must be a phone number in E.164 form, like +14155552671")
+    return raw
+
+
+def _origin(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL such as https://contoso.azurewebsites.net")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not carry credentials, a query or a fragment")
+    return raw.rstrip("/")
+
+
+def _countries(raw: str) -> frozenset[str] | None:
+    codes = {code.strip().upper() for code in raw.split(",") if code.strip()}
+    supported = phonenumbers.SUPPORTED_REGIONS
+    unknown = sorted(code for code in codes if code not in supported)
+    if unknown:
+        raise ValueError("must be ISO 3166 alpha-2 codes separated by commas, like US,CA,FR")
+    return frozenset(codes) or None
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < value <= 300:
+        raise ValueError("must be more than 0 and at most 300 seconds")
+    return value
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One app setting: the single source of its name, meaning and parsing."""
+
+    name: str
+    field: str
+    meaning: str
+    parse: Callable[[str], Any]
+    required: bool = False
+    default: str | None = None
+
+
+DECLARATIONS: tuple[Declaration, ...] = (
+    Declaration(
+        "TWILIO_ACCOUNT_SID", "account_sid",
+        "Twilio account SID (`AC...`): the account every call and message is made on.",
+        _sid("AC"), required=True,
+    ),
+    Declaration(
+        "TWILIO_AUTH_TOKEN", "auth_token",
+        "Auth token of that account: checks Twilio's webhook signatures; "
+        "REST credential unless an API key is set.",
+        _secret, required=True,
+    ),
+    Declaration(
+        "TWILIO_API_KEY_SID", "api_key_sid",
+        "API key SID (`SK...`): preferred REST credential, set together with "
+        "`TWILIO_API_KEY_SECRET`.",
+        _sid("SK"),
+    ),
+    Declaration(
+        "TWILIO_API_KEY_SECRET", "api_key_secret",
+        "Secret of that API key.",
+        _secret,
+    ),
+    Declaration(
+        "TWILIO_FROM_NUMBER", "from_number",
+        "Default caller ID and SMS sender (E.164), used when a request gives no `from`.",
+        _e164,
+    ),
+    Declaration(
+        "TWILIO_MESSAGING_SERVICE_SID", "messaging_service_sid",
+        "Messaging Service (`MG...`) that sends SMS when a request gives no `from`; "
+        "takes precedence over `TWILIO_FROM_NUMBER` for SMS.",
+        _sid("MG"),
+    ),
+    Declaration(
+        "PUBLIC_BASE_URL", "public_base_url",
+        "Public origin of the app (`https://contoso.azurewebsites.net`): builds the TwiML "
+        "URL for calls and the URL Twilio signed behind a proxy or custom domain. "
+        "Unset: the request's own URL.",
+        _origin,
+    ),
+    Declaration(
+        "ALLOWED_COUNTRIES", "allowed_countries",
+        "ISO 3166 alpha-2 codes (`US,CA,FR`) that calls and SMS may go to. Unset: any country.",
+        _countries,
+    ),
+    Declaration(
+        "ALLOW_PREMIUM_NUMBERS", "allow_premium_numbers",
+        "Allow premium-rate and shared-cost destinations.",
+        _flag, default="false",
+    ),
+    Declaration(
+        "TWILIO_VALIDATE_SIGNATURE", "validate_signature",
+        "Refuse `twiml` requests without a valid `X-Twilio-Signature`.",
+        _flag, default="true",
+    ),
+    Declaration(
+        "TWILIO_API_BASE_URL", "api_base_url",
+        "Origin every Twilio REST request goes to (local sandboxes, tests, mocks).",
+        _origin, default="https://api.twilio.com",
+    ),
+    Declaration(
+        "TWILIO_TIMEOUT_SECONDS", "timeout_seconds",
+        "Timeout of each Twilio REST request, in seconds.",
+        _seconds, default="10",
+    ),
+    Declaration(
+        "SMS_REPLY_MESSAGE", "sms_reply_message",
+        "Reply sent to incoming SMS that reach `twiml`. Unset: no reply.",
+        _text,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed app settings; one attribute per declaration's ``field``."""
+
+    account_sid: str
+    auth_token: str
+    api_key_sid: str | None
+    api_key_secret: str | None
+    from_number: str | None
+    messaging_service_sid: str | None
+    public_base_url: str | None
+    allowed_countries: frozenset[str] | None
+    allow_premium_numbers: bool
+    validate_signature: bool
+    api_base_url: str
+    timeout_seconds: float
+    sms_reply_message: str | None
+
+
+def app_settings() -> Settings:
+    """The settings for a request; a bad setting is the operator's problem: 500 naming it."""
+    try:
+        return load_settings()
+    except SettingError as error:
+        raise misconfigured(error.name, error.reason) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse the declared settings from ``environ`` (default: the process environment).
+
+    Raises ``SettingError`` naming the first missing or malformed setting.
+    Parsing is cached on the raw values, so calling this per request is cheap
+    and still sees settings changed at run time.
+    """
+    env = os.environ if environ is None else environ
+    return _parse(tuple(env.get(d.name) for d in DECLARATIONS))
+
+
+@lru_cache(maxsize=8)
+def _parse(raw_values: tuple[str | None, ...]) -> Settings:
+    values: dict[str, Any] = {}
+    for declaration, raw in zip(DECLARATIONS, raw_values, strict=True):
+        text = raw.strip() if raw is not None else ""
+        if not text:
+            if declaration.required:
+                raise SettingError(declaration.name, "is required but not set")
+            text = declaration.default or ""
+        try:
+            values[declaration.field] = declaration.parse(text) if text else None
+        except ValueError as error:
+            raise SettingError(declaration.name, str(error)) from None
+    if (values["api_key_sid"] is None) != (values["api_key_secret"] is None):
+        missing = "TWILIO_API_KEY_SID" if values["api_key_sid"] is None else "TWILIO_API_KEY_SECRET"
+        raise SettingError(missing, "is required when the other API key setting is set")
+    return Settings(**values)

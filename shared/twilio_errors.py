@@ -1,0 +1,70 @@
+"""Twilio's failures as problems a mobile client can act on.
+
+Twilio refusing the request itself (an unverified or unreachable number, an
+unsupported destination) is the client's to fix: it keeps Twilio's code and
+documentation link. Twilio refusing our credentials, failing, or not
+answering is not: the client gets 502/504 and the details go to the log,
+without secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from aiohttp import ClientError
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+
+from shared.problems import TWILIO_ERROR_DOCS, Problem
+
+
+async def calling_twilio[T](request: Awaitable[T]) -> T:
+    """Await a Twilio REST call, turning its failures into problems."""
+    try:
+        return await request
+    except Exception as error:
+        problem = problem_for(error)
+        if problem is None:
+            raise
+        raise problem from error
+
+
+def problem_for(error: BaseException) -> Problem | None:
+    """The problem for a failure of a Twilio call, or None if it is not one."""
+    if isinstance(error, TwilioRestException | TwilioServiceException):
+        return _refusal(error)
+    if isinstance(error, asyncio.TimeoutError):
+        return Problem(504, "twilio-timeout", "Twilio did not answer in time; try again later",
+                       title="Upstream timeout")
+    if isinstance(error, ClientError | OSError | TwilioException | ValueError):
+        return Problem(502, "twilio-unavailable", "Twilio could not be reached or answered "
+                       "with something unreadable; try again later", title="Upstream failure")
+    return None
+
+
+def _refusal(error: TwilioRestException | TwilioServiceException) -> Problem:
+    status = int(error.status or 502)
+    code = error.code if isinstance(error.code, int) and error.code != status else None
+    more_info = TWILIO_ERROR_DOCS.format(code=code) if code else None
+    if status == 429:
+        retry_after = str(getattr(error, "retry_after", None) or "")
+        retry_after = retry_after if retry_after.isdigit() else "1"
+        return Problem(429, "twilio-rate-limited", "Twilio is limiting the request rate; "
+                       "retry after the given delay", headers={"Retry-After": retry_after},
+                       twilio_code=code, more_info=more_info)
+    if status in (401, 403):
+        return Problem(502, "twilio-credentials", "Twilio refused the app's credentials",
+                       title="Upstream configuration error", twilio_code=code)
+    if status == 404 or status >= 500:
+        return Problem(502, "twilio-unavailable", "Twilio failed to process the request; "
+                       "try again later", title="Upstream failure", twilio_code=code)
+    return Problem(
+        400 if status == 400 else 422, "twilio-refused", _message(error),
+        title="Twilio refused the request", twilio_code=code, more_info=more_info,
+    )
+
+
+def _message(error: TwilioRestException | TwilioServiceException) -> str:
+    text = error.msg if isinstance(error, TwilioRestException) else (error.detail or error.title)
+    prefix = "Unable to create record: "
+    return text[len(prefix):] if text.startswith(prefix) else text

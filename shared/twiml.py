@@ -1,0 +1,73 @@
+"""TwiML documents, built with twilio's TwiML builders so every string is escaped.
+
+Voice requests take the app's own parameters (``message``, ``voice``,
+``language``, as ``make_call`` sends them) or the classic twimlet form
+``Message`` / ``Message[0]``, ``Message[1]``, ...: an http(s) value is played,
+any other text is spoken, in index order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from shared.problems import invalid_field
+from shared.request_body import Payload
+from shared.voice import DEFAULT_MESSAGE, DEFAULT_VOICE, MAX_MESSAGE, voice_options
+
+MAX_PARTS = 20
+MAX_URL = 2048
+_INDEXED = re.compile(r"Message\[(\d{1,3})\]")
+
+
+def is_incoming_sms(params: Mapping[str, str]) -> bool:
+    """Twilio's messaging webhooks carry a MessageSid (SmsSid in older ones)."""
+    return "MessageSid" in params or "SmsSid" in params
+
+
+def reply_document(reply: str | None) -> str:
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return response.to_xml()
+
+
+def voice_document(params: Mapping[str, str]) -> str:
+    """``<Say>``/``<Play>`` for the request's parameters; refuses bad values with 400."""
+    payload = Payload({name: [value] for name, value in params.items()})
+    options = voice_options(payload.text("voice", max_length=64),
+                            payload.text("language", max_length=16))
+    options.setdefault("voice", DEFAULT_VOICE)
+    response = VoiceResponse()
+    for field, text in _script(payload, params):
+        is_twimlet = field.startswith("Message")
+        if is_twimlet and _is_audio_url(text):
+            response.play(text)
+        elif is_twimlet and text.lower().startswith(("http:", "https:")):
+            raise invalid_field(field, "is not a valid http(s) URL")
+        else:
+            response.say(text, **options)
+    return response.to_xml()
+
+
+def _script(payload: Payload, params: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The texts to speak or play, in order, with the field each came from."""
+    indexed = sorted((int(m.group(1)), name) for name in params
+                     if (m := _INDEXED.fullmatch(name)))
+    names = (["Message"] if "Message" in params else []) + [name for _, name in indexed]
+    if len(names) > MAX_PARTS:
+        raise invalid_field("Message", f"takes at most {MAX_PARTS} parts")
+    script = [(name, payload.text(name, max_length=MAX_MESSAGE)) for name in names]
+    parts = [(name, text) for name, text in script if text]
+    if parts:
+        return parts
+    return [("message", payload.text("message", max_length=MAX_MESSAGE) or DEFAULT_MESSAGE)]
+
+
+def _is_audio_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(text) <= MAX_URL

@@ -1,0 +1,54 @@
+"""Reading a Twilio webhook: size cap, signature check, parameters.
+
+Twilio signs the exact URL it called plus the sorted POST parameters with
+the account's auth token (``X-Twilio-Signature``). Behind a proxy, a custom
+domain or Azure's front ends the URL the app sees can differ from the one
+Twilio called, so ``PUBLIC_BASE_URL`` rebuilds it: that origin, the request's
+path and its original query.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+
+from shared.problems import bad_signature, too_large
+from shared.request_body import FORM, MAX_BODY_BYTES, media_type
+from shared.settings import Settings
+
+
+def read_webhook(req: func.HttpRequest, settings: Settings) -> dict[str, str]:
+    """Twilio's parameters (query and form), once the request is proven to be Twilio's."""
+    if len(req.get_body() or b"") > MAX_BODY_BYTES:
+        raise too_large(MAX_BODY_BYTES)
+    verify_signature(req, settings)
+    params = dict(req.params)
+    if req.method == "POST" and media_type(req) == FORM:
+        params.update(req.form.items())
+    return params
+
+
+def verify_signature(req: func.HttpRequest, settings: Settings) -> None:
+    """Raise 403 unless signature checks are off or the request carries a valid one."""
+    if not settings.validate_signature:
+        return
+    signature = req.headers.get("X-Twilio-Signature")
+    if not signature:
+        raise bad_signature()
+    url = signed_url(req.url, settings.public_base_url)
+    params = req.form if req.method == "POST" and media_type(req) == FORM else {}
+    if "bodySHA256=" in urlsplit(url).query:
+        params = req.get_body().decode("utf-8", errors="replace")
+    if not RequestValidator(settings.auth_token).validate(url, params, signature):
+        raise bad_signature()
+
+
+def signed_url(request_url: str, public_base_url: str | None) -> str:
+    """The URL Twilio called: the request's, or its path and query on the public origin."""
+    if not public_base_url:
+        return request_url
+    parts = urlsplit(request_url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{public_base_url}{parts.path}{query}"
