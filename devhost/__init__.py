@@ -1,0 +1,1 @@
+"""Local development tooling: a Functions host for the app and a Twilio sandbox."""

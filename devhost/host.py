@@ -1,0 +1,249 @@
+"""A local Functions host for this v1 Python app, running it on Azure's own runtime.
+
+``FunctionHost`` does what the Functions host (and ``func start``) does for a
+Python v1 app: applies local.settings.json, indexes the function.json folders,
+has azure-functions-runtime-v1 (the engine Azure runs for Python 3.13) load
+each function, then serves the HTTP triggers. Functions that fail to load are
+logged with the runtime's reason and answer 500; the others serve.
+
+The runtime keeps its state in module globals (function registry, the
+``__app__`` package), so there is one host per process; to host several apps,
+run several processes of the CLI::
+
+    python -m devhost.host --app-dir . --host 127.0.0.1 --port 7071 \
+        [--enforce-keys] [--settings local.settings.json]
+
+It prints each function's URL, then ``functions host listening on URL``
+(flushed; with ``--port 0`` the real port), serves until SIGINT or SIGTERM, and
+exits 0.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from aiohttp import web
+
+from devhost.app_index import AppIndexError, FunctionSpec, index_app
+from devhost.auth import KEY_SETTING
+from devhost.logs import AccessLogger, configure_logging
+from devhost.protos import load_protos
+from devhost.routes import RouteTable, RouteTemplate, RouteTemplateError, join_template
+from devhost.runtime import LoadError, RuntimeDriver
+from devhost.server import FunctionServer, HostedFunction, describe
+from devhost.settings_file import AppliedSettings, SettingsError, apply_local_settings
+
+logger = logging.getLogger("devhost")
+
+READY_PREFIX = "functions host listening on"
+
+
+class FunctionHost:
+    """Loads the app's functions on the Python v1 runtime and serves them over HTTP.
+
+    ``functions`` maps each function folder to its route, methods and authLevel;
+    ``load_errors`` maps the ones that did not load to the reason. Settings from
+    ``settings_file`` (default: the app's local.settings.json) go into the
+    environment first, variables already set winning.
+    """
+
+    _started: ClassVar[bool] = False
+
+    def __init__(
+        self, app_dir: Path, *, enforce_keys: bool = False, settings_file: Path | None = None
+    ) -> None:
+        self.app_dir = app_dir.resolve()
+        self.enforce_keys = enforce_keys
+        self.settings_file = (settings_file or self.app_dir / "local.settings.json").resolve()
+        self.functions: dict[str, HostedFunction] = {}
+        self.load_errors: dict[str, str] = {}
+        self.settings: AppliedSettings | None = None
+        self.base_url: str | None = None
+        self._driver: RuntimeDriver | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 7071) -> str:
+        """Load the functions and start serving; returns the base URL (real port if 0)."""
+        if FunctionHost._started:
+            raise RuntimeError("one FunctionHost per process: the runtime keeps global state")
+        FunctionHost._started = True
+        try:
+            await self._load()
+            return await self._serve(host, port)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _load(self) -> None:
+        self.settings = apply_local_settings(self.settings_file)
+        for name in self.settings.skipped:
+            logger.warning(
+                "Skipping '%s' from local settings as it's already defined in the environment.",
+                name,
+            )
+        # As on Azure: the worker learns the app folder from the host, and the app
+        # folder is importable (`from shared import ...` in a function).
+        os.environ.setdefault("AzureWebJobsScriptRoot", str(self.app_dir))
+        if str(self.app_dir) not in sys.path:
+            sys.path.append(str(self.app_dir))
+        index = index_app(self.app_dir)
+        self._driver = RuntimeDriver(load_protos())
+        await self._driver.start(str(self.app_dir))
+        specs = {spec.name: spec for spec in index.functions}
+        for name in sorted([*specs, *index.errors]):
+            if name in specs:
+                self._add(await self._hosted(specs[name], index.route_prefix))
+            else:  # its route is unknown: serve the default one, so the failure shows
+                route = _valid_route(join_template(index.route_prefix, name))
+                self._add(
+                    HostedFunction(name, route, None, "function", load_error=index.errors[name])
+                )
+        for name in index.disabled:
+            logger.warning("Function %s is disabled.", name)
+        if self.enforce_keys and not os.environ.get(KEY_SETTING):
+            logger.warning(
+                "Keys are enforced but %s is not set: keyed functions answer 401", KEY_SETTING
+            )
+
+    async def _hosted(self, spec: FunctionSpec, route_prefix: str) -> HostedFunction:
+        """Check the function's route, then have the runtime load it."""
+        if self._driver is None:
+            raise RuntimeError("the runtime is not started")
+        trigger = spec.http
+        function = HostedFunction(
+            spec.name,
+            None,
+            trigger.methods if trigger else None,
+            trigger.auth_level if trigger else "anonymous",
+            spec=spec,
+        )
+        if trigger is not None:
+            template = join_template(route_prefix, trigger.route)
+            try:
+                RouteTemplate(template)
+            except RouteTemplateError as exc:
+                function.load_error = f"route {template!r}: {exc}"
+                return function
+            function.route = f"/{template}"
+        try:
+            function.function_id = await self._driver.load(spec)
+        except LoadError as exc:
+            function.load_error = str(exc)
+        return function
+
+    def _add(self, function: HostedFunction) -> None:
+        """Record a function, reporting it if it did not load."""
+        self.functions[function.name] = function
+        if function.load_error is not None:
+            self.load_errors[function.name] = function.load_error
+            logger.error("Function '%s' failed to load: %s", function.name, function.load_error)
+
+    async def _serve(self, host: str, port: int) -> str:
+        if self._driver is None:
+            raise RuntimeError("functions are not loaded")
+        routes = RouteTable(
+            (f.name, RouteTemplate(f.route.lstrip("/")), f.methods)
+            for f in self.functions.values()
+            if f.route is not None
+        )
+        server = FunctionServer(
+            self._driver,
+            self.functions,
+            routes,
+            enforce_keys=self.enforce_keys,
+            key=os.environ.get(KEY_SETTING),
+        )
+        self._runner = web.AppRunner(server.application(), access_log_class=AccessLogger)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_port = self._runner.addresses[0][1]
+        url_host = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{url_host}:{bound_port}"
+        logger.info("Host started: %s", self.base_url)
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Close the server, then the runtime's thread pool. Safe to call twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._driver is not None:
+            await self._driver.stop()
+            self._driver = None
+
+
+def _valid_route(template: str) -> str | None:
+    """The URL path for a template, None if it is no valid route (e.g. braces in a name)."""
+    try:
+        RouteTemplate(template)
+    except RouteTemplateError:
+        return None
+    return f"/{template}"
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost.host",
+        description="Serve the app's HTTP functions on the Azure Functions Python v1 runtime.",
+    )
+    parser.add_argument("--app-dir", type=Path, default=Path(), help="function app folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=7071, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--enforce-keys",
+        action="store_true",
+        help=f"require {KEY_SETTING} for authLevel function/admin (Core Tools does not)",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="app settings file (default: APP_DIR/local.settings.json); variables already "
+        "set in the environment win",
+    )
+    return parser.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    host = FunctionHost(args.app_dir, enforce_keys=args.enforce_keys, settings_file=args.settings)
+    try:
+        base_url = await host.start(args.host, args.port)
+    except (SettingsError, AppIndexError, OSError) as exc:
+        logger.error("Cannot start the functions host: %s", exc)
+        return 1
+    shown = base_url.replace("0.0.0.0", "localhost").replace("[::]", "localhost")  # noqa: S104
+    print("Functions:\n")
+    for function in host.functions.values():
+        print(f"\t{describe(function, shown)}")
+    print(f"\n{READY_PREFIX} {base_url}", flush=True)
+    try:
+        await stopping.wait()
+    finally:
+        await host.stop()
+        logger.info("Host stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = _arguments(argv)
+    configure_logging()
+    # Resolve paths first: like Azure, functions run with the app folder as cwd.
+    args.app_dir = args.app_dir.resolve()
+    args.settings = args.settings.resolve() if args.settings else None
+    os.chdir(args.app_dir)
+    return asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

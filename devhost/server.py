@@ -1,0 +1,185 @@
+"""The HTTP front of the host: routes each request to a function and runs it.
+
+Like the Functions host it answers 404 for unknown paths, 405 for a known
+route with another method, 401 (empty body) for a missing or wrong key when
+keys are enforced, and 500 without details when a function raised; the
+details go to the log. A function that failed to load answers 500 with a short
+problem document naming it, so the failure is obvious from the client too.
+"""
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from devhost import auth, http_mapping
+from devhost.app_index import FunctionSpec
+from devhost.logs import function_scope
+from devhost.routes import MethodNotAllowed, RouteTable, path_segments
+from devhost.runtime import RuntimeDriver
+
+logger = logging.getLogger("devhost")
+
+# Azure's limit on an HTTP request body (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT default): 100 MB.
+MAX_REQUEST_BODY = 100 * 1024 * 1024
+_REASON = "This function was programmatically called via the host APIs."
+
+
+@dataclass
+class HostedFunction:
+    """A function folder as the host serves it; ``load_error`` set when it did not load.
+
+    ``route`` is the URL path template (``/api/items/{id:int}``), None without an
+    HTTP trigger; ``methods`` None means every method.
+    """
+
+    name: str
+    route: str | None
+    methods: frozenset[str] | None
+    auth_level: str
+    spec: FunctionSpec | None = None
+    function_id: str | None = None
+    load_error: str | None = None
+
+
+def _problem(status: int, title: str, detail: str) -> web.Response:
+    document = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return web.Response(
+        status=status, text=json.dumps(document), content_type="application/problem+json"
+    )
+
+
+class FunctionServer:
+    """Builds the aiohttp application that serves one app's functions."""
+
+    def __init__(
+        self,
+        driver: RuntimeDriver,
+        functions: dict[str, HostedFunction],
+        routes: RouteTable,
+        *,
+        enforce_keys: bool,
+        key: str | None,
+    ) -> None:
+        self._driver = driver
+        self._functions = functions
+        self._routes = routes
+        self._enforce_keys = enforce_keys
+        self._key = key
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_BODY)
+        app.router.add_route("*", "/{path:.*}", self._dispatch)
+        return app
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        segments = path_segments(request.raw_path)
+        found = self._routes.resolve(request.method, segments)
+        if found is None:
+            if not segments and request.method in ("GET", "HEAD"):
+                return self._homepage(request)
+            return web.Response(status=404)
+        if isinstance(found, MethodNotAllowed):
+            return web.Response(status=405, headers={"Allow": ", ".join(sorted(found.allowed))})
+        function = self._functions[found.name]
+        if function.function_id is None or function.spec is None:
+            return _problem(
+                500,
+                "Function not loaded",
+                f"Function '{function.name}' failed to load; see the host log.",
+            )
+        if self._enforce_keys and not auth.is_authorized(
+            function.auth_level, auth.presented_key(request), self._key
+        ):
+            return web.Response(status=401)
+        return await self._invoke(
+            function, function.spec, function.function_id, request, found.params
+        )
+
+    async def _invoke(
+        self,
+        function: HostedFunction,
+        spec: FunctionSpec,
+        function_id: str,
+        request: web.Request,
+        route_params: dict[str, str],
+    ) -> web.StreamResponse:
+        protos = self._driver.protos
+        body = await request.read()
+        invocation_id = str(uuid.uuid4())
+        trigger = spec.http.param if spec.http else ""
+        invocation = protos.InvocationRequest(
+            invocation_id=invocation_id,
+            function_id=function_id,
+            input_data=[
+                protos.ParameterBinding(
+                    name=trigger,
+                    data=protos.TypedData(
+                        http=http_mapping.rpc_http(protos, request, body, route_params)
+                    ),
+                )
+            ],
+            trigger_metadata=http_mapping.trigger_metadata(protos, request, route_params),
+            trace_context=http_mapping.trace_context(protos, request),
+        )
+        with function_scope(function.name, invocation_id):
+            logger.info(
+                "Executing 'Functions.%s' (Reason='%s', Id=%s)",
+                function.name,
+                _REASON,
+                invocation_id,
+            )
+            started = time.perf_counter()
+            result = await self._driver.invoke(invocation)
+            elapsed = (time.perf_counter() - started) * 1000
+            if result.result.status != protos.StatusResult.Success:
+                error = result.result.exception
+                logger.error(
+                    "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s\n%s",
+                    function.name,
+                    invocation_id,
+                    elapsed,
+                    error.message,
+                    error.stack_trace,
+                )
+                return web.Response(status=500)
+            logger.info(
+                "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
+                function.name,
+                invocation_id,
+                elapsed,
+            )
+            try:
+                return http_mapping.web_response(protos, self._http_output(spec, result))
+            except Exception:
+                logger.exception("Function '%s' returned an unusable HTTP response", function.name)
+                return web.Response(status=500)
+
+    @staticmethod
+    def _http_output(spec: FunctionSpec, result: Any) -> Any | None:
+        if spec.http_output == "$return":
+            return result.return_value if result.HasField("return_value") else None
+        for binding in result.output_data:
+            if binding.name == spec.http_output:
+                return binding.data
+        return None
+
+    def _homepage(self, request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        lines = ["Your Functions host is running (devhost, Python v1 runtime).", "", "Functions:"]
+        for function in sorted(self._functions.values(), key=lambda f: f.name):
+            lines.append(f"  {describe(function, base)}")
+        return web.Response(text="\n".join(lines) + "\n")
+
+
+def describe(function: HostedFunction, base_url: str) -> str:
+    """One line per function, in the shape ``func start`` prints: name, methods, URL."""
+    if function.route is None:
+        return f"{function.name}: {'not loaded' if function.load_error else '(no HTTP trigger)'}"
+    methods = f"[{','.join(sorted(function.methods))}] " if function.methods else ""
+    line = f"{function.name}: {methods}{base_url}{function.route}"
+    return f"{line}  (not loaded)" if function.load_error else line
