@@ -1,0 +1,98 @@
+"""Run the sandbox as its own process: ``python -m devhost.twilio_sandbox``.
+
+Prints exactly one line on stdout, ``twilio-sandbox listening on <base URL>``, once
+it accepts requests (a parent process waits for it); everything else goes to the
+log on stderr. Stops cleanly on SIGINT or SIGTERM.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+
+from .sandbox import TwilioSandbox
+
+log = logging.getLogger("devhost.twilio_sandbox")
+
+READY_LINE = "twilio-sandbox listening on {url}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost.twilio_sandbox",
+        description="Local stand-in for the Twilio REST API: nothing real is sent.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free one)")
+    parser.add_argument("--account-sid", required=True, help="the account SID clients use")
+    parser.add_argument("--auth-token", required=True, help="that account's auth token")
+    parser.add_argument("--api-key", help="an API key SID (SK...) of that account")
+    parser.add_argument("--api-secret", help="the API key's secret")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added before every REST answer"
+    )
+    parser.add_argument(
+        "--no-fetch-twiml",
+        dest="fetch_twiml",
+        action="store_false",
+        help="do not fetch a created call's TwiML",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    if (args.api_key is None) != (args.api_secret is None):
+        parser.error("--api-key and --api-secret go together")
+    if args.latency < 0:
+        parser.error("--latency must not be negative")
+    return args
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run until SIGINT/SIGTERM."""
+    api_keys = {args.api_key: (args.api_secret, args.account_sid)} if args.api_key else {}
+    sandbox = TwilioSandbox(
+        accounts={args.account_sid: args.auth_token},
+        api_keys=api_keys,
+        latency=args.latency,
+        fetch_twiml=args.fetch_twiml,
+    )
+    if not _is_loopback(args.host):
+        log.warning("binding %s: the /_sandbox controls have no authentication", args.host)
+    url = await sandbox.start(args.host, args.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows, where Ctrl+C still ends asyncio.run().
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stopping.set)
+    print(READY_LINE.format(url=url), flush=True)
+    try:
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        await sandbox.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

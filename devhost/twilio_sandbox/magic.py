@@ -1,0 +1,130 @@
+"""Twilio's test-credential magic numbers, as data.
+
+Twilio answers requests made with test credentials according to a fixed table of
+``+1500555xxxx`` numbers (https://www.twilio.com/docs/iam/test-credentials). The
+sandbox applies the same table to every request, so code written against the
+sandbox behaves the same against Twilio's test credentials, and every error path
+of the app can be reached on purpose.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import TwilioApiError
+
+Resource = Literal["message", "call"]
+Param = Literal["From", "To"]
+
+#: The one sender that succeeds, for both messages and calls.
+VALID_FROM = "+15005550006"
+
+
+@dataclass(frozen=True)
+class MagicNumber:
+    """One row of the table.
+
+    ``number`` None means "any number without its own row"; ``code`` None means the
+    request passes. ``message`` may use ``{number}`` (the value of ``param``) and
+    ``{sender}`` (the request's From, or its MessagingServiceSid).
+    """
+
+    resource: Resource
+    param: Param
+    number: str | None
+    code: int | None
+    message: str
+    meaning: str
+
+
+_NOT_A_NUMBER = (
+    "The 'From' number {number} is not a valid phone number, shortcode, or alphanumeric sender ID."
+)
+_NOT_SMS_CAPABLE = (
+    "The From phone number {number} is not a valid, SMS-capable inbound phone number "
+    "or short code for your account."
+)
+
+MAGIC_NUMBERS: tuple[MagicNumber, ...] = (
+    # Messages: From
+    MagicNumber("message", "From", VALID_FROM, None, "", "Valid sender: the message is queued."),
+    MagicNumber("message", "From", "+15005550001", 21212, _NOT_A_NUMBER,
+                "Invalid 'From': not a phone number, short code or alphanumeric sender ID."),
+    MagicNumber("message", "From", "+15005550007", 21606, _NOT_SMS_CAPABLE,
+                "'From' is not owned by the account (or cannot send SMS)."),
+    MagicNumber("message", "From", "+15005550008", 21611,
+                "This 'From' number has exceeded the maximum number of queued messages.",
+                "The sender's outgoing message queue is full."),
+    MagicNumber("message", "From", None, 21606, _NOT_SMS_CAPABLE,
+                "Any other sender is not a number of the account."),
+    # Messages: To
+    MagicNumber("message", "To", "+15005550001", 21211,
+                "The 'To' number {number} is not a valid phone number.",
+                "Invalid 'To' phone number."),
+    MagicNumber("message", "To", "+15005550002", 21612,
+                "The 'To' phone number: {number}, is not currently reachable using the "
+                "'From' phone number: {sender} via SMS.",
+                "Twilio cannot route a message to this number."),
+    MagicNumber("message", "To", "+15005550003", 21408,
+                "Permission to send an SMS has not been enabled for the region indicated "
+                "by the 'To' number: {number}.",
+                "The account lacks the international (geo) permission for this number."),
+    MagicNumber("message", "To", "+15005550004", 21610,
+                "Attempt to send to unsubscribed recipient",
+                "The recipient replied STOP (blocked / unsubscribed)."),
+    MagicNumber("message", "To", "+15005550009", 21614,
+                "'To' number {number} is not a valid mobile number",
+                "The number is not a mobile number and cannot receive SMS."),
+    # Calls: From
+    MagicNumber("call", "From", VALID_FROM, None, "", "Valid caller ID: the call is queued."),
+    MagicNumber("call", "From", "+15005550001", 21212, _NOT_A_NUMBER,
+                "Invalid 'From' (caller ID) phone number."),
+    MagicNumber("call", "From", None, 21210,
+                "The source phone number provided, {number}, is not yet verified for your "
+                "account. You may only make calls from phone numbers that you've verified "
+                "or purchased from Twilio.",
+                "Any other caller ID is neither owned nor verified by the account."),
+    # Calls: To
+    MagicNumber("call", "To", "+15005550001", 21217,
+                "The phone number you are attempting to call, {number}, is not valid.",
+                "Invalid 'To' phone number."),
+    MagicNumber("call", "To", "+15005550002", 21214,
+                "'To' phone number cannot be reached",
+                "The number cannot be reached."),
+    MagicNumber("call", "To", "+15005550003", 21215,
+                "Account not authorized to call {number}. Perhaps you need to enable some "
+                "international permissions: "
+                "https://www.twilio.com/console/voice/calls/geo-permissions/low-risk",
+                "The account lacks the international (geo) permission for this number."),
+    MagicNumber("call", "To", "+15005550004", 21216,
+                "Account not allowed to call {number}",
+                "The number is on Twilio's block list."),
+)  # fmt: skip
+
+
+def lookup(resource: Resource, param: Param, number: str) -> MagicNumber | None:
+    """The row that decides ``number``: its own row, else the "any other" row, else None."""
+    fallback = None
+    for row in MAGIC_NUMBERS:
+        if row.resource != resource or row.param != param:
+            continue
+        if row.number == number:
+            return row
+        if row.number is None:
+            fallback = row
+    return fallback
+
+
+def check(resource: Resource, sender: str | None, to: str, via: str | None = None) -> None:
+    """Raise the error Twilio's table gives for this From/To pair (From first, like Twilio).
+
+    ``sender`` None (a message sent through a Messaging Service, named by ``via``) skips
+    the From rows.
+    """
+    pairs: tuple[tuple[Param, str | None], ...] = (("From", sender), ("To", to))
+    for param, number in pairs:
+        if number is None:
+            continue
+        row = lookup(resource, param, number)
+        if row is not None and row.code is not None:
+            text = row.message.format(number=number, sender=sender or via or "")
+            raise TwilioApiError(400, row.code, text)

@@ -1,0 +1,195 @@
+"""Twilio's JSON resources (Message, Call, list pages), field for field.
+
+Field names follow twilio-python's ``MessageInstance`` / ``CallInstance`` so the
+library builds its objects from sandbox answers as it does from Twilio's. Stored
+resources carry a few sandbox-only keys (:data:`SANDBOX_KEYS`: what the request
+sent, what the callee heard) that tests read and the REST answers leave out.
+"""
+
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import phonenumbers
+
+API_VERSION = "2010-04-01"
+#: Keys kept on stored resources for tests, never sent in REST answers.
+SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "heard", "error"})
+#: Parameters Twilio accepts repeated; stored as lists even when sent once.
+LIST_PARAMS = frozenset({"MediaUrl", "StatusCallbackEvent"})
+
+Resource = dict[str, Any]
+
+# GSM 03.38: the basic set costs one 7-bit unit, the extension set two.
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh SID: two-letter prefix and 32 lowercase hex digits, like Twilio's."""
+    return prefix + secrets.token_hex(16)
+
+
+def rfc2822(moment: datetime) -> str:
+    """Twilio's date format: ``Wed, 27 Nov 2024 16:28:00 +0000``."""
+    return format_datetime(moment.astimezone(UTC))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def account_path(account_sid: str) -> str:
+    return f"/{API_VERSION}/Accounts/{account_sid}"
+
+
+def formatted(number: str | None) -> str | None:
+    """A number in its national format, as Twilio's ``*_formatted`` fields show it."""
+    if not number:
+        return number
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def num_segments(body: str) -> int:
+    """How many SMS segments carry ``body`` (GSM-7 when it fits, else UCS-2)."""
+    if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
+        units = sum(2 if ch in _GSM_EXTENDED else 1 for ch in body)
+        single, multi = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+def request_snapshot(form: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """What the client sent: one value per parameter, a list when repeated or list-typed."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in form:
+        grouped.setdefault(key, []).append(value)
+    return {
+        key: values if key in LIST_PARAMS or len(values) > 1 else values[0]
+        for key, values in grouped.items()
+    }
+
+
+def build_message(
+    account_sid: str, form: Mapping[str, str], media_urls: list[str], snapshot: dict[str, Any]
+) -> Resource:
+    """A Message resource as Twilio answers a successful create."""
+    sid = new_sid("SM")
+    stamp = rfc2822(now())
+    uri = f"{account_path(account_sid)}/Messages/{sid}.json"
+    service = form.get("MessagingServiceSid") or None
+    body = form.get("Body", "")
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": body,
+        "date_created": stamp,
+        "date_sent": None,
+        "date_updated": stamp,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": form.get("From") or None,
+        "messaging_service_sid": service,
+        "num_media": str(len(media_urls)),
+        "num_segments": str(num_segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "accepted" if service else "queued",
+        "subresource_uris": {
+            "media": f"{account_path(account_sid)}/Messages/{sid}/Media.json",
+            "feedback": f"{account_path(account_sid)}/Messages/{sid}/Feedback.json",
+        },
+        "to": form["To"],
+        "uri": uri,
+        "request": snapshot,
+    }
+
+
+def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, Any]) -> Resource:
+    """A Call resource as Twilio answers a successful create (status ``queued``)."""
+    sid = new_sid("CA")
+    stamp = rfc2822(now())
+    base = f"{account_path(account_sid)}/Calls/{sid}"
+    subresources = (
+        "notifications", "recordings", "payments", "events", "siprec", "streams",
+        "transcriptions", "user_defined_message_subscriptions", "user_defined_messages",
+    )  # fmt: skip
+    return {
+        "account_sid": account_sid,
+        "annotation": None,
+        "answered_by": None,
+        "api_version": API_VERSION,
+        "caller_name": None,
+        "date_created": stamp,
+        "date_updated": stamp,
+        "direction": "outbound-api",
+        "duration": None,
+        "end_time": None,
+        "forwarded_from": None,
+        "from": form["From"],
+        "from_formatted": formatted(form["From"]),
+        "group_sid": None,
+        "parent_call_sid": None,
+        "phone_number_sid": None,
+        "price": None,
+        "price_unit": "USD",
+        "queue_time": "0",
+        "sid": sid,
+        "start_time": None,
+        "status": "queued",
+        "stir_verstat": None,
+        "subresource_uris": {name: f"{base}/{name}.json" for name in subresources},
+        "to": form["To"],
+        "to_formatted": formatted(form["To"]),
+        "trunk_sid": None,
+        "uri": f"{base}.json",
+        "request": snapshot,
+        "twiml": None,
+        "twiml_status": None,
+        "heard": [],
+        "error": None,
+    }
+
+
+def public(resource: Resource) -> Resource:
+    """The resource as Twilio's REST API shows it (sandbox-only keys removed)."""
+    return {key: value for key, value in resource.items() if key not in SANDBOX_KEYS}
+
+
+def page(
+    key: str, items: list[Resource], path: str, filters: Mapping[str, str], number: int, size: int
+) -> dict[str, Any]:
+    """One page of a list answer in Twilio's shape; ``items`` already newest first."""
+
+    def uri(page_number: int) -> str:
+        return f"{path}?{urlencode({**filters, 'PageSize': size, 'Page': page_number})}"
+
+    start = number * size
+    chunk = items[start : start + size]
+    has_next = start + size < len(items)
+    return {
+        key: [public(item) for item in chunk],
+        "end": start + max(len(chunk) - 1, 0),
+        "first_page_uri": uri(0),
+        "next_page_uri": uri(number + 1) if has_next else None,
+        "page": number,
+        "page_size": size,
+        "previous_page_uri": uri(number - 1) if number > 0 else None,
+        "start": start,
+        "uri": uri(number),
+    }

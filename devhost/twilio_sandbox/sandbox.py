@@ -1,0 +1,267 @@
+"""The sandbox: what it has received, how it misbehaves, and its server's lifecycle.
+
+It runs inside whatever asyncio loop starts it (a test, the dev host), so tests
+read its state directly; another process reads the same state over ``/_sandbox``.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from aiohttp import web
+
+from . import callbacks
+from .faults import Fault, FaultInjector
+from .resources import Resource
+from .server import build_app
+
+log = logging.getLogger(__name__)
+
+#: Seconds stop() lets in-flight requests finish before cancelling them.
+SHUTDOWN_GRACE = 1.0
+
+
+class TwilioSandbox:
+    """A local stand-in for Twilio's REST API (Messages and Calls).
+
+    accounts: account SID -> auth token. api_keys: key SID -> (secret, account SID).
+    latency: seconds added before every REST answer. fetch_twiml: after creating a
+    call, fetch and "play" its TwiML like Twilio does.
+    """
+
+    def __init__(
+        self,
+        accounts: Mapping[str, str],
+        api_keys: Mapping[str, tuple[str, str]] | None = None,
+        *,
+        latency: float = 0.0,
+        fetch_twiml: bool = True,
+    ) -> None:
+        if not accounts:
+            raise ValueError("the sandbox needs at least one account")
+        api_keys = dict(api_keys or {})
+        for key_sid, (_secret, account_sid) in api_keys.items():
+            if account_sid not in accounts:
+                raise ValueError(f"API key {key_sid} belongs to unknown account {account_sid}")
+        if latency < 0:
+            raise ValueError("latency must not be negative")
+        self.accounts: dict[str, str] = dict(accounts)
+        self.api_keys: dict[str, tuple[str, str]] = api_keys
+        self.latency = float(latency)
+        self.fetch_twiml = fetch_twiml
+        self.calls: list[Resource] = []
+        self.messages: list[Resource] = []
+        self.connections_accepted = 0
+        self.requests = 0
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.injector = FaultInjector()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dialed: dict[str, asyncio.Event] = {}
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._base_url: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0: a free port); return the base URL to use for Twilio's."""
+        if self._server is not None:
+            raise RuntimeError("the sandbox is already started")
+        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        handler_factory = runner.server
+        if handler_factory is None:  # pragma: no cover - setup() always makes one
+            raise RuntimeError("aiohttp runner made no server")
+
+        def accept() -> asyncio.BaseProtocol:
+            # Called once per accepted TCP connection: the count keep-alive tests read.
+            self.connections_accepted += 1
+            return handler_factory()
+
+        try:
+            server = await asyncio.get_running_loop().create_server(accept, host, port)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._server = runner, server
+        self._session = aiohttp.ClientSession()
+        bound_host, bound_port = server.sockets[0].getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self._base_url = f"http://{shown}:{bound_port}"
+        log.info("Twilio sandbox serving %s", self._base_url)
+        return self._base_url
+
+    async def stop(self) -> None:
+        """Stop listening, finish or cancel what is under way, release everything."""
+        server, runner, session = self._server, self._runner, self._session
+        self._server = self._runner = self._session = None
+        if server is None:
+            return
+        server.close()
+        if runner is not None:
+            await runner.cleanup()  # in-flight requests get SHUTDOWN_GRACE seconds
+        await self._cancel_tasks()
+        server.close_clients()
+        await server.wait_closed()
+        if session is not None:
+            await session.close()
+        log.info("Twilio sandbox at %s stopped", self._base_url)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``: put it where the app would use ``https://api.twilio.com``."""
+        if self._base_url is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._base_url
+
+    # --- controls ------------------------------------------------------------
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The active faults (a fault with a ``count`` leaves once used up)."""
+        return self.injector.faults
+
+    @property
+    def faults_applied(self) -> dict[str, int]:
+        """How many requests each fault kind has hit since start or reset."""
+        return self.injector.applied
+
+    def add_fault(self, fault: Fault) -> None:
+        self.injector.add(fault)
+
+    def clear_faults(self) -> None:
+        self.injector.clear()
+
+    def reset(self) -> None:
+        """Forget resources, faults and counters (latency stays); cancel TwiML fetches."""
+        for task in self._tasks:
+            task.cancel()
+        for done in self._dialed.values():
+            done.set()
+        self._dialed.clear()
+        self.calls.clear()
+        self.messages.clear()
+        self.injector.clear()
+        self.injector.reset_counts()
+        self.connections_accepted = 0
+        self.requests = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything a test may assert on, as JSON-ready data."""
+        return {
+            "calls": list(self.calls),
+            "messages": list(self.messages),
+            "connections_accepted": self.connections_accepted,
+            "requests": self.requests,
+            "faults_applied": dict(self.faults_applied),
+            "faults": [fault.to_json() for fault in self.faults],
+            "latency": self.latency,
+        }
+
+    # --- requests ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count a REST request from its arrival until it is answered (or abandoned)."""
+        self.requests += 1
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    # Plain timeout arguments (here and in wait_for_twiml): the simplest call for a test.
+    async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Return once no REST request is being answered.
+
+        What a test awaits after its client gave up on a slow answer: the sandbox
+        still finishes that request (and records its resource), as Twilio would.
+        """
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()
+
+    # --- resources -----------------------------------------------------------
+
+    def record_message(self, message: Resource) -> None:
+        self.messages.append(message)
+        log.info(
+            "message %s %s: %s -> %s: %r",
+            message["sid"],
+            message["status"],
+            message["from"] or message["messaging_service_sid"],
+            message["to"],
+            message["body"],
+        )
+
+    def record_call(self, call: Resource) -> None:
+        """Store a created call and, like Twilio, start answering it in the background."""
+        self.calls.append(call)
+        log.info("call %s queued: %s -> %s", call["sid"], call["from"], call["to"])
+        request = call["request"]
+        if not self.fetch_twiml or self._session is None:
+            return
+        if not (request.get("Url") or request.get("Twiml")):
+            return  # an ApplicationSid call: the sandbox knows no applications
+        done = asyncio.Event()
+        self._dialed[call["sid"]] = done
+        task = asyncio.create_task(
+            self._dial(call, self._session, done), name=f"dial {call['sid']}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dial(
+        self, call: Resource, session: aiohttp.ClientSession, done: asyncio.Event
+    ) -> None:
+        try:
+            await callbacks.dial(session, call, self.accounts[call["account_sid"]])
+        except Exception as exc:
+            log.exception("call %s: the sandbox failed answering it", call["sid"])
+            call.update(status="failed", error=f"sandbox error: {exc!r}")
+        finally:
+            done.set()
+
+    async def wait_for_twiml(self, call_sid: str, timeout: float = 5.0) -> Resource:  # noqa: ASYNC109
+        """The call once its TwiML has been fetched and read (or has failed to be).
+
+        Returns at once for a call with nothing to fetch. Raises KeyError for an
+        unknown call, TimeoutError after ``timeout`` seconds.
+        """
+        call = next((call for call in self.calls if call["sid"] == call_sid), None)
+        if call is None:
+            raise KeyError(call_sid)
+        done = self._dialed.get(call_sid)
+        if done is not None:
+            async with asyncio.timeout(timeout):
+                await done.wait()
+        return call
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,249 @@
+"""HTTP routes: Twilio's REST paths, and the ``/_sandbox`` controls for other processes.
+
+The REST routes answer like ``https://api.twilio.com`` (auth, validation, resource
+and error shapes); one middleware adds the configured latency and the injected
+faults in front of them, and turns refusals into Twilio's error JSON. The control
+routes are never delayed nor faulted, so a test can always reach them.
+"""
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import MultiDict
+
+from . import resources, validation
+from .auth import authorize, basic_credentials
+from .errors import TwilioApiError, error_response
+from .faults import Fault
+
+if TYPE_CHECKING:
+    from .sandbox import TwilioSandbox
+
+log = logging.getLogger(__name__)
+
+SANDBOX = web.AppKey["TwilioSandbox"]("sandbox")
+ACCOUNT = web.RequestKey("account_sid", str)
+
+REST_PREFIX = f"/{resources.API_VERSION}/"
+ACCOUNT_ROUTE = f"/{resources.API_VERSION}/Accounts/{{account_sid}}"
+MAX_PAGE_SIZE = 1000
+#: Not JSON, though labelled so: what a broken proxy or a truncated answer looks like.
+MALFORMED_BODY = b'{"sid": "SM'
+
+INDEX_TEXT = """\
+Local Twilio sandbox.
+
+This server stands in for https://api.twilio.com during development and tests.
+Nothing real is sent: no message leaves this machine and no phone rings. Calls
+fetch their TwiML from the app and record what the callee would hear.
+
+REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
+Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
+         PUT /_sandbox/latency, POST /_sandbox/reset
+"""
+
+
+def build_app(sandbox: "TwilioSandbox") -> web.Application:
+    """The aiohttp application serving ``sandbox``."""
+    app = web.Application(middlewares=[twilio_rest])
+    app[SANDBOX] = sandbox
+    app.router.add_get("/", index)
+    app.router.add_post(f"{ACCOUNT_ROUTE}/Messages.json", create_message)
+    app.router.add_get(f"{ACCOUNT_ROUTE}/Messages.json", list_messages)
+    app.router.add_get(f"{ACCOUNT_ROUTE}/Messages/{{sid}}.json", fetch_message)
+    app.router.add_post(f"{ACCOUNT_ROUTE}/Calls.json", create_call)
+    app.router.add_get(f"{ACCOUNT_ROUTE}/Calls.json", list_calls)
+    app.router.add_get(f"{ACCOUNT_ROUTE}/Calls/{{sid}}.json", fetch_call)
+    app.router.add_route("*", f"{REST_PREFIX}{{tail:.*}}", not_found)
+    app.router.add_get("/_sandbox/state", get_state)
+    app.router.add_post("/_sandbox/faults", add_fault)
+    app.router.add_delete("/_sandbox/faults", clear_faults)
+    app.router.add_put("/_sandbox/latency", set_latency)
+    app.router.add_post("/_sandbox/reset", reset)
+    return app
+
+
+# --- REST ------------------------------------------------------------------
+
+
+@web.middleware
+async def twilio_rest(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Latency, faults, authentication and error answers for every REST request."""
+    if not request.path.startswith(REST_PREFIX):
+        return await handler(request)
+    sandbox = request.app[SANDBOX]
+    with sandbox.serving():
+        # Read the whole request first, as Twilio does: a client that gives up during
+        # the latency or a delay fault must not take the request back with it.
+        await request.read()
+        if sandbox.latency > 0:
+            await asyncio.sleep(sandbox.latency)
+        fault = sandbox.injector.pick(request.path)
+        if fault is not None:
+            log.info("fault %s hits %s %s", fault.kind, request.method, request.path)
+            if fault.kind != "delay":
+                return _faulted(request, fault)
+            await asyncio.sleep(fault.delay)
+        try:
+            account_sid = request.match_info.get("account_sid")
+            if account_sid is not None:
+                request[ACCOUNT] = authorize(
+                    request.headers.get("Authorization"),
+                    account_sid,
+                    request.path,
+                    sandbox.accounts,
+                    sandbox.api_keys,
+                )
+            return await handler(request)
+        except TwilioApiError as exc:
+            log.info("%s %s refused: %s", request.method, request.path, exc)
+            return exc.response()
+
+
+def _faulted(request: web.Request, fault: Fault) -> web.StreamResponse:
+    """The answer (or the lack of one) a non-delay fault gives."""
+    if fault.kind == "rate_limit":
+        return error_response(
+            429, 20429, "Too Many Requests", headers={"Retry-After": str(fault.retry_after)}
+        )
+    if fault.kind == "malformed":
+        return web.Response(status=201, body=MALFORMED_BODY, content_type="application/json")
+    if fault.kind == "drop":
+        if request.transport is not None:
+            request.transport.abort()
+        # Nothing reaches the client; aiohttp discards this once it sees the lost connection.
+        return web.Response(status=499)
+    code, message = fault.error()
+    return error_response(fault.status, code, message)
+
+
+async def _form(request: web.Request) -> MultiDict[str]:
+    """The urlencoded parameters (repeated keys kept), text values only."""
+    posted = await request.post()
+    return MultiDict((key, value) for key, value in posted.items() if isinstance(value, str))
+
+
+async def create_message(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    form = await _form(request)
+    media_urls = form.getall("MediaUrl", [])
+    validation.validate_message(form, media_urls)
+    snapshot = resources.request_snapshot(form.items())
+    message = resources.build_message(request[ACCOUNT], form, media_urls, snapshot)
+    message["auth_username"] = _credential_user(request)
+    sandbox.record_message(message)
+    return web.json_response(resources.public(message), status=201)
+
+
+async def create_call(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    form = await _form(request)
+    validation.validate_call(form)
+    snapshot = resources.request_snapshot(form.items())
+    call = resources.build_call(request[ACCOUNT], form, snapshot)
+    call["auth_username"] = _credential_user(request)
+    answer = resources.public(call)  # taken before the call starts ringing
+    sandbox.record_call(call)
+    return web.json_response(answer, status=201)
+
+
+def _credential_user(request: web.Request) -> str | None:
+    """Which credential the client used (account SID or API key SID), for tests to check."""
+    credentials = basic_credentials(request.headers.get("Authorization"))
+    return credentials[0] if credentials else None
+
+
+def _list(request: web.Request, key: str, items: list[resources.Resource]) -> web.Response:
+    """A page of the account's ``items``, newest first, filtered by To, From and Status."""
+    query = request.query
+    filters = {name: query[name] for name in ("To", "From", "Status") if name in query}
+    selected = [
+        item
+        for item in reversed(items)
+        if item["account_sid"] == request[ACCOUNT]
+        and all(item.get(name.lower()) == value for name, value in filters.items())
+    ]
+    try:
+        number = max(int(query.get("Page", "0")), 0)
+        size = min(max(int(query.get("PageSize", "50")), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        raise TwilioApiError(400, 20001, "Page and PageSize must be integers") from None
+    body = resources.page(key, selected, request.path, filters, number, size)
+    return web.json_response(body)
+
+
+def _fetch(request: web.Request, items: list[resources.Resource]) -> web.Response:
+    sid = request.match_info["sid"]
+    for item in items:
+        if item["sid"] == sid and item["account_sid"] == request[ACCOUNT]:
+            return web.json_response(resources.public(item))
+    raise TwilioApiError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    return _list(request, "messages", request.app[SANDBOX].messages)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    return _list(request, "calls", request.app[SANDBOX].calls)
+
+
+async def fetch_message(request: web.Request) -> web.Response:
+    return _fetch(request, request.app[SANDBOX].messages)
+
+
+async def fetch_call(request: web.Request) -> web.Response:
+    return _fetch(request, request.app[SANDBOX].calls)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise TwilioApiError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+# --- Control and index --------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text=INDEX_TEXT.format(prefix=REST_PREFIX))
+
+
+async def get_state(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SANDBOX].state())
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body must be JSON") from None
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    data = await _json(request)
+    try:
+        fault = Fault.from_json(data)
+    except (TypeError, ValueError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    request.app[SANDBOX].add_fault(fault)
+    return web.json_response(fault.to_json(), status=201)
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[SANDBOX].clear_faults()
+    return web.Response(status=204)
+
+
+async def set_latency(request: web.Request) -> web.Response:
+    data = await _json(request)
+    seconds = data.get("seconds") if isinstance(data, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return web.json_response({"error": 'expected {"seconds": <number >= 0>}'}, status=400)
+    request.app[SANDBOX].latency = float(seconds)
+    return web.json_response({"seconds": float(seconds)})
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[SANDBOX].reset()
+    return web.Response(status=204)
