@@ -53,8 +53,8 @@ async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:
     """Create the call with Twilio; answer its public fields."""
     client = client_for(settings)
     created = await calling_twilio(
-        client.api.v2010.calls.create_async(to=call.to, from_=call.from_,
+        client.api.v2010.account.calls.create_async(to=call.to, from_=call.from_,
                                             url=call.twiml_url, method="POST")
     )
     return {"sid": created.sid, "status": created.status, "to": created.to,
-            "from": created._from}
+            "from": created._from}  # twilio names it _from on calls

@@ -52,7 +52,7 @@ async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
     """Create the message with Twilio; answer its public fields."""
     client = client_for(settings)
     created = await calling_twilio(
-        client.api.v2010.messages.create_async(
+        client.api.v2010.account.messages.create_async(
             to=sms.to,
             body=sms.body if sms.body is not None else values.unset,
             media_url=sms.media_urls or values.unset,
@@ -62,5 +62,5 @@ async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
     )
     date_created = created.date_created
     return {"sid": created.sid, "status": created.status, "to": created.to,
-            "from": created._from,
+            "from": created.from_,
             "date_created": date_created.isoformat() if date_created else None}

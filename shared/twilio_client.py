@@ -11,10 +11,11 @@ otherwise ignores.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, encode_basic_auth
 from twilio.base.version import Version
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -23,6 +24,12 @@ from twilio.rest import Client
 from shared.settings import Settings
 
 TWILIO_ORIGIN = "https://api.twilio.com"
+
+# twilio logs five INFO lines per request (never the Authorization header);
+# kept at WARNING so Application Insights gets one outcome line per request.
+# Set this logger to INFO to trace Twilio requests.
+_request_logger = logging.getLogger("twilio_functions.twilio_http")
+_request_logger.setLevel(logging.WARNING)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], Client]] = (
     weakref.WeakKeyDictionary()
@@ -33,7 +40,7 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
     """twilio's async HTTP client, sent to another origin and bounded by a timeout."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__(pool_connections=False, timeout=timeout)
+        super().__init__(pool_connections=False, timeout=timeout, logger=_request_logger)
         self.base_url = base_url.rstrip("/")
         self.session = ClientSession(
             connector=TCPConnector(limit=100, keepalive_timeout=60),
@@ -44,6 +51,9 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
         if url.startswith(TWILIO_ORIGIN):
             url = self.base_url + url[len(TWILIO_ORIGIN):]
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
+        if auth := kwargs.pop("auth", None):  # as a header: aiohttp deprecates BasicAuth
+            kwargs["headers"] = {**(kwargs.get("headers") or {}),
+                                 "Authorization": encode_basic_auth(*auth)}
         response = await super().request(method, url, *args, **kwargs)
         if response.status_code == 429:
             # twilio's exceptions drop the response headers; keep Retry-After.

@@ -26,7 +26,8 @@ def test_invalid_numbers_raise(number):
 
 @pytest.mark.parametrize(
     "number",
-    ["+19005551234", "+448712345678", "+33899123456", "+97912345678"],
+    ["+19005551234", "+448712345678", "+33899123456", "+979123456789", "+80812345678",
+     "+33810123456"],
 )
 def test_premium_rate_refused_unless_allowed(number):
     with pytest.raises(DestinationRefused):

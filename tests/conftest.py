@@ -1,0 +1,37 @@
+"""Fixtures shared by the tests: the sandbox and an app configured against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SandboxThread
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxThread]:
+    running = SandboxThread()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxThread) -> SandboxThread:
+    """The app configured against the sandbox, as a deployment with an auth token."""
+    sandbox.reset()
+    settings = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_API_BASE_URL": sandbox.base_url,
+        "TWILIO_TIMEOUT_SECONDS": "2",
+    }
+    for name in ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_MESSAGING_SERVICE_SID",
+                 "PUBLIC_BASE_URL", "ALLOWED_COUNTRIES", "ALLOW_PREMIUM_NUMBERS",
+                 "TWILIO_VALIDATE_SIGNATURE", "SMS_REPLY_MESSAGE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return sandbox
+
+

@@ -1,0 +1,100 @@
+"""make_call: Twilio gets the call, and its TwiML URL is always this app's twiml."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from harness import APP_URL, FROM_NUMBER, created, invoke, problem, request
+
+TO = "+14155552671"
+
+
+def call(payload, url=f"{APP_URL}/make_call?code=fake-function-key"):
+    return invoke("make_call", request("POST", url, json_body=payload))
+
+
+def test_places_the_call_with_the_apps_own_twiml_url(app_env):
+    body = created(call({"to": TO, "message": "Your code is 1234", "voice": "alice",
+                         "language": "en-GB"}))
+
+    [placed] = app_env.calls
+    assert body == {"sid": placed["sid"], "status": placed["status"], "to": TO,
+                    "from": FROM_NUMBER}
+    assert body["sid"].startswith("CA")
+    sent = placed["request"]
+    assert sent["To"] == TO and sent["From"] == FROM_NUMBER
+    url = urlsplit(sent["Url"])
+    assert (url.scheme, url.netloc, url.path) == ("http", "localhost:7071", "/api/twiml")
+    assert parse_qs(url.query) == {"message": ["Your code is 1234"], "voice": ["alice"],
+                                   "language": ["en-GB"]}
+    assert "code" not in parse_qs(url.query), "the function key must never reach Twilio"
+    assert sent.get("Method", "POST") == "POST"
+
+
+def test_default_message_and_route_prefix_follow_the_request(app_env):
+    created(call({"to": TO}, url="https://contoso.example/custom/make_call"))
+    url = urlsplit(app_env.calls[0]["request"]["Url"])
+    assert url.geturl().startswith("https://contoso.example/custom/twiml?")
+    assert parse_qs(url.query)["message"][0]
+
+
+def test_public_base_url_builds_the_twiml_url(app_env, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://calls.contoso.com/")
+    created(call({"to": TO}, url="http://10.0.0.4:80/api/make_call"))
+    assert app_env.calls[0]["request"]["Url"].startswith("https://calls.contoso.com/api/twiml?")
+
+
+@pytest.mark.parametrize("field", ["url", "twiml", "Url", "application_sid"])
+def test_client_cannot_choose_the_twiml(app_env, field):
+    response = call({"to": TO, field: "https://evil.example/premium.xml"})
+    assert response.status_code == 400
+    assert problem(response)["field"] == field
+    assert app_env.calls == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"to": TO, "voice": "robot\"><Dial>"}, "voice"),
+        ({"to": TO, "language": "english please"}, "language"),
+        ({"to": TO, "message": "x" * 1001}, "message"),
+        ({"to": "+44 20 7946 0958"}, "to"),
+    ],
+)
+def test_invalid_fields(app_env, payload, field):
+    response = call(payload)
+    assert response.status_code == 400
+    assert problem(response)["field"] == field
+
+
+@pytest.mark.parametrize("to", ["+19005551234", "+448712345678", "+33899123456"])
+def test_premium_rate_destinations_are_refused(app_env, to):
+    response = call({"to": to})
+    assert response.status_code == 403
+    assert problem(response)["type"].endswith("destination-refused")
+    assert app_env.calls == []
+
+
+@pytest.mark.parametrize(
+    ("to", "from_", "code"),
+    [
+        ("+15005550001", FROM_NUMBER, 21217),
+        ("+15005550002", FROM_NUMBER, 21214),
+        ("+15005550003", FROM_NUMBER, 21215),
+        ("+15005550004", FROM_NUMBER, 21216),
+        (TO, "+15005550001", 21212),
+        (TO, "+14155550000", 21210),
+    ],
+)
+def test_twilio_refusals_keep_their_code(app_env, to, from_, code):
+    response = call({"to": to, "from": from_})
+    assert response.status_code == 400
+    assert problem(response)["twilio_code"] == code
+
+
+def test_missing_default_sender_is_a_misconfiguration(app_env, monkeypatch):
+    monkeypatch.delenv("TWILIO_FROM_NUMBER")
+    response = call({"to": TO})
+    assert response.status_code == 500
+    assert problem(response)["setting"] == "TWILIO_FROM_NUMBER"

@@ -1,0 +1,163 @@
+"""send_sms through the real twilio library to the loopback sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from harness import (
+    ACCOUNT_SID,
+    API_KEY_SECRET,
+    API_KEY_SID,
+    APP_URL,
+    FROM_NUMBER,
+    created,
+    invoke,
+    problem,
+    request,
+)
+
+URL = f"{APP_URL}/send_sms?code=fake-function-key"
+TO = "+14155552671"
+
+
+def send(**kwargs):
+    return invoke("send_sms", request("POST", URL, **kwargs))
+
+
+def test_sends_sms_from_the_configured_number(app_env):
+    body = created(send(json_body={"to": TO, "body": "hi <there> & you"}))
+
+    [message] = app_env.messages
+    assert body["sid"] == message["sid"] and body["sid"].startswith("SM")
+    assert body["to"] == TO and body["from"] == FROM_NUMBER
+    assert body["status"] == message["status"]
+    assert body["date_created"]
+    assert message["to"] == TO and message["from"] == FROM_NUMBER
+    assert message["body"] == "hi <there> & you"
+
+
+def test_accepts_form_bodies_and_mms_media(app_env):
+    media = ["https://example.com/a.png", "https://example.com/b.png"]
+    created(send(form=[("to", TO), ("media_url", media[0]), ("media_url", media[1])]))
+
+    [message] = app_env.messages
+    assert message["request"]["MediaUrl"] == media
+    assert "Body" not in message["request"]
+
+
+def test_client_from_overrides_the_default(app_env):
+    created(send(json_body={"to": TO, "body": "x", "from": "+15005550006"}))
+    assert app_env.messages[0]["request"]["From"] == "+15005550006"
+
+
+def test_messaging_service_is_the_sender_when_no_from_is_given(app_env, monkeypatch):
+    service = "MG" + "c3" * 16
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", service)
+    created(send(json_body={"to": TO, "body": "x"}))
+
+    sent = app_env.messages[0]["request"]
+    assert sent["MessagingServiceSid"] == service
+    assert "From" not in sent
+
+
+def test_authenticates_with_the_account_sid_by_default(app_env):
+    created(send(json_body={"to": TO, "body": "x"}))
+    assert app_env.messages[0]["auth_username"] == ACCOUNT_SID
+
+
+def test_prefers_the_api_key_when_one_is_set(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_API_KEY_SID", API_KEY_SID)
+    monkeypatch.setenv("TWILIO_API_KEY_SECRET", API_KEY_SECRET)
+    created(send(json_body={"to": TO, "body": "x"}))
+    assert app_env.messages[0]["auth_username"] == API_KEY_SID
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"body": "x"}, "to"),
+        ({"to": "4155552671", "body": "x"}, "to"),
+        ({"to": "+1415555267", "body": "x"}, "to"),
+        ({"to": "+1 415 555 2671", "body": "x"}, "to"),
+        ({"to": 14155552671, "body": "x"}, "to"),
+        ({"to": TO}, "body"),
+        ({"to": TO, "body": "x" * 1601}, "body"),
+        ({"to": TO, "body": "bell\x07"}, "body"),
+        ({"to": TO, "body": "x", "from": "twilio"}, "from"),
+        ({"to": TO, "media_url": ["http://example.com/a.png"]}, "media_url"),
+        ({"to": TO, "media_url": ["https://example.com/a.png"] * 11}, "media_url"),
+        ({"to": TO, "media_url": "not a url"}, "media_url"),
+        ({"To": TO, "body": "x"}, "To"),
+        ({"to": TO, "body": "x", "url": "https://evil.example/twiml"}, "url"),
+    ],
+)
+def test_invalid_fields_get_400_naming_the_field(app_env, payload, field):
+    response = send(json_body=payload)
+    assert response.status_code == 400
+    assert problem(response)["field"] == field
+    assert app_env.messages == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b"\xff\xfe", "application/json", 400),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400),
+        (b"to=x", "text/plain", 415),
+        (b"{}", "", 415),
+        (b"{" + b" " * 70000 + b"}", "application/json", 413),
+    ],
+)
+def test_malformed_bodies_get_their_status(app_env, body, content_type, status):
+    response = send(body=body, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    problem(response)
+
+
+def test_other_methods_get_405_with_allow(app_env):
+    response = invoke("send_sms", request("GET", URL))
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    problem(response)
+
+
+def test_premium_destination_refused_with_403(app_env):
+    response = send(json_body={"to": "+19005551234", "body": "x"})
+    assert response.status_code == 403
+    assert problem(response)["field"] == "to"
+    assert app_env.messages == []
+
+
+def test_premium_destination_allowed_when_configured(app_env, monkeypatch):
+    monkeypatch.setenv("ALLOW_PREMIUM_NUMBERS", "true")
+    created(send(json_body={"to": "+19005551234", "body": "x"}))
+
+
+def test_country_outside_the_allowed_list_refused(app_env, monkeypatch):
+    monkeypatch.setenv("ALLOWED_COUNTRIES", "CA, fr")
+    response = send(json_body={"to": TO, "body": "x"})
+    assert response.status_code == 403
+    assert "US" in problem(response)["detail"]
+    created(send(json_body={"to": "+33612345678", "body": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("to", "from_", "code"),
+    [
+        ("+15005550001", FROM_NUMBER, 21211),
+        ("+15005550002", FROM_NUMBER, 21612),
+        ("+15005550003", FROM_NUMBER, 21408),
+        ("+15005550004", FROM_NUMBER, 21610),
+        ("+15005550009", FROM_NUMBER, 21614),
+        (TO, "+15005550001", 21212),
+        (TO, "+15005550007", 21606),
+        (TO, "+15005550008", 21611),
+    ],
+)
+def test_twilio_refusals_keep_their_code(app_env, to, from_, code):
+    response = send(json_body={"to": to, "body": "x", "from": from_})
+    assert response.status_code == 400
+    document = problem(response)
+    assert document["twilio_code"] == code
+    assert document["more_info"] == f"https://www.twilio.com/docs/errors/{code}"

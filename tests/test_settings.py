@@ -1,0 +1,102 @@
+"""Settings: one declaration; errors that name the setting and never its value."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from harness import APP_URL, AUTH_TOKEN, invoke, problem, request
+
+from shared.settings import DECLARATIONS, SettingError, Settings, load_settings
+
+ROOT = Path(__file__).parents[1]
+VALID = {"TWILIO_ACCOUNT_SID": "AC" + "a1" * 16, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+
+
+@pytest.mark.parametrize("function", ["make_call", "send_sms", "twiml"])
+@pytest.mark.parametrize("name", [d.name for d in DECLARATIONS if d.required])
+def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, function, name):
+    secret_values = {n: v for n, v in VALID.items() if n != name}
+    monkeypatch.delenv(name)
+    body = {"to": "+14155552671", "body": "x"} if function == "send_sms" else {"to": "+14155552671"}
+    response = invoke(function, request("POST", f"{APP_URL}/{function}", json_body=body))
+
+    assert response.status_code == 500
+    document = problem(response)
+    assert document["setting"] == name and name in document["detail"]
+    assert not any(value in response.get_body().decode() for value in secret_values.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_ACCOUNT_SID", "not-a-sid-s3cr3t"),
+        ("TWILIO_API_KEY_SID", "SK123"),
+        ("TWILIO_MESSAGING_SERVICE_SID", "MGxyz"),
+        ("TWILIO_FROM_NUMBER", "415-555-s3cr3t"),
+        ("PUBLIC_BASE_URL", "contoso.azurewebsites.net/s3cr3t"),
+        ("PUBLIC_BASE_URL", "https://user:s3cr3t@contoso.com"),
+        ("ALLOWED_COUNTRIES", "US,UK,s3cr3t"),
+        ("ALLOW_PREMIUM_NUMBERS", "s3cr3t"),
+        ("TWILIO_VALIDATE_SIGNATURE", "maybe-s3cr3t"),
+        ("TWILIO_TIMEOUT_SECONDS", "9999"),
+        ("TWILIO_TIMEOUT_SECONDS", "s3cr3t"),
+        ("TWILIO_API_BASE_URL", "ftp://s3cr3t"),
+    ],
+)
+def test_malformed_settings_are_named_without_their_value(name, value):
+    with pytest.raises(SettingError) as raised:
+        load_settings({**VALID, name: value})
+    assert raised.value.name == name
+    assert "s3cr3t" not in str(raised.value) and value not in str(raised.value)
+
+
+@pytest.mark.parametrize("given", ["TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET"])
+def test_api_key_needs_both_halves(given):
+    value = "SK" + "b2" * 16 if given == "TWILIO_API_KEY_SID" else "secret"
+    with pytest.raises(SettingError) as raised:
+        load_settings({**VALID, given: value})
+    assert raised.value.name != given and raised.value.name.startswith("TWILIO_API_KEY_")
+
+
+def test_defaults_apply():
+    settings = load_settings(VALID)
+    assert settings == Settings(
+        account_sid=VALID["TWILIO_ACCOUNT_SID"], auth_token=AUTH_TOKEN, api_key_sid=None,
+        api_key_secret=None, from_number=None, messaging_service_sid=None,
+        public_base_url=None, allowed_countries=None, allow_premium_numbers=False,
+        validate_signature=True, api_base_url="https://api.twilio.com", timeout_seconds=10.0,
+        sms_reply_message=None,
+    )
+
+
+def test_declarations_cover_every_settings_field():
+    assert [d.field for d in DECLARATIONS] == list(Settings.__dataclass_fields__)
+    assert len({d.name for d in DECLARATIONS}) == len(DECLARATIONS)
+
+
+def _expected_row(declaration) -> str:
+    if declaration.required:
+        need = "required"
+    elif declaration.default:
+        need = f"default `{declaration.default}`"
+    else:
+        need = "optional"
+    return f"| `{declaration.name}` | {need} | {declaration.meaning} |"
+
+
+def test_readme_settings_table_matches_the_declarations():
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines()
+            if re.match(r"\| `[A-Z_]+` \| (required|optional|default)", line)]
+    expected = [_expected_row(d) for d in DECLARATIONS]
+    assert rows == expected, "README settings table should be:\n" + "\n".join(expected)
+
+
+def test_example_settings_file_matches_the_declarations():
+    example = json.loads((ROOT / "local.settings.json.example").read_text())
+    values = example["Values"]
+    assert values.pop("FUNCTIONS_WORKER_RUNTIME") == "python"
+    assert values == {d.name: d.default or "" for d in DECLARATIONS}

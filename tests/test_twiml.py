@@ -1,0 +1,166 @@
+"""twiml: signature checks, voice and messaging documents parsed as XML."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from harness import AUTH_TOKEN, invoke, problem, request
+from twilio.request_validator import RequestValidator
+
+URL = "https://contoso.azurewebsites.net/api/twiml"
+CALL = {"CallSid": "CA" + "d4" * 16, "AccountSid": "AC" + "a1" * 16, "From": "+15005550006",
+        "To": "+14155552671", "CallStatus": "in-progress", "Direction": "outbound-api"}
+
+
+def sign(url, params=None, token=AUTH_TOKEN):
+    return RequestValidator(token).compute_signature(url, params or {})
+
+
+def post(url, params, signature):
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    return invoke("twiml", request("POST", url, form=params, headers=headers))
+
+
+def get(url, signature=None):
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    return invoke("twiml", request("GET", url, headers=headers))
+
+
+def document(response):
+    assert response.status_code == 200, response.get_body()
+    assert (response.mimetype, response.charset) == ("text/xml", "utf-8")
+    root = ET.fromstring(response.get_body())
+    assert root.tag == "Response"
+    return root
+
+
+def test_signed_post_gets_the_default_voice_twiml(app_env):
+    url = f"{URL}?{urlencode({'message': 'Hello <b> & \"you\"'})}"
+    root = document(post(url, CALL, sign(url, CALL)))
+    [say] = list(root)
+    assert say.tag == "Say" and say.get("voice") == "woman"
+    assert say.text == 'Hello <b> & "you"'
+
+
+def test_voice_and_language_are_applied(app_env):
+    url = f"{URL}?message=Bonjour&voice=Polly.Celine&language=fr-FR"
+    say = document(post(url, CALL, sign(url, CALL)))[0]
+    assert (say.get("voice"), say.get("language"), say.text) == ("Polly.Celine", "fr-FR",
+                                                                 "Bonjour")
+
+
+def test_no_message_speaks_the_default(app_env):
+    say = document(post(URL, CALL, sign(URL, CALL)))[0]
+    assert say.tag == "Say" and say.text
+
+
+def test_twimlet_messages_in_index_order_with_play_for_urls(app_env):
+    query = {"Message[2]": "goodbye", "Message[0]": "first",
+             "Message[1]": "https://example.com/tone.mp3", "Message[10]": "last"}
+    url = f"{URL}?{urlencode(query)}"
+    root = document(get(url, sign(url)))
+    assert [(e.tag, e.text) for e in root] == [
+        ("Say", "first"), ("Play", "https://example.com/tone.mp3"), ("Say", "goodbye"),
+        ("Say", "last"),
+    ]
+
+
+def test_single_twimlet_message(app_env):
+    url = f"{URL}?{urlencode({'Message': 'https://example.com/a.mp3'})}"
+    assert document(get(url, sign(url)))[0].tag == "Play"
+
+
+def test_incoming_sms_gets_the_reply(app_env, monkeypatch):
+    monkeypatch.setenv("SMS_REPLY_MESSAGE", "Thanks & bye <3")
+    params = {"MessageSid": "SM" + "e5" * 16, "From": "+14155552671", "Body": "hi"}
+    root = document(post(URL, params, sign(URL, params)))
+    [message] = list(root)
+    assert message.tag == "Message" and message.text == "Thanks & bye <3"
+
+
+def test_incoming_sms_without_reply_gets_an_empty_response(app_env):
+    params = {"SmsSid": "SM" + "e5" * 16, "From": "+14155552671", "Body": "hi"}
+    assert list(document(post(URL, params, sign(URL, params)))) == []
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", sign(URL, CALL, token="another-token"), sign(URL + "?x=1", CALL)],
+    ids=["missing", "empty", "wrong-token", "other-url"],
+)
+def test_bad_signatures_get_403(app_env, signature):
+    response = post(URL, CALL, signature)
+    assert response.status_code == 403
+    assert problem(response)["type"].endswith("invalid-signature")
+
+
+def test_tampered_parameter_gets_403(app_env):
+    signature = sign(URL, CALL)
+    response = post(URL, {**CALL, "To": "+19005551234"}, signature)
+    assert response.status_code == 403
+
+
+def test_tampered_query_gets_403(app_env):
+    url = f"{URL}?message=hello"
+    response = post(f"{URL}?message=goodbye", CALL, sign(url, CALL))
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("signed", "received"),
+    [
+        ("https://contoso.azurewebsites.net:443/api/twiml", URL),
+        (URL, "https://contoso.azurewebsites.net:443/api/twiml"),
+    ],
+)
+def test_default_port_variants_validate(app_env, signed, received):
+    document(post(received, CALL, sign(signed, CALL)))
+
+
+def test_public_base_url_behind_a_proxy(app_env, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://voice.contoso.com")
+    twilio_called = "https://voice.contoso.com/api/twiml?message=hi"
+    seen_by_app = "http://10.1.2.3:8080/api/twiml?message=hi"
+    document(post(seen_by_app, CALL, sign(twilio_called, CALL)))
+    assert post(seen_by_app, CALL, sign(seen_by_app, CALL)).status_code == 403
+
+
+def test_signature_checks_can_be_turned_off(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_VALIDATE_SIGNATURE", "false")
+    document(get(URL))
+
+
+def test_other_methods_get_405(app_env):
+    response = invoke("twiml", request("DELETE", URL))
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"message": "x" * 1001}, {"voice": "evil\"/><Dial>"}, {"language": "<>"},
+     {f"Message[{i}]": "x" for i in range(21)}, {"Message[0]": "http://"}],
+)
+def test_absurd_or_bad_parameters_get_400(app_env, query):
+    url = f"{URL}?{urlencode(query)}"
+    response = get(url, sign(url))
+    assert response.status_code == 400
+    problem(response)
+
+
+def test_oversized_body_gets_413(app_env):
+    params = {**CALL, "Padding": "x" * 70000}
+    response = post(URL, params, sign(URL, params))
+    assert response.status_code == 413
+
+
+def test_twiml_does_not_import_the_rest_client():
+    probe = "import sys, twiml; print('twilio.rest' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).parents[1])
+    assert result.stdout.strip() == "False"
