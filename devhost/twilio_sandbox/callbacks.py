@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from shared.logs import mask
+
 from .resources import API_VERSION, Resource, now, rfc2822
 
 log = logging.getLogger(__name__)
@@ -182,5 +184,5 @@ async def dial(session: aiohttp.ClientSession, call: Resource, auth_token: str) 
         _finish(call, "failed", f"11205 HTTP connection failure: {exc!r}")
         return
     for item in call["heard"]:
-        log.info("call %s to %s: callee hears %s", call["sid"], call["to"], describe(item))
+        log.info("call %s to %s: callee hears %s", call["sid"], mask(call["to"]), describe(item))
     _finish(call, "completed")

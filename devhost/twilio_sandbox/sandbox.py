@@ -14,6 +14,8 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
+from shared.logs import mask
+
 from . import callbacks
 from .faults import Fault, FaultInjector
 from .resources import Resource
@@ -210,15 +212,15 @@ class TwilioSandbox:
             "message %s %s: %s -> %s: %r",
             message["sid"],
             message["status"],
-            message["from"] or message["messaging_service_sid"],
-            message["to"],
+            mask(message["from"]) if message["from"] else message["messaging_service_sid"],
+            mask(message["to"]),
             message["body"],
         )
 
     def record_call(self, call: Resource) -> None:
         """Store a created call and, like Twilio, start answering it in the background."""
         self.calls.append(call)
-        log.info("call %s queued: %s -> %s", call["sid"], call["from"], call["to"])
+        log.info("call %s queued: %s -> %s", call["sid"], mask(call["from"]), mask(call["to"]))
         request = call["request"]
         if not self.fetch_twiml or self._session is None:
             return

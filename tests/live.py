@@ -1,0 +1,102 @@
+"""The app served for real: ``python -m devhost`` (what ``make run`` runs) as a subprocess.
+
+End-to-end tests, the contract fuzzing and the secret scan talk to it over
+HTTP, exactly as a mobile app and Twilio would, and read the sandbox's state
+through its control endpoints. Its stderr (every log line of the host, the
+functions and the sandbox) is kept for the tests to inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[1]
+HOST_READY = "functions host listening on "
+SANDBOX_READY = "twilio sandbox listening on "
+START_TIMEOUT = 60.0
+
+
+class LiveApp:
+    """One running launcher: host on a free port, with the Twilio sandbox."""
+
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("--sandbox",),
+                 module: str = "devhost", app_dir: Path = ROOT) -> None:
+        self._log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--app-dir", str(app_dir), "--port", "0", *args],
+            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )
+        self.stdout_lines: list[str] = []
+        self.base_url, self.sandbox_url = self._wait_ready(module == "devhost")
+
+    def _wait_ready(self, with_sandbox: bool) -> tuple[str, str | None]:
+        found: dict[str, str] = {}
+        done = threading.Event()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.stdout_lines.append(line)
+                for prefix in (HOST_READY, SANDBOX_READY):
+                    if line.startswith(prefix):
+                        found[prefix] = line[len(prefix):].strip()
+                if HOST_READY in found:
+                    done.set()
+            done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not done.wait(START_TIMEOUT) or HOST_READY not in found:
+            self.stop()
+            raise RuntimeError(f"the app did not start:\n{self.log()}")
+        return found[HOST_READY], found.get(SANDBOX_READY) if with_sandbox else None
+
+    def log(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text()
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    # --- the sandbox's control endpoints -------------------------------------
+
+    def sandbox(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        assert self.sandbox_url is not None
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.sandbox_url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def state(self) -> dict[str, Any]:
+        return self.sandbox("GET", "/_sandbox/state")
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+        """Poll the sandbox state until ``predicate(state)`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if predicate(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sandbox state never matched: {state}")
+            time.sleep(0.05)
