@@ -34,11 +34,13 @@ def problem_for(error: BaseException) -> Problem | None:
     if isinstance(error, TwilioRestException | TwilioServiceException):
         return _refusal(error)
     if isinstance(error, asyncio.TimeoutError):
-        return Problem(504, "twilio-timeout", "Twilio did not answer in time; try again later",
+        return Problem(504, "twilio-timeout", "Twilio did not answer in time; the call or "
+                       "message may still have been created, so check before retrying",
                        title="Upstream timeout")
     if isinstance(error, ClientError | OSError | TwilioException | ValueError):
         return Problem(502, "twilio-unavailable", "Twilio could not be reached or answered "
-                       "with something unreadable; try again later", title="Upstream failure")
+                       "with something unreadable; the call or message may still have been "
+                       "created, so check before retrying", title="Upstream failure")
     return None
 
 

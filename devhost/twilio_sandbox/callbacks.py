@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import yarl
 from twilio.request_validator import RequestValidator
 
 from shared.logs import mask
@@ -153,8 +154,10 @@ async def _fetch(session: aiohttp.ClientSession, call: Resource, auth_token: str
     url, body, headers = signed_request(
         _one(request, "Url") or "", method, call_params(call), auth_token
     )
+    # Fetch the URL exactly as signed, as Twilio does: a plain string would be
+    # re-quoted by yarl (%21 -> !) and no longer match its signature.
     async with session.request(
-        method, url, data=body, headers=headers, timeout=FETCH_TIMEOUT
+        method, yarl.URL(url, encoded=True), data=body, headers=headers, timeout=FETCH_TIMEOUT
     ) as answer:
         call["twiml_status"] = answer.status
         call["twiml"] = await answer.text()

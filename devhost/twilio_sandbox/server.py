@@ -98,7 +98,8 @@ async def twilio_rest(request: web.Request, handler: Any) -> web.StreamResponse:
                 )
             return await handler(request)
         except TwilioApiError as exc:
-            log.info("%s %s refused: %s", request.method, request.path, exc)
+            # Twilio's messages quote the numbers: log the status and code only.
+            log.info("%s %s refused: %s/%s", request.method, request.path, exc.status, exc.code)
             return exc.response()
 
 
