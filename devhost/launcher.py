@@ -26,6 +26,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
+from devhost.auth import KEY_SETTING
 from devhost.host import READY_PREFIX, FunctionHost
 from devhost.logs import configure_logging
 from devhost.server import describe
@@ -88,7 +89,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
     sandbox = await start_sandbox(file_values) if use_sandbox else None
-    host = FunctionHost(args.app_dir)
+    host = FunctionHost(args.app_dir, enforce_keys=args.enforce_keys)
     try:
         try:
             base_url = await host.start(args.host, args.port)
@@ -139,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071, help="port; 0 picks a free one")
     parser.add_argument("--sandbox", action="store_true",
                         help="use the local Twilio sandbox even if an account is configured")
+    # Off by default, like Core Tools; on, the sandbox run checks keys as Azure does.
+    parser.add_argument("--enforce-keys", action="store_true",
+                        help=f"require the {KEY_SETTING} key (x-functions-key header or code "
+                        "query parameter) for make_call and send_sms, as Azure does")
     args = parser.parse_args(argv)
     args.app_dir = args.app_dir.resolve()
     configure_logging()

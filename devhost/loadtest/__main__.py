@@ -1,0 +1,34 @@
+"""``python -m devhost.loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from devhost.loadtest.runner import LoadConfig, run_load
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the load, print the report; 0 only if every check passed."""
+    defaults = LoadConfig()
+    parser = argparse.ArgumentParser(prog="python -m devhost.loadtest",
+                                     description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=defaults.requests)
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate,
+                        help="share of Twilio requests the sandbox fails (0..1)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 1000:
+        parser.error("--requests must be 1..100000 and --concurrency 1..1000")
+    if not 0.0 <= args.fault_rate < 1.0:
+        parser.error("--fault-rate must be within 0..1")
+    report = run_load(LoadConfig(requests=args.requests, concurrency=args.concurrency,
+                                 fault_rate=args.fault_rate, seed=args.seed))
+    print(report.render(), flush=True)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
