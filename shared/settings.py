@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -199,8 +199,13 @@ class Settings:
     sms_reply_message: str | None
 
 
+@cache
 def app_settings() -> Settings:
-    """The settings for a request; a bad setting is the operator's problem: 500 naming it."""
+    """The process's settings, parsed once: Azure restarts the worker when app settings change.
+
+    A bad setting is the operator's problem: a 500 naming it, raised again on
+    every request (failures are not cached).
+    """
     try:
         return load_settings()
     except SettingError as error:
@@ -211,17 +216,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the declared settings from ``environ`` (default: the process environment).
 
     Raises ``SettingError`` naming the first missing or malformed setting.
-    Parsing is cached on the raw values, so calling this per request is cheap
-    and still sees settings changed at run time.
     """
     env = os.environ if environ is None else environ
-    return _parse(tuple(env.get(d.name) for d in DECLARATIONS))
-
-
-@lru_cache(maxsize=8)
-def _parse(raw_values: tuple[str | None, ...]) -> Settings:
     values: dict[str, Any] = {}
-    for declaration, raw in zip(DECLARATIONS, raw_values, strict=True):
+    for declaration in DECLARATIONS:
+        raw = env.get(declaration.name)
         text = raw.strip() if raw is not None else ""
         if not text:
             if declaration.required:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import azure.functions as func
 
 from devhost.twilio_sandbox import Fault, TwilioSandbox
+from shared.settings import app_settings
 from shared.twilio_client import close_clients
 
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -78,6 +79,8 @@ def function_main(name: str) -> Callable[[func.HttpRequest], Any]:
 
 def invoke(function: str, req: func.HttpRequest) -> func.HttpResponse:
     """Await the function's main on a fresh loop, as the worker does, then close clients."""
+    app_settings.cache_clear()  # tests change the environment between invocations
+
     async def run() -> func.HttpResponse:
         try:
             return await function_main(function)(req)

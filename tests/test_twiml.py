@@ -164,3 +164,35 @@ def test_twiml_does_not_import_the_rest_client():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).parents[1])
     assert result.stdout.strip() == "False"
+
+
+
+def _twilio_voice(*steps):
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    for verb, text, options in steps:
+        getattr(response, verb)(text, **options)
+    return response.to_xml()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"message": "Ahoy <&> \"hi\" 'x' é ☎"},
+         _twilio_voice(("say", "Ahoy <&> \"hi\" 'x' é ☎", {"voice": "woman"}))),
+        ({"Message[0]": "a", "Message[1]": "https://e.com/a.mp3"},
+         _twilio_voice(("say", "a", {"voice": "woman"}), ("play", "https://e.com/a.mp3", {}))),
+        ({"message": "Bonjour", "voice": "Polly.Celine", "language": "fr-FR"},
+         _twilio_voice(("say", "Bonjour", {"voice": "Polly.Celine", "language": "fr-FR"}))),
+    ],
+)
+def test_documents_are_what_twilios_serializer_writes(query, expected):
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from shared.twiml import reply_document, voice_document
+
+    assert voice_document(query) == expected
+    reply = MessagingResponse()
+    reply.message("Thanks <&>")
+    assert reply_document("Thanks <&>") == reply.to_xml()
