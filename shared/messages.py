@@ -36,16 +36,22 @@ def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
     to = destination(payload, settings)
     body = payload.text("body", max_length=MAX_BODY)
     media = payload.texts("media_url", max_items=MAX_MEDIA, max_length=MAX_URL)
-    for url in media:
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise invalid_field("media_url", "must be absolute https URLs")
+    if not all(map(_is_https_url, media)):
+        raise invalid_field("media_url", "must be absolute https URLs")
     if body is None and not media:
         raise invalid_field("body", "is required unless media_url is given")
     from_ = sender(payload)
     if from_ is None and settings.messaging_service_sid:
         return SmsRequest(to, body, media, messaging_service_sid=settings.messaging_service_sid)
     return SmsRequest(to, body, media, from_=from_ or default_sender(settings))
+
+
+def _is_https_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed host: unbalanced [], or characters NFKC makes delimiters
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
