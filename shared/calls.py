@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from shared.outgoing import default_sender, destination, sender
+from shared.problems import invalid_request
 from shared.request_body import Payload
 from shared.settings import Settings
 from shared.twilio_client import client_for
@@ -43,7 +44,10 @@ def read_call(payload: Payload, settings: Settings, request_url: str) -> CallReq
 
 def twiml_url(request_url: str, settings: Settings, query: dict[str, str]) -> str:
     """The ``twiml`` function beside this one, on the app's public origin."""
-    parts = urlsplit(request_url)
+    try:
+        parts = urlsplit(request_url)
+    except ValueError:  # a malformed Host header (unbalanced [ ]) reached the app
+        raise invalid_request("the request URL cannot be parsed") from None
     origin = settings.public_base_url or f"{parts.scheme}://{parts.netloc}"
     folder = parts.path.rsplit("/", 1)[0]
     return f"{origin}{folder}/twiml?{urlencode(query)}"

@@ -67,6 +67,10 @@ def invalid_body(detail: str) -> Problem:
     return Problem(400, "invalid-body", detail, title="Invalid request body")
 
 
+def invalid_request(detail: str) -> Problem:
+    return Problem(400, "invalid-request", detail, title="Invalid request")
+
+
 def method_not_allowed(method: str, allowed: tuple[str, ...]) -> Problem:
     return Problem(
         405, "method-not-allowed", f"{method} is not allowed here; use {', '.join(allowed)}",

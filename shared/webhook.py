@@ -38,9 +38,13 @@ def verify_signature(req: func.HttpRequest, settings: Settings) -> None:
     signature = req.headers.get("X-Twilio-Signature")
     if not signature:
         raise bad_signature()
-    url = signed_url(req.url, settings.public_base_url)
+    try:
+        url = signed_url(req.url, settings.public_base_url)
+        query = urlsplit(url).query
+    except ValueError:  # a malformed Host header: not a URL Twilio could have signed
+        raise bad_signature() from None
     params = req.form if req.method == "POST" and media_type(req) == FORM else {}
-    if "bodySHA256=" in urlsplit(url).query:
+    if "bodySHA256=" in query:
         params = req.get_body().decode("utf-8", errors="replace")
     validator = RequestValidator(settings.auth_token)
     # Fast path: the URL as received, one HMAC. validate() then also tries the

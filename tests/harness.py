@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 import azure.functions as func
 
@@ -106,7 +106,7 @@ def request(
     elif form is not None:
         body = urlencode(form, doseq=True).encode()
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    params = dict(parse_qsl(url.partition("?")[2], keep_blank_values=True))
     return func.HttpRequest(method, url, headers=headers, params=params, body=body or b"")
 
 

@@ -98,3 +98,10 @@ def test_missing_default_sender_is_a_misconfiguration(app_env, monkeypatch):
     response = call({"to": TO})
     assert response.status_code == 500
     assert problem(response)["setting"] == "TWILIO_FROM_NUMBER"
+
+
+def test_malformed_host_is_a_400_not_a_500(app_env):
+    response = call({"to": TO}, url="http://[x/api/make_call")
+    assert response.status_code == 400
+    assert problem(response)["type"].endswith("invalid-request")
+    assert app_env.calls == []

@@ -196,3 +196,9 @@ def test_documents_are_what_twilios_serializer_writes(query, expected):
     reply = MessagingResponse()
     reply.message("Thanks <&>")
     assert reply_document("Thanks <&>") == reply.to_xml()
+
+
+def test_malformed_host_cannot_carry_a_valid_signature(app_env):
+    response = post("http://[x/api/twiml", CALL, "anything")
+    assert response.status_code == 403
+    problem(response)
