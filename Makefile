@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint load venv clean contract
+.PHONY: run test lint load bench venv clean contract
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ contract:
 # 1,000 mixed requests at concurrency 50 with 5% Twilio faults, on loopback.
 load: $(STAMP)
 	$(PY) -m devhost.loadtest
+
+# Performance beside baselines measured in the same run; rewrites docs/performance.md.
+bench: $(STAMP)
+	$(PY) -m bench
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,125 @@
+"""``make bench``: measure the app against its baselines, print the table, write the doc.
+
+Exits 0 whenever the benchmark ran, targets missed or not (the table says
+MISSED); 1 only when it could not run: a process that did not start, a
+request that failed, a figure that could not be taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from bench import figures, profile, report
+from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, assemble
+from bench.direct import DirectTwilio
+from bench.figures import Row
+from bench.stack import Account, BenchError, Host, Sandbox, app_environment
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.asynccontextmanager
+async def running(host: Host) -> AsyncIterator[Host]:
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+async def measure(work: Path) -> tuple[list[Row], str]:
+    """Every figure, in the issue's order; the host-sharing ones on one host, in a fixed order."""
+    account = Account.random()
+    app_dir = assemble(work / "app", APP_FUNCTIONS + BASELINE_FUNCTIONS)
+    cold_apps = {name: assemble(work / f"cold-{name}", (name,))
+                 for name in ("hello", *APP_FUNCTIONS)}
+    sandbox = await Sandbox.start(account, work / "sandbox.log")
+    try:
+        env = app_environment(account, sandbox.url)
+        logs = itertools.count()
+
+        async def start(app: Path) -> Host:
+            return await Host.start(app, env, work / f"host-{next(logs)}.log")
+
+        # Processes of their own first, while nothing else runs.
+        progress("import times")
+        imports = await figures.import_times(app_dir, APP_FUNCTIONS, env)
+        progress("cold starts (a fresh host per function and run)")
+        cold = await figures.cold_start(cold_apps, start, account)
+
+        direct = DirectTwilio(account, sandbox.url)
+        try:
+            async with running(await start(app_dir)) as host:
+                progress("connections (fresh host)")
+                connections = await figures.connections(host, account, sandbox)
+                progress("added latency")
+                latency = await figures.added_latency(host, account, direct)
+                progress("concurrency")
+                concurrency = await figures.concurrency(host, account, sandbox, direct)
+                progress("throughput")
+                throughput = await figures.throughput(host, account)
+                served = [*latency, *concurrency, throughput]
+                if any(row.holds is False for row in served):
+                    progress("profiling the host under the missed figures' load")
+                found, note = await profile.profile_missed(served, host, account, work)
+        finally:
+            await direct.close()
+
+        await sandbox.reset()  # forget the resources stored so far
+        async with running(await start(app_dir)) as host:
+            progress(f"memory ({figures.MEMORY_TOTAL:,} mixed requests, fresh host)")
+            memory = await figures.memory(host, account)
+    finally:
+        await sandbox.stop()
+    rows = [*latency, *concurrency, connections, *cold, *imports, throughput, memory]
+    if any(row.holds is False for row in (*cold, *imports, memory)):
+        note = " ".join(filter(None, [note, "Cold start, import and memory figures are not "
+                                     "profiled here: see the import time rows, or run "
+                                     "`python -X importtime` / tracemalloc on the host."]))
+    return rows, profile.markdown(found, note)
+
+
+async def run() -> int:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        try:
+            rows, profiles = await measure(Path(tmp))
+        except (BenchError, ExceptionGroup, aiohttp.ClientError, OSError, TimeoutError) as error:
+            for reason in _leaves(error):
+                print(f"bench: could not run: {str(reason) or repr(reason)}", file=sys.stderr)
+            return 1
+    seconds = time.perf_counter() - started
+    specs = report.machine()
+    print(f"{specs['CPU']}, {specs['cores']} cores, {specs['RAM']}, Python {specs['Python']}\n")
+    print(report.table(rows))
+    print(f"\n{report.summary(rows)}")
+    if profiles:
+        print(f"\n{profiles}")
+    sys.stdout.flush()
+    doc = report.write_document(rows, seconds, profiles)
+    progress(f"done in {seconds:.0f} s; wrote {doc.relative_to(report.ROOT)}")
+    return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def main() -> int:
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Each figure of the benchmark: how it is measured, its baseline and its target.
+
+Every figure is a ratio within one run, ours against a baseline measured the
+same way moments apart (interleaved where the measurement is short), because
+the machines are shared and noisy: absolute numbers move from run to run,
+ratios much less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+from bench import load
+from bench.direct import DirectTwilio
+from bench.load import Call
+from bench.stack import Account, BenchError, Host, Sandbox
+
+TO = "+14155552671"
+TEXT = "Hello from the benchmark"
+JSON = {"Content-Type": "application/json"}
+
+LATENCY_ROUNDS = 400
+LATENCY_WARMUP = 30
+SEQUENTIAL_SENDS = 100
+CONCURRENT = 200
+CONCURRENCY_LATENCY = 0.1
+CONCURRENCY_RUNS = 3
+THROUGHPUT_ROUNDS = 8
+THROUGHPUT_BLOCK = 1000
+THROUGHPUT_CONCURRENCY = 16
+MEMORY_EARLY = 100
+MEMORY_TOTAL = 10_000
+MEMORY_CONCURRENCY = 8
+COLD_RUNS = 7
+IMPORT_RUNS = 5
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: our figure beside its baseline."""
+
+    figure: str
+    ours: str
+    baseline: str
+    ratio: float | None
+    target: str
+    holds: bool | None  # None: shown for comparison, no target
+    load: str | None = None  # the function to profile the host with if the target is missed
+    detail: str | None = None  # what explains the figure, for the document
+
+
+class Calls:
+    """The requests the figures send to a host, as a mobile app and Twilio would."""
+
+    def __init__(self, base_url: str, account: Account) -> None:
+        self.base_url = base_url
+        twiml = f"{base_url}/api/twiml?{urlencode({'message': TEXT})}"
+        self.twiml_url = twiml  # also what make_call's TwiML URL is, as the app builds it
+        self._twiml_signature = RequestValidator(account.token).compute_signature(twiml, {})
+
+    def send_sms(self) -> Call:
+        body = json.dumps({"to": TO, "body": TEXT}).encode()
+        return Call("POST", f"{self.base_url}/api/send_sms", JSON, body, 201)
+
+    def naive_send_sms(self) -> Call:
+        body = json.dumps({"to": TO, "body": TEXT}).encode()
+        return Call("POST", f"{self.base_url}/api/naive_send_sms", JSON, body, 201)
+
+    def make_call(self) -> Call:
+        body = json.dumps({"to": TO, "message": TEXT}).encode()
+        return Call("POST", f"{self.base_url}/api/make_call", JSON, body, 201)
+
+    def twiml(self) -> Call:
+        """Signed as Twilio signs it: the host checks signatures in every figure."""
+        return Call("GET", self.twiml_url, {"X-Twilio-Signature": self._twiml_signature})
+
+    def hello(self) -> Call:
+        return Call("GET", f"{self.base_url}/api/hello?{urlencode({'name': 'benchmark'})}")
+
+    def named(self, function: str) -> Call:
+        return getattr(self, function)()
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def paired_ratio(ours: list[float], baseline: list[float]) -> float:
+    """Median of the ratios of measurements taken side by side: robust to a noisy round."""
+    return statistics.median(o / b for o, b in zip(ours, baseline, strict=True))
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile: an observed value, never an interpolation."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+# --- added latency ------------------------------------------------------------
+
+
+async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> list[Row]:
+    """Sequential requests through the host against the same Twilio request made directly.
+
+    The five kinds are interleaved in a shuffled order each round, so a noisy
+    moment on the machine hits all of them alike.
+    """
+    calls = Calls(host.url, account)
+    async with load.session(1) as client:
+        measured: dict[str, Callable[[], Awaitable[None]]] = {
+            "send_sms": lambda: load.send(client, calls.send_sms()),
+            "make_call": lambda: load.send(client, calls.make_call()),
+            "naive_send_sms": lambda: load.send(client, calls.naive_send_sms()),
+            "direct send_sms": lambda: direct.send_sms(TO, TEXT),
+            "direct make_call": lambda: direct.make_call(TO, calls.twiml_url),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in measured}
+        order = list(measured)
+        for round_ in range(LATENCY_WARMUP + LATENCY_ROUNDS):
+            random.shuffle(order)
+            for name in order:
+                started = time.perf_counter()
+                await measured[name]()
+                if round_ >= LATENCY_WARMUP:
+                    samples[name].append(time.perf_counter() - started)
+    rows = []
+    for function, direct_name in (("send_sms", "direct send_sms"),
+                                  ("make_call", "direct make_call"),
+                                  ("naive_send_sms", "direct send_sms")):
+        for p, limit in ((50, 0.002), (99, 0.010)):
+            ours = percentile(samples[function], p)
+            base = percentile(samples[direct_name], p)
+            shown = function.startswith("naive")
+            rows.append(Row(
+                f"added latency p{p}: {function}",
+                f"{ms(ours)} (+{(ours - base) * 1000:.2f})",
+                f"{ms(base)} direct",
+                ours / base,
+                "shown" if shown else f"+ < {limit * 1000:.0f} ms",
+                None if shown else ours - base < limit,
+                function,
+            ))
+    return rows
+
+
+# --- connections --------------------------------------------------------------
+
+
+async def connections(host: Host, account: Account, sandbox: Sandbox) -> Row:
+    """TCP connections the sandbox accepted for 100 sequential sends; run on a fresh host."""
+    calls = Calls(host.url, account)
+    counts = {}
+    async with load.session(1) as client:
+        for function in ("send_sms", "naive_send_sms"):
+            await sandbox.state()  # the control connection is open before the reset
+            await sandbox.reset()
+            for _ in range(SEQUENTIAL_SENDS):
+                await load.send(client, calls.named(function))
+            state = await sandbox.state()
+            if state["requests"] != SEQUENTIAL_SENDS:
+                raise BenchError(f"the sandbox saw {state['requests']} requests, "
+                                 f"not {SEQUENTIAL_SENDS}")
+            counts[function] = state["connections_accepted"]
+    ours, naive = counts["send_sms"], counts["naive_send_sms"]
+    return Row(
+        f"connections for {SEQUENTIAL_SENDS} sequential sends (1 worker)",
+        f"{ours} send_sms", f"{naive} naive_send_sms", ours / naive if naive else None,
+        "1 per worker", ours <= 1,
+    )
+
+
+# --- concurrency --------------------------------------------------------------
+
+
+async def concurrency(host: Host, account: Account, sandbox: Sandbox,
+                      direct: DirectTwilio) -> list[Row]:
+    """200 concurrent sends on one worker against 200 concurrent direct async calls.
+
+    The sandbox answers each request after 100 ms, so the figure is how well
+    the worker overlaps waiting: sequential handling would take 20 s.
+    """
+    calls = Calls(host.url, account)
+
+    async def direct_burst() -> float:
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(CONCURRENT):
+                group.create_task(direct.send_sms(TO, TEXT))
+        return time.perf_counter() - started
+
+    await sandbox.set_latency(CONCURRENCY_LATENCY)
+    try:
+        async with load.session(0) as client:
+            ours, base = [], []
+            for run in range(CONCURRENCY_RUNS + 1):  # the first opens the connections
+                host_wall = await load.burst(client, (calls.send_sms() for _ in range(CONCURRENT)))
+                direct_wall = await direct_burst()
+                if run:
+                    ours.append(host_wall)
+                    base.append(direct_wall)
+            naive = await load.burst(client,
+                                     (calls.naive_send_sms() for _ in range(CONCURRENT)))
+    finally:
+        await sandbox.set_latency(0)
+    ours_wall, base_wall = statistics.median(ours), statistics.median(base)
+    ratio = paired_ratio(ours, base)
+    figure = f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms"
+    return [
+        Row(f"{figure}: send_sms", f"{ours_wall:.3f} s", f"{base_wall:.3f} s direct async",
+            ratio, "<= 1.5x", ratio <= 1.5, "send_sms"),
+        Row(f"{figure}: naive_send_sms", f"{naive:.3f} s", f"{base_wall:.3f} s direct async",
+            naive / base_wall, "shown", None),
+    ]
+
+
+# --- throughput ---------------------------------------------------------------
+
+
+async def throughput(host: Host, account: Account) -> Row:
+    """twiml's requests per second through the host against hello-world's.
+
+    Short blocks alternate (hello first in even rounds, twiml first in odd
+    ones); the ratio is the median of the rounds' ratios, so a burst of
+    load from elsewhere on the machine spoils one round, not the figure.
+    """
+    calls = Calls(host.url, account)
+    rates: dict[str, list[float]] = {"hello": [], "twiml": []}
+    cpu = {"hello": [0.0, 0.0], "twiml": [0.0, 0.0]}  # the host's user and system seconds
+    wall = {"hello": 0.0, "twiml": 0.0}
+    async with load.session(THROUGHPUT_CONCURRENCY) as client:
+        for function in ("hello", "twiml"):  # warm-up: connections, first invocations
+            await load.drive(client, itertools.repeat(calls.named(function), 300),
+                             THROUGHPUT_CONCURRENCY)
+        for round_ in range(THROUGHPUT_ROUNDS):
+            for function in ("hello", "twiml")[:: 1 if round_ % 2 == 0 else -1]:
+                user, system = host.cpu_seconds()
+                took = await load.drive(
+                    client, itertools.repeat(calls.named(function), THROUGHPUT_BLOCK),
+                    THROUGHPUT_CONCURRENCY,
+                )
+                rates[function].append(THROUGHPUT_BLOCK / took)
+                wall[function] += took
+                after = host.cpu_seconds()
+                cpu[function][0] += after[0] - user
+                cpu[function][1] += after[1] - system
+    ratio = paired_ratio(rates["twiml"], rates["hello"])
+    requests = THROUGHPUT_ROUNDS * THROUGHPUT_BLOCK
+
+    def per_request(function: str) -> str:
+        user, system = (seconds / requests * 1e6 for seconds in cpu[function])
+        busy = sum(cpu[function]) / wall[function]
+        return (f"{function} {user + system:.0f} µs (user {user:.0f}, system {system:.0f}; "
+                f"host busy {busy:.0%} of the time)")
+
+    cpu_ratio = sum(cpu["hello"]) / sum(cpu["twiml"]) if sum(cpu["twiml"]) else math.nan
+    return Row(f"throughput: requests/s, {THROUGHPUT_CONCURRENCY} in flight",
+               f"{statistics.median(rates['twiml']):.0f}/s twiml",
+               f"{statistics.median(rates['hello']):.0f}/s hello", ratio, ">= 0.8x",
+               ratio >= 0.8, "twiml",
+               f"the host's CPU per request (/proc): {per_request('twiml')}, "
+               f"{per_request('hello')}; hello's CPU over twiml's: {cpu_ratio:.2f}x (a host "
+               "busy all the time serves at the rate its CPU per request allows)")
+
+
+# --- memory -------------------------------------------------------------------
+
+
+async def memory(host: Host, account: Account) -> Row:
+    """Host RSS after 10,000 mixed requests against after the first 100 (a fresh host)."""
+    calls = Calls(host.url, account)
+    mix = itertools.cycle((calls.send_sms(), calls.make_call(), calls.twiml()))
+    async with load.session(MEMORY_CONCURRENCY) as client:
+        await load.drive(client, itertools.islice(mix, MEMORY_EARLY), MEMORY_CONCURRENCY)
+        early = host.rss_kib()
+        await load.drive(client, itertools.islice(mix, MEMORY_TOTAL - MEMORY_EARLY),
+                         MEMORY_CONCURRENCY)
+        late = host.rss_kib()
+    return Row(f"memory: host RSS after {MEMORY_TOTAL:,} mixed requests",
+               f"{late / 1024:.1f} MiB", f"{early / 1024:.1f} MiB after {MEMORY_EARLY}",
+               late / early, "growth < 5%", late / early < 1.05)
+
+
+# --- cold start ---------------------------------------------------------------
+
+async def cold_start(apps: dict[str, Path], start: Callable[[Path], Awaitable[Host]],
+                     account: Account) -> list[Row]:
+    """Spawn to first answer, one fresh host per function (its app holds only it).
+
+    One unmeasured round first (it writes the bytecode caches), then the
+    median of the measured rounds, the functions interleaved in each.
+    """
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    for round_ in range(COLD_RUNS + 1):
+        for name, app_dir in apps.items():
+            started = time.perf_counter()
+            host = await start(app_dir)
+            try:
+                async with load.session(1) as client:
+                    await load.send(client, Calls(host.url, account).named(name))
+                took = time.perf_counter() - started
+            finally:
+                await host.stop()
+            if round_:
+                times[name].append(took)
+    base = statistics.median(times["hello"])
+    rows = []
+    for name in apps:
+        if name == "hello":
+            continue
+        ours = statistics.median(times[name])
+        ratio = paired_ratio(times[name], times["hello"])
+        is_target = name == "twiml"
+        rows.append(Row(
+            f"cold start: spawn to first answer, {name}", f"{ours * 1000:.0f} ms",
+            f"{base * 1000:.0f} ms hello", ratio,
+            "<= 1.2x" if is_target else "shown", ratio <= 1.2 if is_target else None,
+        ))
+    return rows
+
+
+# --- import time --------------------------------------------------------------
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
+
+
+@dataclass(frozen=True)
+class ImportProfile:
+    cumulative_us: int
+    modules: frozenset[str]
+
+
+def import_profile(app_dir: Path, module: str, env: dict[str, str]) -> ImportProfile:
+    """``python -X importtime -c 'import MODULE'`` run in the app folder."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=app_dir, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"import {module} failed:\n{result.stderr[-2000:]}")
+    total, modules = None, set()
+    for line in result.stderr.splitlines():
+        found = _IMPORT_LINE.match(line)
+        if found:
+            modules.add(found[4])
+            if found[4] == module and not found[3]:
+                total = int(found[2])
+    if total is None:
+        raise BenchError(f"no import time for {module} in -X importtime's output")
+    return ImportProfile(total, frozenset(modules))
+
+
+async def import_times(app_dir: Path, functions: tuple[str, ...],
+                       env: dict[str, str]) -> list[Row]:
+    """Each function module's import (cumulative), against hello-world's; who pulls twilio.rest."""
+    runs: dict[str, list[ImportProfile]] = {name: [] for name in ("hello", *functions)}
+    for round_ in range(IMPORT_RUNS + 1):  # the first writes the bytecode caches
+        for name in runs:
+            profile = await asyncio.to_thread(import_profile, app_dir, name, env)
+            if round_:
+                runs[name].append(profile)
+    hello = [float(p.cumulative_us) for p in runs["hello"]]
+    rows = []
+    for name in functions:
+        times = [float(p.cumulative_us) for p in runs[name]]
+        rest = any("twilio.rest" in p.modules for p in runs[name])
+        is_target = name == "twiml"
+        rows.append(Row(
+            f"import time: import {name}",
+            f"{statistics.median(times) / 1000:.1f} ms, {'imports' if rest else 'no'} twilio.rest",
+            f"{statistics.median(hello) / 1000:.1f} ms hello", paired_ratio(times, hello),
+            "no twilio.rest" if is_target else "shown",
+            not rest if is_target else None,
+        ))
+    return rows
