@@ -37,7 +37,7 @@ SANDBOX_READY_PREFIX = "twilio sandbox listening on"
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 # Settings that could send a sandbox run to Twilio or another host.
 CLEARED_IN_SANDBOX = ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
-                      "TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL")
+                      "TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
 
 
 def configured(name: str, file_values: dict[str, str]) -> str:

@@ -8,19 +8,23 @@ bridge calls to premium numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from shared.outgoing import default_sender, destination, sender
-from shared.problems import invalid_request
+from shared.problems import invalid_field, invalid_request
 from shared.request_body import Payload
 from shared.settings import Settings
 from shared.twilio_client import client_for
 from shared.twilio_errors import calling_twilio
-from shared.voice import DEFAULT_MESSAGE, MAX_MESSAGE, voice_options
+from shared.voice import DEFAULT_MESSAGE, MAX_MESSAGE, read_voice_options
 
 FIELDS = ("to", "from", "message", "voice", "language")
+# Twilio and Azure's front end refuse longer URLs; a 1000-character message
+# in a non-Latin script can exceed it once percent-encoded.
+MAX_TWIML_URL = 4000
 
 
 @dataclass(frozen=True)
@@ -36,21 +40,27 @@ def read_call(payload: Payload, settings: Settings, request_url: str) -> CallReq
     to = destination(payload, settings)
     from_ = sender(payload) or default_sender(settings)
     message = payload.text("message", max_length=MAX_MESSAGE) or DEFAULT_MESSAGE
-    options = voice_options(payload.text("voice", max_length=64),
-                            payload.text("language", max_length=16))
-    query = {"message": message, **options}
-    return CallRequest(to, from_, twiml_url(request_url, settings, query))
+    options = read_voice_options(payload)
+    url = twiml_url(request_url, settings, {"message": message, **options})
+    if len(url) > MAX_TWIML_URL:
+        raise invalid_field("message", "is too long once URL-encoded for Twilio to fetch")
+    return CallRequest(to, from_, url)
 
 
 def twiml_url(request_url: str, settings: Settings, query: dict[str, str]) -> str:
-    """The ``twiml`` function beside this one, on the app's public origin."""
+    """The ``twiml`` function beside this one, on the app's public origin.
+
+    The route prefix comes from this request's path (``/api/make_call`` ->
+    ``/api/twiml``); the origin from the settings, never from the request's
+    Host header, except on the local host where there is no other.
+    """
     try:
         parts = urlsplit(request_url)
     except ValueError:  # a malformed Host header (unbalanced [ ]) reached the app
         raise invalid_request("the request URL cannot be parsed") from None
-    origin = settings.public_base_url or f"{parts.scheme}://{parts.netloc}"
-    folder = parts.path.rsplit("/", 1)[0]
-    return f"{origin}{folder}/twiml?{urlencode(query)}"
+    origin = settings.public_origin or f"{parts.scheme}://{parts.netloc}"
+    path = re.sub("/{2,}", "/", parts.path).rstrip("/")  # /api/make_call/ routes here too
+    return f"{origin}{path.rsplit('/', 1)[0]}/twiml?{urlencode(query)}"
 
 
 async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:

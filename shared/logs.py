@@ -19,6 +19,7 @@ def log_outcome(
     to: str | None = None,
     problem: str | None = None,
     twilio_code: int | None = None,
+    cause: str | None = None,
 ) -> None:
     parts = [f"function={function}", f"status={status}"]
     if sid:
@@ -29,12 +30,19 @@ def log_outcome(
         parts.append(f"problem={problem.rsplit(':', 1)[-1]}")
     if twilio_code:
         parts.append(f"twilio_code={twilio_code}")
+    if cause:
+        parts.append(f"cause={cause.replace(' ', '_')}")
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     logger.log(level, " ".join(parts))
 
 
 def mask(number: str) -> str:
-    """Hide the middle of a number: ``+14155552671`` -> ``+1415•••2671``."""
-    if len(number) <= 8:
-        return number[:2] + "•••"
-    return number[:5] + "•••" + number[-4:]
+    """Hide the middle of a number: ``+14155552671`` -> ``+1415•••2671``.
+
+    Shorter numbers keep fewer digits, so at least half of them stay hidden.
+    """
+    if len(number) >= 12:
+        return number[:5] + "•••" + number[-4:]
+    if len(number) >= 8:
+        return number[:3] + "•••" + number[-2:]
+    return number[:2] + "•••"

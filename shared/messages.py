@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from twilio.base import values
 
@@ -14,11 +13,11 @@ from shared.request_body import Payload
 from shared.settings import Settings
 from shared.twilio_client import client_for
 from shared.twilio_errors import calling_twilio
+from shared.urls import MAX_URL, is_public_url
 
 FIELDS = ("to", "from", "body", "media_url")
 MAX_BODY = 1600  # Twilio's limit for one message
 MAX_MEDIA = 10  # Twilio's limit of media per MMS
-MAX_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
     to = destination(payload, settings)
     body = payload.text("body", max_length=MAX_BODY)
     media = payload.texts("media_url", max_items=MAX_MEDIA, max_length=MAX_URL)
-    if not all(map(_is_https_url, media)):
+    if not all(map(is_public_url, media)):
         raise invalid_field("media_url", "must be absolute https URLs")
     if body is None and not media:
         raise invalid_field("body", "is required unless media_url is given")
@@ -44,14 +43,6 @@ def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
     if from_ is None and settings.messaging_service_sid:
         return SmsRequest(to, body, media, messaging_service_sid=settings.messaging_service_sid)
     return SmsRequest(to, body, media, from_=from_ or default_sender(settings))
-
-
-def _is_https_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a malformed host: unbalanced [], or characters NFKC makes delimiters
-        return False
-    return parts.scheme == "https" and bool(parts.hostname)
 
 
 async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:

@@ -17,13 +17,17 @@ from phonenumbers import PhoneNumberType
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # ASCII digits only: \d matches any script
 
 # Types libphonenumber classifies whose cost falls on the caller beyond a
-# normal call or SMS. PERSONAL_NUMBER stays allowed: NANP 500 numbers
-# (Twilio's own test numbers among them) are classified so; restrict those
-# countries with ALLOWED_COUNTRIES instead.
+# normal call or SMS, the usual targets of toll fraud and SMS pumping.
 REFUSED_TYPES: dict[int, str] = {
     PhoneNumberType.PREMIUM_RATE: "premium-rate",
     PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.PERSONAL_NUMBER: "personal (follow-me)",
 }
+# Personal numbers in the North American plan (the 5XX codes, Twilio's test
+# numbers among them) are billed as ordinary US numbers; elsewhere (UK 070)
+# they are a known toll-fraud destination.
+_ORDINARY_PERSONAL_CODES = frozenset({1})
+_NON_GEOGRAPHIC = "001"  # satellite, international networks, global services
 
 
 class NumberError(ValueError):
@@ -46,10 +50,19 @@ class DestinationPolicy:
         parsed = parse_e164(number)
         region = phonenumbers.region_code_for_number(parsed)
         if self.allowed_countries is not None and region not in self.allowed_countries:
-            where = region if region and region != "001" else "a non-geographic number"
+            where = region if region and region != _NON_GEOGRAPHIC else "a non-geographic number"
             raise DestinationRefused(f"destination country {where} is not allowed")
-        kind = REFUSED_TYPES.get(phonenumbers.number_type(parsed))
-        if kind and not self.allow_premium:
+        if self.allow_premium:
+            return number
+        if region == _NON_GEOGRAPHIC:
+            raise DestinationRefused("non-geographic (satellite or global service) numbers "
+                                     "are not allowed")
+        number_type = phonenumbers.number_type(parsed)
+        kind = REFUSED_TYPES.get(number_type)
+        if number_type == PhoneNumberType.PERSONAL_NUMBER and (
+                parsed.country_code in _ORDINARY_PERSONAL_CODES):
+            kind = None
+        if kind:
             raise DestinationRefused(f"{kind} numbers are not allowed")
         return number
 

@@ -39,6 +39,8 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extensions = {k: v for k, v in extensions.items() if v is not None}
+        # For the log line only: what went wrong upstream (never sent to the client).
+        self.cause: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The problem document, members first as RFC 9457 lists them."""

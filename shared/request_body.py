@@ -80,11 +80,11 @@ class Payload:
         return texts
 
 
-def read_payload(req: func.HttpRequest, *, max_bytes: int = MAX_BODY_BYTES) -> Payload:
+def read_payload(req: func.HttpRequest) -> Payload:
     """Parse a JSON object or form body, refusing anything else with its problem."""
     body = req.get_body() or b""
-    if len(body) > max_bytes:
-        raise too_large(max_bytes)
+    if len(body) > MAX_BODY_BYTES:
+        raise too_large(MAX_BODY_BYTES)
     kind = media_type(req)
     if kind == JSON or kind.endswith("+json"):
         return Payload({name: [value] for name, value in _json_object(body).items()})

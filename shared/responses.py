@@ -33,7 +33,7 @@ def answers_problems(function: str) -> Callable[[Main], Main]:
                 logger.exception("function=%s failed unexpectedly", function)
                 refused = internal_error()
             log_outcome(function, refused.status, problem=refused.type,
-                        twilio_code=refused.extensions.get("twilio_code"))
+                        twilio_code=refused.extensions.get("twilio_code"), cause=refused.cause)
             return refused.to_response()
 
         return guarded

@@ -58,12 +58,32 @@ def _e164(raw: str) -> str:
 
 
 def _origin(raw: str) -> str:
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL such as https://contoso.azurewebsites.net")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not carry credentials, a query or a fragment")
     return raw.rstrip("/")
+
+
+def _api_origin(raw: str) -> str:
+    origin = _origin(raw)
+    parts = urlsplit(origin)
+    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("must be https (plain http only on loopback): it carries the credentials")
+    return origin
+
+
+def _hostname(raw: str) -> str:
+    if not _HOSTNAME.fullmatch(raw):
+        raise ValueError("must be a host name with an optional port")
+    return raw.lower()
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?")
 
 
 def _countries(raw: str) -> frozenset[str] | None:
@@ -89,8 +109,8 @@ def _seconds(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError("must be a number of seconds") from None
-    if not 0 < value <= 300:
-        raise ValueError("must be more than 0 and at most 300 seconds")
+    if not 0 < value <= 220:  # Azure's front end ends HTTP requests at 230 s
+        raise ValueError("must be more than 0 and at most 220 seconds")
     return value
 
 
@@ -142,10 +162,17 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "PUBLIC_BASE_URL", "public_base_url",
-        "Public origin of the app (`https://contoso.azurewebsites.net`): builds the TwiML "
-        "URL for calls and the URL Twilio signed behind a proxy or custom domain. "
-        "Unset: the request's own URL.",
+        "Public origin of the app (`https://calls.contoso.com`), optionally with the path "
+        "prefix a proxy adds: builds the TwiML URL for calls and the URL Twilio signed. "
+        "Unset: `https://` + `WEBSITE_HOSTNAME`.",
         _origin,
+    ),
+    Declaration(
+        "WEBSITE_HOSTNAME", "azure_hostname",
+        "Set by Azure: the app's default host name (`contoso.azurewebsites.net`), the public "
+        "origin when `PUBLIC_BASE_URL` is unset. Leave unset locally: the local host then "
+        "uses the request's own origin.",
+        _hostname,
     ),
     Declaration(
         "ALLOWED_COUNTRIES", "allowed_countries",
@@ -154,7 +181,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "ALLOW_PREMIUM_NUMBERS", "allow_premium_numbers",
-        "Allow premium-rate and shared-cost destinations.",
+        "Allow premium-rate, shared-cost, personal (outside +1) and non-geographic "
+        "(satellite, global service) destinations.",
         _flag, default="false",
     ),
     Declaration(
@@ -165,7 +193,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration(
         "TWILIO_API_BASE_URL", "api_base_url",
         "Origin every Twilio REST request goes to (local sandboxes, tests, mocks).",
-        _origin, default="https://api.twilio.com",
+        _api_origin, default="https://api.twilio.com",
     ),
     Declaration(
         "TWILIO_TIMEOUT_SECONDS", "timeout_seconds",
@@ -191,12 +219,24 @@ class Settings:
     from_number: str | None
     messaging_service_sid: str | None
     public_base_url: str | None
+    azure_hostname: str | None
     allowed_countries: frozenset[str] | None
     allow_premium_numbers: bool
     validate_signature: bool
     api_base_url: str
     timeout_seconds: float
     sms_reply_message: str | None
+
+    @property
+    def public_origin(self) -> str | None:
+        """Where Twilio reaches the app; None only off Azure (the local host).
+
+        Never taken from the request: a client choosing the Host header would
+        otherwise choose where Twilio fetches a call's TwiML.
+        """
+        if self.public_base_url:
+            return self.public_base_url
+        return f"https://{self.azure_hostname}" if self.azure_hostname else None
 
 
 @cache

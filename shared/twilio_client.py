@@ -1,4 +1,4 @@
-"""The Twilio REST client: one per event loop and credentials, reused.
+"""The Twilio REST client: one per event loop, reused.
 
 A client owns an aiohttp session, so reusing it keeps connections to Twilio
 alive between invocations instead of paying a TCP and TLS handshake on every
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, encode_basic_auth
+from aiohttp import ClientSession, TCPConnector, encode_basic_auth
 from twilio.base.version import Version
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -31,10 +30,6 @@ TWILIO_ORIGIN = "https://api.twilio.com"
 _request_logger = logging.getLogger("twilio_functions.twilio_http")
 _request_logger.setLevel(logging.WARNING)
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], Client]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 class RoutedHttpClient(AsyncTwilioHttpClient):
     """twilio's async HTTP client, sent to another origin and bounded by a timeout."""
@@ -42,10 +37,9 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
     def __init__(self, base_url: str, timeout: float) -> None:
         super().__init__(pool_connections=False, timeout=timeout, logger=_request_logger)
         self.base_url = base_url.rstrip("/")
-        self.session = ClientSession(
-            connector=TCPConnector(limit=100, keepalive_timeout=60),
-            timeout=ClientTimeout(total=timeout),
-        )
+        # The timeout goes on each request (below): twilio passes timeout=None
+        # per request, which aiohttp reads as "none", overriding a session's.
+        self.session = ClientSession(connector=TCPConnector(limit=100, keepalive_timeout=60))
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_ORIGIN):
@@ -64,44 +58,38 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
 
 
 def client_for(settings: Settings) -> Client:
-    """The shared client for these settings on the running event loop."""
+    """The running loop's client: made once, as settings are fixed for the process."""
     loop = asyncio.get_running_loop()
-    key = (
-        settings.account_sid,
-        settings.api_key_sid or settings.account_sid,
-        settings.api_key_secret or settings.auth_token,
-        settings.api_base_url,
-        str(settings.timeout_seconds),
+    cached = _clients.get(loop)
+    if cached is None or cached[0] != settings:
+        if cached is not None:  # settings reloaded (tests): the old session must not leak
+            _close_later(cached[1])
+        cached = (settings, _new_client(settings))
+        _clients[loop] = cached
+    return cached[1]
+
+
+def _new_client(settings: Settings) -> Client:
+    return Client(
+        username=settings.api_key_sid or settings.account_sid,
+        password=settings.api_key_secret or settings.auth_token,
+        account_sid=settings.account_sid,
+        http_client=RoutedHttpClient(settings.api_base_url, settings.timeout_seconds),
     )
-    per_loop = _clients.setdefault(loop, {})
-    client = per_loop.get(key)
-    if client is None:
-        _retire(per_loop)
-        client = Client(
-            username=key[1],
-            password=key[2],
-            account_sid=settings.account_sid,
-            http_client=RoutedHttpClient(settings.api_base_url, settings.timeout_seconds),
-        )
-        per_loop[key] = client
-    return client
 
 
-def _retire(per_loop: dict[tuple[str, ...], Client]) -> None:
-    """Close clients of replaced settings (rotated credentials) once they are idle."""
-    for old in per_loop.values():
-        old_http = old.http_client
-        if isinstance(old_http, RoutedHttpClient):
-            _background.add(task := asyncio.ensure_future(old_http.close()))
-            task.add_done_callback(_background.discard)
-    per_loop.clear()
+def _close_later(client: Client) -> None:
+    task = asyncio.ensure_future(client.http_client.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
-_background: set[asyncio.Future[None]] = set()
+_clients: dict[asyncio.AbstractEventLoop, tuple[Settings, Client]] = {}
+_closing: set[asyncio.Future[None]] = set()
 
 
 async def close_clients() -> None:
-    """Close this loop's clients (host shutdown, tests): their sessions own sockets."""
-    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
-        if isinstance(client.http_client, RoutedHttpClient):
-            await client.http_client.close()
+    """Close this loop's client (host shutdown, tests): its session owns sockets."""
+    cached = _clients.pop(asyncio.get_running_loop(), None)
+    if cached is not None:
+        await cached[1].http_client.close()

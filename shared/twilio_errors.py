@@ -26,6 +26,8 @@ async def calling_twilio[T](request: Awaitable[T]) -> T:
         problem = problem_for(error)
         if problem is None:
             raise
+        status = getattr(error, "status", None)
+        problem.cause = f"{type(error).__name__}{f' {status}' if status else ''}"
         raise problem from error
 
 
@@ -45,19 +47,19 @@ def problem_for(error: BaseException) -> Problem | None:
 
 
 def _refusal(error: TwilioRestException | TwilioServiceException) -> Problem:
-    status = int(error.status or 502)
+    status = error.status if isinstance(error.status, int) else 502
     code = error.code if isinstance(error.code, int) and error.code != status else None
     more_info = TWILIO_ERROR_DOCS.format(code=code) if code else None
     if status == 429:
         retry_after = str(getattr(error, "retry_after", None) or "")
-        retry_after = retry_after if retry_after.isdigit() else "1"
+        retry_after = retry_after if retry_after.isascii() and retry_after.isdecimal() else "1"
         return Problem(429, "twilio-rate-limited", "Twilio is limiting the request rate; "
                        "retry after the given delay", headers={"Retry-After": retry_after},
                        twilio_code=code, more_info=more_info)
     if status in (401, 403):
         return Problem(502, "twilio-credentials", "Twilio refused the app's credentials",
                        title="Upstream configuration error", twilio_code=code)
-    if status == 404 or status >= 500:
+    if status == 404 or not 400 <= status < 500:
         return Problem(502, "twilio-unavailable", "Twilio failed to process the request; "
                        "try again later", title="Upstream failure", twilio_code=code)
     return Problem(
@@ -67,6 +69,7 @@ def _refusal(error: TwilioRestException | TwilioServiceException) -> Problem:
 
 
 def _message(error: TwilioRestException | TwilioServiceException) -> str:
-    text = error.msg if isinstance(error, TwilioRestException) else (error.detail or error.title)
+    text = str(error.msg if isinstance(error, TwilioRestException)
+               else (error.detail or error.title))
     prefix = "Unable to create record: "
     return text[len(prefix):] if text.startswith(prefix) else text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from twilio.twiml import TwiML
 from twilio.twiml.messaging_response import MessagingResponse
@@ -19,11 +18,11 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from shared.problems import invalid_field
 from shared.request_body import Payload
-from shared.voice import DEFAULT_MESSAGE, DEFAULT_VOICE, MAX_MESSAGE, voice_options
+from shared.urls import is_public_url
+from shared.voice import DEFAULT_MESSAGE, DEFAULT_VOICE, MAX_MESSAGE, read_voice_options
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 MAX_PARTS = 20
-MAX_URL = 2048
 _INDEXED = re.compile(r"Message\[(\d{1,3})\]")
 
 
@@ -42,13 +41,12 @@ def reply_document(reply: str | None) -> str:
 def voice_document(params: Mapping[str, str]) -> str:
     """``<Say>``/``<Play>`` for the request's parameters; refuses bad values with 400."""
     payload = Payload({name: [value] for name, value in params.items()})
-    options = voice_options(payload.text("voice", max_length=64),
-                            payload.text("language", max_length=16))
+    options = read_voice_options(payload)
     options.setdefault("voice", DEFAULT_VOICE)
     response = VoiceResponse()
     for field, text in _script(payload, params):
         is_twimlet = field.startswith("Message")
-        if is_twimlet and _is_audio_url(text):
+        if is_twimlet and is_public_url(text, ("http", "https")):
             response.play(text)
         elif is_twimlet and text.lower().startswith(("http:", "https:")):
             raise invalid_field(field, "is not a valid http(s) URL")
@@ -79,11 +77,3 @@ def _script(payload: Payload, params: Mapping[str, str]) -> list[tuple[str, str]
     if parts:
         return parts
     return [("message", payload.text("message", max_length=MAX_MESSAGE) or DEFAULT_MESSAGE)]
-
-
-def _is_audio_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-    except ValueError:  # a malformed host: unbalanced [], or characters NFKC makes delimiters
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(text) <= MAX_URL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from shared.problems import invalid_field
+from shared.request_body import Payload
 
 DEFAULT_VOICE = "woman"
 DEFAULT_MESSAGE = "Ahoy hoy! This call comes from Twilio through Azure Functions."
@@ -12,6 +13,12 @@ MAX_MESSAGE = 1000
 # Twilio's basic voices and its Polly/Google neural voice names.
 _VOICE = re.compile(r"man|woman|alice|(Polly|Google)\.[A-Za-z0-9-]{1,48}(-Neural|-Generative)?")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
+
+
+def read_voice_options(payload: Payload) -> dict[str, str]:
+    """The request's checked ``voice`` and ``language`` (only those given)."""
+    return voice_options(payload.text("voice", max_length=64),
+                         payload.text("language", max_length=16))
 
 
 def voice_options(voice: str | None, language: str | None) -> dict[str, str]:

@@ -10,7 +10,8 @@ path and its original query.
 from __future__ import annotations
 
 from hmac import compare_digest
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 from twilio.request_validator import RequestValidator
@@ -38,28 +39,33 @@ def verify_signature(req: func.HttpRequest, settings: Settings) -> None:
     signature = req.headers.get("X-Twilio-Signature")
     if not signature:
         raise bad_signature()
+    if not signature.isascii():  # no HMAC is; compare_digest refuses to compare it
+        raise bad_signature()
     try:
-        url = signed_url(req.url, settings.public_base_url)
-        query = urlsplit(url).query
+        url = signed_url(req.url, settings.public_origin)
+        query = parse_qs(urlsplit(url).query)
     except ValueError:  # a malformed Host header: not a URL Twilio could have signed
         raise bad_signature() from None
-    params = req.form if req.method == "POST" and media_type(req) == FORM else {}
-    if "bodySHA256=" in query:
+    params: Any = req.form if req.method == "POST" and media_type(req) == FORM else {}
+    if "bodySHA256" in query:  # a JSON webhook: the body is signed through its hash
         params = req.get_body().decode("utf-8", errors="replace")
     validator = RequestValidator(settings.auth_token)
     # Fast path: the URL as received, one HMAC. validate() then also tries the
-    # URL with and without its default port (two more HMACs), as Twilio's
-    # signing of ports is inconsistent; it accepts a superset of this check.
+    # URL with and without its default port (two HMACs), as Twilio's signing of
+    # ports is inconsistent; it accepts a superset of this check.
     exact = not isinstance(params, str) and compare_digest(
         validator.compute_signature(url, params), signature)
     if not exact and not validator.validate(url, params, signature):
         raise bad_signature()
 
 
-def signed_url(request_url: str, public_base_url: str | None) -> str:
-    """The URL Twilio called: the request's, or its path and query on the public origin."""
-    if not public_base_url:
+def signed_url(request_url: str, public_origin: str | None) -> str:
+    """The URL Twilio called: the request's path and query on the public origin.
+
+    Without a public origin (the local host, off Azure) the request's own URL.
+    """
+    if not public_origin:
         return request_url
     parts = urlsplit(request_url)
     query = f"?{parts.query}" if parts.query else ""
-    return f"{public_base_url}{parts.path}{query}"
+    return f"{public_origin}{parts.path}{query}"

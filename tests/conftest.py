@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SandboxThread
 
+from shared.settings import DECLARATIONS
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxThread]:
@@ -26,10 +28,8 @@ def app_env(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxThread) -> SandboxT
         "TWILIO_API_BASE_URL": sandbox.base_url,
         "TWILIO_TIMEOUT_SECONDS": "2",
     }
-    for name in ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TWILIO_MESSAGING_SERVICE_SID",
-                 "PUBLIC_BASE_URL", "ALLOWED_COUNTRIES", "ALLOW_PREMIUM_NUMBERS",
-                 "TWILIO_VALIDATE_SIGNATURE", "SMS_REPLY_MESSAGE"):
-        monkeypatch.delenv(name, raising=False)
+    for declaration in DECLARATIONS:  # nothing from the developer's shell leaks in
+        monkeypatch.delenv(declaration.name, raising=False)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     return sandbox

@@ -105,3 +105,24 @@ def test_malformed_host_is_a_400_not_a_500(app_env):
     assert response.status_code == 400
     assert problem(response)["type"].endswith("invalid-request")
     assert app_env.calls == []
+
+
+def test_azure_host_name_is_the_origin_and_the_host_header_is_ignored(app_env, monkeypatch):
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
+    created(call({"to": TO}, url="https://attacker.example:8443/api/make_call"))
+    assert app_env.calls[0]["request"]["Url"].startswith(
+        "https://contoso.azurewebsites.net/api/twiml?")
+
+
+@pytest.mark.parametrize("path", ["/api/make_call/", "/api//make_call", "/api/MAKE_CALL"])
+def test_path_variants_still_point_at_twiml(app_env, path):
+    created(call({"to": TO}, url=f"http://localhost:7071{path}"))
+    assert urlsplit(app_env.calls[0]["request"]["Url"]).path == "/api/twiml"
+
+
+def test_message_too_long_once_encoded_is_refused_before_calling(app_env):
+    response = call({"to": TO, "message": "電" * 1000})
+    assert response.status_code == 400
+    assert problem(response)["field"] == "message"
+    assert app_env.calls == []
+    created(call({"to": TO, "message": "a" * 1000}))

@@ -23,7 +23,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -34,6 +34,7 @@ from schemathesis import Case, CheckContext, GenerationMode, Response
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
+from shared.calls import MAX_TWIML_URL
 from shared.phone import is_e164
 
 SPEC = ROOT / "openapi.yaml"
@@ -131,8 +132,10 @@ def _form_params(request: requests.PreparedRequest) -> MultiDict[str, str]:
 def explained_refusal(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """Valid data is refused (400) only for what the schema cannot express.
 
-    That is a number of the right shape that is no phone number, or Twilio
-    refusing a parameter (an unowned ``from``, a magic test number).
+    That is a number of the right shape that is no phone number, a message
+    whose percent-encoding overflows the TwiML URL (a byte count, not a
+    character count), or Twilio refusing a parameter (an unowned ``from``, a
+    magic test number).
     """
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
@@ -142,7 +145,10 @@ def explained_refusal(ctx: CheckContext, response: Response, case: Case) -> bool
     sent = case.body.get(field) if isinstance(case.body, dict) and field else None
     explained = problem["type"] == f"{PROBLEM}twilio-refused" or (
         problem["type"] == f"{PROBLEM}invalid-field" and field in ("to", "from")
-        and isinstance(sent, str) and not is_e164(sent.strip()))
+        and isinstance(sent, str) and not is_e164(sent.strip())) or (
+        problem["type"] == f"{PROBLEM}invalid-field" and field == "message"
+        and isinstance(sent, str)  # 200: what the origin, path, voice and language can take
+        and len(urlencode({"message": sent.strip()})) > MAX_TWIML_URL - 200)
     assert explained, f"valid data refused for a reason the schema should state: {problem}"
     return None
 

@@ -35,6 +35,21 @@ def test_premium_rate_refused_unless_allowed(number):
     assert DestinationPolicy(allow_premium=True).check(number) == number
 
 
+@pytest.mark.parametrize(
+    "number",
+    ["+870772001799", "+881631234567", "+883510012345", "+80012345678", "+447012345678"],
+    ids=["inmarsat", "iridium", "international-networks", "uifn", "uk-personal"],
+)
+def test_toll_fraud_destinations_refused_unless_allowed(number):
+    with pytest.raises(DestinationRefused):
+        DestinationPolicy().check(number)
+    assert DestinationPolicy(allow_premium=True).check(number) == number
+
+
+def test_north_american_personal_numbers_are_ordinary():
+    assert DestinationPolicy().check("+15005550006") == "+15005550006"
+
+
 def test_country_allow_list():
     policy = DestinationPolicy(allowed_countries=frozenset({"CA"}))
     assert policy.check("+16135550123") == "+16135550123"
@@ -44,7 +59,13 @@ def test_country_allow_list():
         policy.check("+80012345678")
 
 
-def test_mask_keeps_only_the_ends():
+@pytest.mark.parametrize("number", ["+376312345", "+4930123456", "+6421234", "+1234"])
+def test_mask_hides_at_least_half_the_digits_of_short_numbers(number):
+    masked = mask(number)
+    shown = sum(char.isdigit() for char in masked)
+    assert shown <= (len(number) - 1) / 2 + 1 and "•••" in masked
+
+
+def test_mask_keeps_the_ends_of_long_numbers():
     assert mask("+14155552671") == "+1415•••2671"
-    assert "5555" not in mask("+14155552671")
-    assert mask("+1234") == "+1•••"
+    assert mask("+442079460958") == "+4420•••0958"

@@ -44,6 +44,9 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("TWILIO_TIMEOUT_SECONDS", "9999"),
         ("TWILIO_TIMEOUT_SECONDS", "s3cr3t"),
         ("TWILIO_API_BASE_URL", "ftp://s3cr3t"),
+        ("TWILIO_API_BASE_URL", "http://twilio.s3cr3t.example"),
+        ("TWILIO_TIMEOUT_SECONDS", "250"),
+        ("WEBSITE_HOSTNAME", "https://s3cr3t/"),
     ],
 )
 def test_malformed_settings_are_named_without_their_value(name, value):
@@ -66,7 +69,8 @@ def test_defaults_apply():
     assert settings == Settings(
         account_sid=VALID["TWILIO_ACCOUNT_SID"], auth_token=AUTH_TOKEN, api_key_sid=None,
         api_key_secret=None, from_number=None, messaging_service_sid=None,
-        public_base_url=None, allowed_countries=None, allow_premium_numbers=False,
+        public_base_url=None, azure_hostname=None, allowed_countries=None,
+        allow_premium_numbers=False,
         validate_signature=True, api_base_url="https://api.twilio.com", timeout_seconds=10.0,
         sms_reply_message=None,
     )
@@ -100,3 +104,17 @@ def test_example_settings_file_matches_the_declarations():
     values = example["Values"]
     assert values.pop("FUNCTIONS_WORKER_RUNTIME") == "python"
     assert values == {d.name: d.default or "" for d in DECLARATIONS}
+
+
+def test_plain_http_api_origin_only_on_loopback():
+    settings = load_settings({**VALID, "TWILIO_API_BASE_URL": "http://127.0.0.1:8081/"})
+    assert settings.api_base_url == "http://127.0.0.1:8081"
+
+
+def test_public_origin_prefers_public_base_url_then_azure_host_name():
+    both = {**VALID, "PUBLIC_BASE_URL": "https://calls.contoso.com/voice/",
+            "WEBSITE_HOSTNAME": "contoso.azurewebsites.net"}
+    assert load_settings(both).public_origin == "https://calls.contoso.com/voice"
+    azure = {**VALID, "WEBSITE_HOSTNAME": "Contoso.AzureWebsites.net"}
+    assert load_settings(azure).public_origin == "https://contoso.azurewebsites.net"
+    assert load_settings(VALID).public_origin is None

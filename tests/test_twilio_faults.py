@@ -62,3 +62,14 @@ def test_wrong_credentials_are_502_without_secrets(app_env, function, monkeypatc
     text = response.get_body().decode()
     assert "wrong-token" not in text
     assert problem(response)["type"].endswith("twilio-credentials")
+
+
+@pytest.mark.parametrize("status", ["abc", None, 302])
+def test_unreadable_twilio_error_statuses_are_upstream_failures(status):
+    from twilio.base.exceptions import TwilioServiceException
+
+    from shared.twilio_errors import problem_for
+
+    error = TwilioServiceException("about:blank", {"odd": 1}, status, 20001)
+    problem = problem_for(error)
+    assert problem is not None and problem.status == 502

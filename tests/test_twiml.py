@@ -202,3 +202,23 @@ def test_malformed_host_cannot_carry_a_valid_signature(app_env):
     response = post("http://[x/api/twiml", CALL, "anything")
     assert response.status_code == 403
     problem(response)
+
+
+def test_non_ascii_signature_is_refused_not_crashed(app_env):
+    response = post(URL, CALL, "é" * 28)
+    assert response.status_code == 403
+    problem(response)
+
+
+def test_body_hash_only_counts_as_the_exact_parameter(app_env):
+    url = f"{URL}?xbodySHA256=1"
+    response = post(url, CALL, sign(url, {}))
+    assert response.status_code == 403
+    document(post(url, CALL, sign(url, CALL)))
+
+
+def test_azure_host_name_is_the_signed_origin(app_env, monkeypatch):
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
+    seen = "http://10.0.0.7:8080/api/twiml?message=hi"
+    document(post(seen, CALL, sign("https://contoso.azurewebsites.net/api/twiml?message=hi", CALL)))
+    assert post(seen, CALL, sign(seen, CALL)).status_code == 403
