@@ -21,10 +21,12 @@ from typing import Any
 import aiohttp
 
 from bench.app import ROOT
+from devhost.host import READY_PREFIX
+from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 from shared.settings import DECLARATIONS
 
-HOST_READY = "functions host listening on "
-SANDBOX_READY = "twilio-sandbox listening on "
+HOST_READY = f"{READY_PREFIX} "
+SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 VALID_FROM = "+15005550006"  # the sandbox's (and Twilio's test credentials') valid sender

@@ -31,9 +31,9 @@ from devhost.host import READY_PREFIX, FunctionHost
 from devhost.logs import configure_logging
 from devhost.server import describe
 from devhost.settings_file import SettingsError, read_values
+from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
 
-SANDBOX_READY_PREFIX = "twilio sandbox listening on"
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 # Settings that could send a sandbox run to Twilio or another host.
 CLEARED_IN_SANDBOX = ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
@@ -127,7 +127,7 @@ def _banner(host: FunctionHost, base_url: str, sandbox: TwilioSandbox | None) ->
         print("\nNo Twilio account configured: NOTHING REAL IS SENT. Calls and messages go to "
               "a local Twilio sandbox; copy local.settings.json.example to local.settings.json "
               "and fill in your account to use Twilio.")
-        print(f"{SANDBOX_READY_PREFIX} {sandbox.base_url}")
+        print(f"{SANDBOX_READY} {sandbox.base_url}")
     else:
         print("\nTwilio account configured: calls and messages are REAL and billed.")
     print(flush=True)

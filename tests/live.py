@@ -20,9 +20,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devhost.host import READY_PREFIX
+from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+
 ROOT = Path(__file__).parents[1]
-HOST_READY = "functions host listening on "
-SANDBOX_READY = "twilio sandbox listening on "
+HOST_READY = f"{READY_PREFIX} "
+SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 START_TIMEOUT = 60.0
 
 

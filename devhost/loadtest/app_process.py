@@ -20,9 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from devhost.host import READY_PREFIX
+from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+
 ROOT = Path(__file__).resolve().parents[2]
-HOST_READY = "functions host listening on "
-SANDBOX_READY = "twilio sandbox listening on "
+HOST_READY = f"{READY_PREFIX} "
+SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

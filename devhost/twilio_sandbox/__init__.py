@@ -14,4 +14,10 @@ from .faults import FAULT_KINDS, Fault
 from .magic import MAGIC_NUMBERS, VALID_FROM, MagicNumber
 from .sandbox import TwilioSandbox
 
-__all__ = ["FAULT_KINDS", "MAGIC_NUMBERS", "VALID_FROM", "Fault", "MagicNumber", "TwilioSandbox"]
+# The line a process running the sandbox prints once it serves (then the URL).
+READY_PREFIX = "twilio-sandbox listening on"
+
+__all__ = [
+    "FAULT_KINDS", "MAGIC_NUMBERS", "READY_PREFIX", "VALID_FROM", "Fault", "MagicNumber",
+    "TwilioSandbox",
+]

@@ -13,11 +13,12 @@ import logging
 import signal
 import sys
 
+from . import READY_PREFIX
 from .sandbox import TwilioSandbox
 
 log = logging.getLogger("devhost.twilio_sandbox")
 
-READY_LINE = "twilio-sandbox listening on {url}"
+READY_LINE = READY_PREFIX + " {url}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
