@@ -14,18 +14,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from devhost.host import READY_PREFIX
+from devhost.ready import start_and_wait
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 
 ROOT = Path(__file__).parents[1]
-HOST_READY = f"{READY_PREFIX} "
-SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 START_TIMEOUT = 60.0
 
 
@@ -35,34 +33,18 @@ class LiveApp:
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("--sandbox",),
                  module: str = "devhost", app_dir: Path = ROOT) -> None:
         self._log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
+        started = start_and_wait(
             [sys.executable, "-m", module, "--app-dir", str(app_dir), "--port", "0", *args],
-            cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=str(ROOT),
+            stderr=self._log, prefixes=(READY_PREFIX, SANDBOX_READY_PREFIX),
+            wait_for=READY_PREFIX, timeout=START_TIMEOUT,
         )
-        self.stdout_lines: list[str] = []
-        self.base_url, self.sandbox_url = self._wait_ready(module == "devhost")
-
-    def _wait_ready(self, with_sandbox: bool) -> tuple[str, str | None]:
-        found: dict[str, str] = {}
-        done = threading.Event()
-
-        def read() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                self.stdout_lines.append(line)
-                for prefix in (HOST_READY, SANDBOX_READY):
-                    if line.startswith(prefix):
-                        found[prefix] = line[len(prefix):].strip()
-                if HOST_READY in found:
-                    done.set()
-            done.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not done.wait(START_TIMEOUT) or HOST_READY not in found:
+        self.process, self.stdout_lines = started.process, started.stdout_lines
+        if READY_PREFIX not in started.urls:
             self.stop()
             raise RuntimeError(f"the app did not start:\n{self.log()}")
-        return found[HOST_READY], found.get(SANDBOX_READY) if with_sandbox else None
+        self.base_url = started.urls[READY_PREFIX]
+        self.sandbox_url = started.urls.get(SANDBOX_READY_PREFIX)
 
     def log(self) -> str:
         self._log.flush()

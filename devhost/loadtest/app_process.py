@@ -15,17 +15,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from devhost.host import READY_PREFIX
+from devhost.ready import start_and_wait
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST_READY = f"{READY_PREFIX} "
-SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -68,30 +66,18 @@ class AppProcess:
 
     def start(self) -> Self:
         """Start the launcher and wait (bounded) for both ready lines."""
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        started = start_and_wait(
             [sys.executable, "-m", "devhost", "--app-dir", str(self._app_dir), *self._args],
-            cwd=self._app_dir, env=self._env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._log_file, text=True,
+            env=self._env, cwd=str(self._app_dir), stderr=self._log_file,
+            prefixes=(READY_PREFIX, SANDBOX_READY_PREFIX), wait_for=READY_PREFIX,
+            timeout=START_TIMEOUT,
         )
-        found: dict[str, str] = {}
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
-                self.stdout_lines.append(line)
-                for prefix in (HOST_READY, SANDBOX_READY):
-                    if line.startswith(prefix):
-                        found[prefix] = line[len(prefix):].strip()
-                if HOST_READY in found:
-                    ready.set()
-            ready.set()  # stdout closed: the process ended
-
-        threading.Thread(target=read, name="app stdout", daemon=True).start()
-        if not ready.wait(START_TIMEOUT) or HOST_READY not in found or SANDBOX_READY not in found:
+        self.process, self.stdout_lines = started.process, started.stdout_lines
+        if not {READY_PREFIX, SANDBOX_READY_PREFIX} <= started.urls.keys():
             self.stop()
             raise AppError(f"the app did not start:\n{self.log()}")
-        self.base_url, self.sandbox_url = found[HOST_READY], found[SANDBOX_READY]
+        self.base_url = started.urls[READY_PREFIX]
+        self.sandbox_url = started.urls[SANDBOX_READY_PREFIX]
         for url in (self.base_url, self.sandbox_url):
             if not url.startswith(f"http://{LOOPBACK}:"):
                 self.stop()
