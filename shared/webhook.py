@@ -3,8 +3,9 @@
 Twilio signs the exact URL it called plus the sorted POST parameters with
 the account's auth token (``X-Twilio-Signature``). Behind a proxy, a custom
 domain or Azure's front ends the URL the app sees can differ from the one
-Twilio called, so ``PUBLIC_BASE_URL`` rebuilds it: that origin, the request's
-path and its original query.
+Twilio called, so the app's public origin (``PUBLIC_BASE_URL``, else Azure's
+``WEBSITE_HOSTNAME``) rebuilds it: that origin, the request's path and its
+original query.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ def verify_signature(req: func.HttpRequest, settings: Settings) -> None:
     if not settings.validate_signature:
         return
     signature = req.headers.get("X-Twilio-Signature")
-    if not signature:
-        raise bad_signature()
-    if not signature.isascii():  # no HMAC is; compare_digest refuses to compare it
+    if not signature or not signature.isascii():  # compare_digest refuses non-ASCII text
         raise bad_signature()
     try:
         url = signed_url(req.url, settings.public_origin)
