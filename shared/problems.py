@@ -2,7 +2,7 @@
 
 A refusal is raised as ``Problem`` anywhere in a request's story and turned
 into an ``application/problem+json`` response once, at the edge
-(``shared.responses.respond``). Problem types are URNs documented in the
+(``shared.responses.answers_problems``). Problem types are URNs documented in the
 README and ``openapi.yaml``; their ``detail`` never carries a secret or a
 setting's value.
 """

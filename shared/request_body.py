@@ -80,11 +80,17 @@ class Payload:
         return texts
 
 
-def read_payload(req: func.HttpRequest) -> Payload:
-    """Parse a JSON object or form body, refusing anything else with its problem."""
+def capped_body(req: func.HttpRequest) -> bytes:
+    """The body, refused with 413 before anything parses it if it is over the cap."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise too_large(MAX_BODY_BYTES)
+    return body
+
+
+def read_payload(req: func.HttpRequest) -> Payload:
+    """Parse a JSON object or form body, refusing anything else with its problem."""
+    body = capped_body(req)
     kind = media_type(req)
     if kind == JSON or kind.endswith("+json"):
         return Payload({name: [value] for name, value in _json_object(body).items()})

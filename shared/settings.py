@@ -58,12 +58,13 @@ def _e164(raw: str) -> str:
 
 
 def _origin(raw: str) -> str:
+    absolute = "must be an absolute http(s) URL such as https://contoso.azurewebsites.net"
     try:
         parts = urlsplit(raw)
-    except ValueError:
-        parts = urlsplit("")
+    except ValueError:  # unbalanced [ ] in the host
+        raise ValueError(absolute) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an absolute http(s) URL such as https://contoso.azurewebsites.net")
+        raise ValueError(absolute)
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not carry credentials, a query or a fragment")
     return raw.rstrip("/")

@@ -16,13 +16,10 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
 
 
 def read_voice_options(payload: Payload) -> dict[str, str]:
-    """The request's checked ``voice`` and ``language`` (only those given)."""
-    return voice_options(payload.text("voice", max_length=64),
-                         payload.text("language", max_length=16))
-
-
-def voice_options(voice: str | None, language: str | None) -> dict[str, str]:
-    """Checked ``voice`` and ``language`` (only those given), for a query or ``<Say>``."""
+    """The request's checked ``voice`` and ``language`` (only those given), for a query
+    or ``<Say>``."""
+    voice = payload.text("voice", max_length=64)
+    language = payload.text("language", max_length=16)
     options: dict[str, str] = {}
     if voice is not None:
         if not _VOICE.fullmatch(voice):

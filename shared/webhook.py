@@ -17,15 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 import azure.functions as func
 from twilio.request_validator import RequestValidator
 
-from shared.problems import bad_signature, too_large
-from shared.request_body import FORM, MAX_BODY_BYTES, media_type
+from shared.problems import bad_signature
+from shared.request_body import FORM, capped_body, media_type
 from shared.settings import Settings
 
 
 def read_webhook(req: func.HttpRequest, settings: Settings) -> dict[str, str]:
     """Twilio's parameters (query and form), once the request is proven to be Twilio's."""
-    if len(req.get_body() or b"") > MAX_BODY_BYTES:
-        raise too_large(MAX_BODY_BYTES)
+    capped_body(req)
     verify_signature(req, settings)
     params = dict(req.params)
     if req.method == "POST" and media_type(req) == FORM:
