@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from shared.origin import app_origin
 from shared.outgoing import default_sender, destination, sender
 from shared.problems import invalid_field, invalid_request
 from shared.request_body import Payload
@@ -51,14 +52,14 @@ def twiml_url(request_url: str, settings: Settings, query: dict[str, str]) -> st
     """The ``twiml`` function beside this one, on the app's public origin.
 
     The route prefix comes from this request's path (``/api/make_call`` ->
-    ``/api/twiml``); the origin from the settings, never from the request's
-    Host header, except on the local host where there is no other.
+    ``/api/twiml``); the origin from the settings, never from a client's Host
+    header (``shared.origin``).
     """
     try:
         parts = urlsplit(request_url)
     except ValueError:  # a malformed Host header (unbalanced [ ]) reached the app
         raise invalid_request("the request URL cannot be parsed") from None
-    origin = settings.public_origin or f"{parts.scheme}://{parts.netloc}"
+    origin = app_origin(parts, settings)
     path = re.sub("/{2,}", "/", parts.path).rstrip("/")  # /api/make_call/ routes here too
     return f"{origin}{path.rsplit('/', 1)[0]}/twiml?{urlencode(query)}"
 

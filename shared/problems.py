@@ -91,6 +91,13 @@ def unsupported_media_type(accepted: tuple[str, ...]) -> Problem:
     )
 
 
+def unsupported_charset() -> Problem:
+    return Problem(
+        415, "unsupported-media-type",
+        "send JSON as UTF-8 (or UTF-16, UTF-32) and forms as UTF-8, with no other charset",
+    )
+
+
 def destination_refused(field: str, reason: str) -> Problem:
     return Problem(
         403, "destination-refused", f"'{field}' refused: {reason}",
@@ -111,6 +118,14 @@ def bad_signature() -> Problem:
         "the request does not carry a valid X-Twilio-Signature for this URL",
         title="Invalid Twilio signature",
     )
+
+
+def webhook_refused(detail: str, *, cause: str, field: str | None = None) -> Problem:
+    """A signed (or unchecked) request that is still not one Twilio sends to this app."""
+    problem = Problem(403, "webhook-refused", detail, title="Not a Twilio webhook for this app",
+                      field=field)
+    problem.cause = cause
+    return problem
 
 
 def internal_error() -> Problem:

@@ -9,18 +9,22 @@ logging downstream.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import azure.functions as func
+from werkzeug.datastructures import MultiDict
 
 from shared.problems import (
     invalid_body,
     invalid_field,
     method_not_allowed,
     too_large,
+    unsupported_charset,
     unsupported_media_type,
 )
 
@@ -28,6 +32,13 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 ACCEPTED_TYPES = (JSON, FORM)
 MAX_BODY_BYTES = 64 * 1024
+# What each format's own specification admits: JSON's Unicode encodings
+# (RFC 4627; RFC 8259 narrows it to UTF-8), and UTF-8 for forms (WHATWG URL).
+# US-ASCII is a subset of both. Anything else is refused rather than guessed.
+JSON_CHARSETS = ("utf-8", "ascii", "utf-16", "utf-16-le", "utf-16-be",
+                 "utf-32", "utf-32-le", "utf-32-be")
+FORM_CHARSETS = ("utf-8", "ascii")
+MAX_FORM_FIELDS = 1000
 
 # C0 controls other than tab, newline and carriage return, and the
 # non-characters XML 1.0 forbids: they cannot be written into TwiML.
@@ -41,6 +52,22 @@ def require_method(req: func.HttpRequest, allowed: tuple[str, ...]) -> None:
 
 def media_type(req: func.HttpRequest) -> str:
     return req.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+def charset(req: func.HttpRequest, accepted: tuple[str, ...]) -> str:
+    """The body's declared charset (default UTF-8), or 415 if it is not one ``accepted``."""
+    declared = "utf-8"
+    for parameter in req.headers.get("Content-Type", "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            declared = value.strip().strip('"')
+    try:
+        codec = codecs.lookup(declared).name
+    except LookupError:
+        codec = None
+    if codec not in accepted:
+        raise unsupported_charset()
+    return codec
 
 
 class Payload:
@@ -93,17 +120,37 @@ def read_payload(req: func.HttpRequest) -> Payload:
     body = capped_body(req)
     kind = media_type(req)
     if kind == JSON or kind.endswith("+json"):
-        return Payload({name: [value] for name, value in _json_object(body).items()})
+        document = _json_object(body, charset(req, JSON_CHARSETS))
+        return Payload({name: [value] for name, value in document.items()})
     if kind == FORM:
-        return Payload({name: req.form.getlist(name) for name in req.form})
+        form = form_fields(req)
+        return Payload({name: form.getlist(name) for name in form})
     raise unsupported_media_type(ACCEPTED_TYPES)
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def form_fields(req: func.HttpRequest) -> MultiDict[str, str]:
+    """A form body's fields, decoded strictly in its declared charset.
+
+    Not ``req.form``: it ignores the declared charset and answers an empty form
+    for bytes that are not UTF-8, where a refusal is due.
+    """
+    encoding = charset(req, FORM_CHARSETS)
     try:
-        document = json.loads(body.decode("utf-8"))
+        text = capped_body(req).decode(encoding)
+        pairs = parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict",
+                          max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        raise invalid_body(f"the form body is not valid {encoding.upper()}") from None
+    except ValueError:  # over MAX_FORM_FIELDS
+        raise invalid_body(f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    return MultiDict(pairs)
+
+
+def _json_object(body: bytes, encoding: str) -> dict[str, Any]:
+    try:
+        document = json.loads(body.decode(encoding))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise invalid_body("the body is not valid UTF-8 JSON") from None
+        raise invalid_body(f"the body is not valid {encoding.upper()} JSON") from None
     if not isinstance(document, dict):
         raise invalid_body("the body must be a JSON object")
     return document

@@ -171,8 +171,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration(
         "WEBSITE_HOSTNAME", "azure_hostname",
         "Set by Azure: the app's default host name (`contoso.azurewebsites.net`), the public "
-        "origin when `PUBLIC_BASE_URL` is unset. Leave unset locally: the local host then "
-        "uses the request's own origin.",
+        "origin when `PUBLIC_BASE_URL` is unset. Leave unset locally: the request's own "
+        "origin is then used, only when its host is `localhost`, `127.0.0.1` or `[::1]`.",
         _hostname,
     ),
     Declaration(

@@ -18,6 +18,7 @@ import pytest
 from devhost.loadtest import plan as mix
 from devhost.loadtest.__main__ import main
 from devhost.loadtest.runner import (
+    ACCOUNT_SID,
     AUTH_TOKEN,
     FUNCTION_KEY,
     LoadConfig,
@@ -40,7 +41,7 @@ def test_small_load_passes_every_check(capsys: pytest.CaptureFixture[str]) -> No
 
 # --- the checker on made-up runs -------------------------------------------------
 
-PLAN = mix.Plan("http://127.0.0.1:7071", AUTH_TOKEN, FUNCTION_KEY)
+PLAN = mix.Plan("http://127.0.0.1:7071", AUTH_TOKEN, FUNCTION_KEY, ACCOUNT_SID)
 PROBLEM = [("Content-Type", "application/problem+json")]
 LOG_LINE = "2026-01-01 00:00:00,000 {level} [{function}] {logger}: {message}"
 

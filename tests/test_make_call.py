@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from harness import APP_URL, FROM_NUMBER, created, invoke, problem, request
 
+from shared.voice import DEFAULT_MESSAGE
+
 TO = "+14155552671"
 
 
@@ -33,10 +35,30 @@ def test_places_the_call_with_the_apps_own_twiml_url(app_env):
 
 
 def test_default_message_and_route_prefix_follow_the_request(app_env):
-    created(call({"to": TO}, url="https://contoso.example/custom/make_call"))
+    created(call({"to": TO}, url="http://127.0.0.1:7071/custom/make_call"))
     url = urlsplit(app_env.calls[0]["request"]["Url"])
-    assert url.geturl().startswith("https://contoso.example/custom/twiml?")
-    assert parse_qs(url.query)["message"][0]
+    assert url.geturl().startswith("http://127.0.0.1:7071/custom/twiml?")
+    assert parse_qs(url.query)["message"] == [DEFAULT_MESSAGE]
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:7071", "http://127.0.0.1:8080",
+                                    "http://[::1]:7071", "https://LOCALHOST"])
+def test_without_a_configured_origin_a_loopback_request_lends_its_own(app_env, origin):
+    created(call({"to": TO}, url=f"{origin}/api/make_call"))
+    assert app_env.calls[0]["request"]["Url"].startswith(f"{origin}/api/twiml?")
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "localhost.attacker.example",
+                                  "127.0.0.1.nip.io", "127.1", "10.0.0.4", "[::ffff:7f00:1]",
+                                  "user@attacker.example"])
+def test_without_a_configured_origin_another_host_is_a_misconfiguration(app_env, host):
+    """A Host header must never choose where Twilio fetches the call's TwiML."""
+    response = call({"to": TO}, url=f"http://{host}:7071/api/make_call")
+    assert response.status_code == 500
+    document = problem(response)
+    assert document["type"] == "urn:twilio-functions:problem:misconfigured"
+    assert document["setting"] == "PUBLIC_BASE_URL"
+    assert app_env.calls == []
 
 
 def test_public_base_url_builds_the_twiml_url(app_env, monkeypatch):

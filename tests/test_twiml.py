@@ -17,6 +17,12 @@ CALL = {"CallSid": "CA" + "d4" * 16, "AccountSid": "AC" + "a1" * 16, "From": "+1
         "To": "+14155552671", "CallStatus": "in-progress", "Direction": "outbound-api"}
 
 
+@pytest.fixture(autouse=True)
+def on_azure(app_env, monkeypatch):
+    """As deployed: Azure sets WEBSITE_HOSTNAME, the origin Twilio signs URLs for."""
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
+
+
 def sign(url, params=None, token=AUTH_TOKEN):
     return RequestValidator(token).compute_signature(url, params or {})
 

@@ -141,13 +141,31 @@ def test_signature_for_another_url_is_refused(app: LiveApp, signed_for: str) -> 
     assert refused(send(url, signature=sign(other, CALL), form=CALL))
 
 
-def test_without_public_base_url_a_proxied_request_is_refused(app: LiveApp) -> None:
-    """Why PUBLIC_BASE_URL exists: the host checks the URL it sees (http, the Host header),
-    so a genuine request Twilio signed for the public https URL fails once proxied."""
+def test_without_public_base_url_a_proxied_request_is_a_misconfiguration(app: LiveApp) -> None:
+    """Why PUBLIC_BASE_URL exists: without it the app knows its origin only on loopback, so a
+    request reaching it under a public Host name says which setting is missing."""
     path = f"/api/twiml{QUERY}"
-    answer = send(f"{app.base_url}{path}", signature=sign(f"{PUBLIC}{path}", CALL), form=CALL,
-                  headers={"Host": urlsplit(PUBLIC).netloc})
-    assert refused(answer)
+    status, body = send(f"{app.base_url}{path}", signature=sign(f"{PUBLIC}{path}", CALL),
+                        form=CALL, headers={"Host": urlsplit(PUBLIC).netloc})
+    assert status == 500
+    assert json.loads(body)["setting"] == "PUBLIC_BASE_URL"
+
+
+def test_a_host_header_cannot_choose_the_calls_twiml(app: LiveApp) -> None:
+    """The reproduction: Host: attacker.example must not make Twilio fetch the attacker's TwiML."""
+    req = urllib.request.Request(
+        f"{app.base_url}/api/make_call", method="POST",
+        data=json.dumps({"to": "+14155552671"}).encode(),
+        headers={"Content-Type": "application/json", "Host": "attacker.example"})
+    before = len(app.state()["calls"])
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        status, body = 201, b"{}"
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    assert status == 500
+    assert json.loads(body)["setting"] == "PUBLIC_BASE_URL"
+    assert len(app.state()["calls"]) == before
 
 
 # --- behind a proxy or custom domain: PUBLIC_BASE_URL ----------------------------------

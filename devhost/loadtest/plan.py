@@ -55,6 +55,7 @@ class Plan:
     base_url: str
     auth_token: str
     function_key: str | None
+    account_sid: str
 
     def keyed(self, index: int, path: str) -> tuple[str, dict[str, str]]:
         """Path and headers carrying the function key: mostly the header, else ``?code=``."""
@@ -125,7 +126,7 @@ def twiml_get(plan: Plan, i: int, rng: random.Random) -> Planned:
 
 def twiml_call_webhook(plan: Plan, i: int, rng: random.Random) -> Planned:
     path = f"/api/twiml?{urlencode({'message': f'Connecting you {i}'})}"
-    params = {"CallSid": f"CA{i:032x}", "AccountSid": "AC" + "0" * 32,
+    params = {"CallSid": f"CA{i:032x}", "AccountSid": plan.account_sid,
               "From": "+15005550006", "To": rng.choice(DESTINATIONS),
               "CallStatus": "in-progress", "Direction": "outbound-api"}
     return Planned(i, "twiml-post", "twiml", "POST", path,

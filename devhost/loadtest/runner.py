@@ -146,7 +146,7 @@ def run_load(config: LoadConfig) -> LoadReport:
     started = time.monotonic()
     try:
         app.start()
-        plan = mix.Plan(app.base_url, config.auth_token, config.function_key)
+        plan = mix.Plan(app.base_url, config.auth_token, config.function_key, config.account_sid)
         planned = mix.build(plan, config.requests, config.seed)
         outcomes, after, state = asyncio.run(_drive(app, plan, planned, config))
     finally:
