@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from harness import (
     ACCOUNT_SID,
@@ -161,3 +163,43 @@ def test_twilio_refusals_keep_their_code(app_env, to, from_, code):
     document = problem(response)
     assert document["twilio_code"] == code
     assert document["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+
+
+# --- declared charsets: decoded as declared, or refused; never guessed ------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "UTF-32", "utf-8", "US-ASCII"])
+def test_json_in_a_unicode_charset_is_decoded_as_declared(app_env, encoding):
+    payload = {"to": TO, "body": "Table ready" if encoding == "US-ASCII" else "Café ☎ ready"}
+    body = json.dumps(payload, ensure_ascii=False).encode(encoding)
+    created(send(body=body, headers={"Content-Type": f"application/json; charset={encoding}"}))
+    assert app_env.messages[0]["body"] == payload["body"]
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json; charset=iso-8859-1", "application/json; charset=x-unknown",
+    "application/json; charset=rot13", "application/x-www-form-urlencoded; charset=utf-16",
+    "application/x-www-form-urlencoded; charset=windows-1252"])
+def test_other_charsets_are_refused_with_415(app_env, content_type):
+    body = "to=+14155552671&body=caf\xe9".encode("latin-1")
+    if content_type.startswith("application/json"):
+        body = '{"to": "+14155552671", "body": "caf\xe9"}'.encode("latin-1")
+    response = send(body=body, headers={"Content-Type": content_type})
+    assert response.status_code == 415
+    assert problem(response)["type"] == "urn:twilio-functions:problem:unsupported-media-type"
+    assert app_env.messages == []
+
+
+@pytest.mark.parametrize("body", [b"to=%2B14155552671&body=caf%E9",
+                                  b"to=%2B14155552671&body=caf\xe9"])
+def test_a_form_that_is_not_utf8_is_refused_not_sent_as_mojibake(app_env, body):
+    response = send(body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert problem(response)["type"] == "urn:twilio-functions:problem:invalid-body"
+    assert app_env.messages == []
+
+
+def test_a_utf8_form_keeps_its_text(app_env):
+    created(send(body=b"to=%2B14155552671&body=caf%C3%A9+%E2%98%8E",
+                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
+    assert app_env.messages[0]["body"] == "café ☎"
