@@ -16,7 +16,7 @@ KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
 
 
-def presented_key(request: web.Request) -> str | None:
+def presented_key(request: web.BaseRequest) -> str | None:
     """The key the caller sent, header first as on Azure."""
     return request.headers.get(KEY_HEADER) or request.query.get(KEY_QUERY)
 

@@ -11,7 +11,7 @@ The runtime keeps its state in module globals (function registry, the
 run several processes of the CLI::
 
     python -m devhost.host --app-dir . --host 127.0.0.1 --port 7071 \
-        [--enforce-keys] [--settings local.settings.json]
+        [--enforce-keys] [--settings local.settings.json] [--allow-host NAME]
 
 It prints each function's URL, then ``functions host listening on URL``
 (flushed; with ``--port 0`` the real port), serves until SIGINT or SIGTERM, and
@@ -27,13 +27,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from devhost.app_index import AppIndexError, FunctionSpec, index_app
 from devhost.auth import KEY_SETTING
 from devhost.logs import AccessLogger, configure_logging
+from devhost.protocol import DevServer
 from devhost.protos import load_protos
+from devhost.request_guard import (
+    BODY_TIMEOUT_SECONDS,
+    HEADER_TIMEOUT_SECONDS,
+    MAX_BODY_BYTES,
+    HostPolicy,
+)
 from devhost.routes import RouteTable, RouteTemplate, RouteTemplateError, join_template
 from devhost.runtime import LoadError, RuntimeDriver
 from devhost.server import FunctionServer, HostedFunction, describe
@@ -50,23 +58,41 @@ class FunctionHost:
     ``functions`` maps each function folder to its route, methods and authLevel;
     ``load_errors`` maps the ones that did not load to the reason. Settings from
     ``settings_file`` (default: the app's local.settings.json) go into the
-    environment first, variables already set winning.
+    environment first, variables already set winning; ``quiet_settings`` are
+    names whose value the caller set on purpose (not reported as overridden).
+    Bound to loopback it answers only loopback ``Host`` names, the host of
+    ``PUBLIC_BASE_URL`` and ``allowed_hosts`` (``*``: any); see
+    ``devhost.request_guard`` for that and for ``max_body`` and the timeouts.
     """
 
     _started: ClassVar[bool] = False
 
     def __init__(
-        self, app_dir: Path, *, enforce_keys: bool = False, settings_file: Path | None = None
+        self,
+        app_dir: Path,
+        *,
+        enforce_keys: bool = False,
+        settings_file: Path | None = None,
+        allowed_hosts: Sequence[str] = (),
+        quiet_settings: frozenset[str] = frozenset(),
+        max_body: int = MAX_BODY_BYTES,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.app_dir = app_dir.resolve()
         self.enforce_keys = enforce_keys
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.quiet_settings = quiet_settings
+        self.max_body = max_body
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.settings_file = (settings_file or self.app_dir / "local.settings.json").resolve()
         self.functions: dict[str, HostedFunction] = {}
         self.load_errors: dict[str, str] = {}
         self.settings: AppliedSettings | None = None
         self.base_url: str | None = None
         self._driver: RuntimeDriver | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 7071) -> str:
         """Load the functions and start serving; returns the base URL (real port if 0)."""
@@ -83,6 +109,8 @@ class FunctionHost:
     async def _load(self) -> None:
         self.settings = apply_local_settings(self.settings_file)
         for name in self.settings.skipped:
+            if name in self.quiet_settings:
+                continue
             logger.warning(
                 "Skipping '%s' from local settings as it's already defined in the environment.",
                 name,
@@ -152,14 +180,24 @@ class FunctionHost:
             for f in self.functions.values()
             if f.route is not None
         )
+        public_host = urlsplit(os.environ.get("PUBLIC_BASE_URL", "")).netloc.rpartition("@")[2]
         server = FunctionServer(
             self._driver,
             self.functions,
             routes,
             enforce_keys=self.enforce_keys,
             key=os.environ.get(KEY_SETTING),
+            hosts=HostPolicy.for_binding(host, [*self.allowed_hosts, _name(public_host)]),
+            max_body=self.max_body,
+            body_timeout=self.body_timeout,
         )
-        self._runner = web.AppRunner(server.application(), access_log_class=AccessLogger)
+        low_level = DevServer(
+            server.handle,
+            access_log_class=AccessLogger,
+            keepalive_timeout=self.header_timeout,
+            auto_decompress=False,
+        )
+        self._runner = web.ServerRunner(low_level)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound_port = self._runner.addresses[0][1]
@@ -176,6 +214,13 @@ class FunctionHost:
         if self._driver is not None:
             await self._driver.stop()
             self._driver = None
+
+
+def _name(netloc: str) -> str:
+    """The host name of ``host[:port]`` (``[::1]`` keeps its brackets)."""
+    if netloc.startswith("["):
+        return netloc.partition("]")[0] + "]"
+    return netloc.partition(":")[0]
 
 
 def _valid_route(template: str) -> str | None:
@@ -201,6 +246,33 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"require {KEY_SETTING} for authLevel function/admin (Core Tools does not)",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (a tunnel's or proxy's name; * for any); "
+        "bound to loopback the host otherwise answers only localhost, 127.0.0.1, [::1] and "
+        "the host of PUBLIC_BASE_URL",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MAX_BODY_BYTES,
+        help="largest request body the host reads (default %(default)s; Azure allows 100 MB)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_SECONDS,
+        help="seconds a connection may take to send a request head (default %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_SECONDS,
+        help="seconds a request body may take to arrive (default %(default)s)",
+    )
+    parser.add_argument(
         "--settings",
         type=Path,
         default=None,
@@ -215,7 +287,15 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    host = FunctionHost(args.app_dir, enforce_keys=args.enforce_keys, settings_file=args.settings)
+    host = FunctionHost(
+        args.app_dir,
+        enforce_keys=args.enforce_keys,
+        settings_file=args.settings,
+        allowed_hosts=args.allow_host,
+        max_body=args.max_body_bytes,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+    )
     try:
         base_url = await host.start(args.host, args.port)
     except (SettingsError, AppIndexError, OSError) as exc:

@@ -43,13 +43,13 @@ def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name: ",".join(values) for name, values in groups.values()}
 
 
-def request_url(request: web.Request) -> str:
+def request_url(request: web.BaseRequest) -> str:
     """The URL the client asked for: scheme, Host header, path and query as sent."""
     return f"{request.scheme}://{request.host}{request.raw_path}"
 
 
 def rpc_http(
-    protos: ModuleType, request: web.Request, body: bytes, route_params: Mapping[str, str]
+    protos: ModuleType, request: web.BaseRequest, body: bytes, route_params: Mapping[str, str]
 ) -> Any:
     """The RpcHttp the host puts in the trigger's ParameterBinding."""
     headers = {name.lower(): value for name, value in _joined(request.headers.items()).items()}
@@ -67,7 +67,7 @@ def rpc_http(
 
 
 def trigger_metadata(
-    protos: ModuleType, request: web.Request, route_params: Mapping[str, str]
+    protos: ModuleType, request: web.BaseRequest, route_params: Mapping[str, str]
 ) -> dict[str, Any]:
     """The HTTP trigger's binding data, minus the request objects the worker builds itself."""
     query = _joined(request.query.items())
@@ -86,7 +86,7 @@ def trigger_metadata(
     return metadata
 
 
-def trace_context(protos: ModuleType, request: web.Request) -> Any:
+def trace_context(protos: ModuleType, request: web.BaseRequest) -> Any:
     """A W3C trace context for the invocation, continuing the caller's trace if it sent one."""
     found = _TRACEPARENT.fullmatch(request.headers.get("traceparent", "").strip())
     trace_id, flags = (found[1], found[2]) if found else (secrets.token_hex(16), "00")

@@ -7,6 +7,7 @@ the runtime sets its own invocation id, which is mapped back to the function.
 """
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from azure_functions_runtime_v1 import invocation_id_cv
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(function)s] %(name)s: %(message)s"
 HOST = "host"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 _current_function: ContextVar[str | None] = ContextVar("devhost_function", default=None)
 _function_by_invocation: dict[str, str] = {}
@@ -60,12 +63,33 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The runtime's own per-invocation INFO lines ("Function name: ..., Function
+    # Type: ...") are worker chatter, not the app's; its warnings and errors stay.
+    logging.getLogger("azure.functions").setLevel(max(level, logging.WARNING))
+
+
+def printable(text: str) -> str:
+    """``text`` on one line of ASCII: control characters and others escaped, never written raw.
+
+    Client-chosen text (a path with ``%0a``, a NUL) must not start a new,
+    convincing log line or put bytes in the log a reader cannot see.
+    """
+    escaped = _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", text)
+    return escaped.encode("ascii", "backslashreplace").decode("ascii")
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: method, path (no query: it may hold a key), status, duration."""
+    """One line per request: method, path as sent (no query: it may hold a key), status, time.
+
+    The path is the raw one, escaped: decoding ``%0a`` would end the line.
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = request.raw_path.split("?", 1)[0]
         self.logger.info(
-            "%s %s %s %.1fms", request.method, request.path, response.status, time * 1000
+            "%s %s %s %.1fms",
+            printable(request.method),
+            printable(path),
+            response.status,
+            time * 1000,
         )

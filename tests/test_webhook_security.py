@@ -76,6 +76,16 @@ def app() -> Iterator[LiveApp]:
     assert running.stop() == 0
 
 
+@pytest.fixture(scope="module")
+def any_host_app() -> Iterator[LiveApp]:
+    """The launcher answering any Host (``--allow-host *``), as behind a proxy that forwards
+    every name: what these tests show is the app's own origin rule, not the host's guard."""
+    running = LiveApp({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN},
+                      args=("--sandbox", "--allow-host", "*"))
+    yield running
+    assert running.stop() == 0
+
+
 # --- replays with a change ---------------------------------------------------------
 
 
@@ -141,30 +151,44 @@ def test_signature_for_another_url_is_refused(app: LiveApp, signed_for: str) -> 
     assert refused(send(url, signature=sign(other, CALL), form=CALL))
 
 
-def test_without_public_base_url_a_proxied_request_is_a_misconfiguration(app: LiveApp) -> None:
+def test_without_public_base_url_a_proxied_request_is_a_misconfiguration(
+        any_host_app: LiveApp) -> None:
     """Why PUBLIC_BASE_URL exists: without it the app knows its origin only on loopback, so a
     request reaching it under a public Host name says which setting is missing."""
     path = f"/api/twiml{QUERY}"
-    status, body = send(f"{app.base_url}{path}", signature=sign(f"{PUBLIC}{path}", CALL),
+    status, body = send(f"{any_host_app.base_url}{path}", signature=sign(f"{PUBLIC}{path}", CALL),
                         form=CALL, headers={"Host": urlsplit(PUBLIC).netloc})
     assert status == 500
     assert json.loads(body)["setting"] == "PUBLIC_BASE_URL"
 
 
-def test_a_host_header_cannot_choose_the_calls_twiml(app: LiveApp) -> None:
-    """The reproduction: Host: attacker.example must not make Twilio fetch the attacker's TwiML."""
+def call_with_host(app: LiveApp, host: str) -> tuple[int, bytes]:
     req = urllib.request.Request(
         f"{app.base_url}/api/make_call", method="POST",
         data=json.dumps({"to": "+14155552671"}).encode(),
-        headers={"Content-Type": "application/json", "Host": "attacker.example"})
-    before = len(app.state()["calls"])
+        headers={"Content-Type": "application/json", "Host": host})
     try:
         urllib.request.urlopen(req, timeout=10)
-        status, body = 201, b"{}"
     except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
+        return error.code, error.read()
+    return 201, b"{}"
+
+
+def test_a_host_header_cannot_choose_the_calls_twiml(any_host_app: LiveApp) -> None:
+    """The reproduction: Host: attacker.example must not make Twilio fetch the attacker's TwiML."""
+    before = len(any_host_app.state()["calls"])
+    status, body = call_with_host(any_host_app, "attacker.example")
     assert status == 500
     assert json.loads(body)["setting"] == "PUBLIC_BASE_URL"
+    assert len(any_host_app.state()["calls"]) == before
+
+
+def test_the_local_host_refuses_a_foreign_host_before_the_app(app: LiveApp) -> None:
+    """make run answers only loopback names (DNS rebinding): 421 from the host itself."""
+    before = len(app.state()["calls"])
+    status, body = call_with_host(app, "attacker.example")
+    assert status == 421
+    assert json.loads(body)["title"] == "Misdirected Request"
     assert len(app.state()["calls"]) == before
 
 
@@ -173,13 +197,17 @@ def test_a_host_header_cannot_choose_the_calls_twiml(app: LiveApp) -> None:
 
 @pytest.fixture(scope="module")
 def proxied(sandbox: SandboxThread) -> Iterator[LiveApp]:
-    """The host CLI with PUBLIC_BASE_URL, its Twilio being the tests' sandbox thread."""
+    """The host CLI with PUBLIC_BASE_URL, its Twilio being the tests' sandbox thread.
+
+    ``--allow-host *``: the host stands for a proxy that forwards any Host header,
+    so what is shown is the app's own check.
+    """
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": sandbox.base_url,
            "PUBLIC_BASE_URL": PUBLIC, "TWILIO_VALIDATE_SIGNATURE": "true",
            "TWILIO_API_KEY_SID": "", "TWILIO_API_KEY_SECRET": "",
            "TWILIO_MESSAGING_SERVICE_SID": "", "ALLOWED_COUNTRIES": ""}
-    running = LiveApp(env, args=(), module="devhost.host")
+    running = LiveApp(env, args=("--allow-host", "*"), module="devhost.host")
     yield running
     assert running.stop() == 0
 

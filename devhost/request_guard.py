@@ -1,0 +1,139 @@
+"""What the host checks before a function sees a request, as Azure's front end would.
+
+The host holds real Twilio credentials on a developer's machine, so it refuses
+early and cheaply, reading as little as possible of what it refuses:
+
+- header bytes outside printable ASCII: 400 (Kestrel refuses them too);
+- a ``Host`` the host does not serve: 421. Bound to loopback it serves only
+  ``localhost``, ``127.0.0.1`` and ``[::1]`` (any port), the app's declared
+  public host (``PUBLIC_BASE_URL``, reached through a tunnel) and names it was
+  given, so a web page cannot reach it through DNS rebinding;
+- a ``Content-Encoding`` at all: 415. Azure hands a function the body as sent
+  and this app decodes none, so nothing is ever decompressed here;
+- a body over the host's cap: 413, from ``Content-Length`` before reading,
+  else as the stream passes the cap; a body that does not arrive in time: 408.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from devhost.problem import Refusal
+
+# Above the app's own 64 KiB cap, so the app answers oversized bodies as it would
+# on Azure (whose front end allows 100 MB); low enough that 50 concurrent
+# requests at the cap hold 50 MiB, not gigabytes.
+MAX_BODY_BYTES = 1024 * 1024
+# Kestrel's RequestHeadersTimeout default: a connection that has not sent a
+# whole request head by then is closed (slow-header clients are not held).
+HEADER_TIMEOUT_SECONDS = 30.0
+BODY_TIMEOUT_SECONDS = 30.0
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+ANY_HOST = "*"
+_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+_VISIBLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether binding ``address`` serves this machine only."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class HostPolicy:
+    """Which ``Host`` names the host answers; ``None`` names: any."""
+
+    def __init__(self, names: Iterable[str] | None) -> None:
+        self.names = None if names is None else frozenset(n.lower() for n in names)
+
+    @classmethod
+    def for_binding(cls, address: str, extra: Iterable[str] = ()) -> HostPolicy:
+        extra = [name for name in extra if name]
+        if ANY_HOST in extra or not is_loopback_address(address):
+            return cls(None)
+        return cls(LOOPBACK_NAMES | set(extra))
+
+    def check(self, request: web.BaseRequest) -> None:
+        values = request.headers.getall("Host", [])
+        if len(values) != 1:
+            raise Refusal(400, "The request needs exactly one Host header.")
+        found = _HOST.fullmatch(values[0])
+        if found is None:
+            raise Refusal(400, "The Host header is not a host name with an optional port.")
+        if self.names is not None and found["name"].lower() not in self.names:
+            raise Refusal(
+                421,
+                "This local host serves localhost, 127.0.0.1 and [::1] only (a page "
+                "elsewhere must not reach it by DNS rebinding). Behind a tunnel or "
+                "proxy, set PUBLIC_BASE_URL to its URL or start the host with "
+                "--allow-host NAME.",
+            )
+
+
+def check_header_bytes(request: web.BaseRequest) -> None:
+    for name, value in request.raw_headers:
+        if not _VISIBLE_ASCII.fullmatch(name.decode("latin-1")) or not _VISIBLE_ASCII.fullmatch(
+            value.decode("latin-1")
+        ):
+            shown = name.decode("ascii", "backslashreplace")
+            raise Refusal(400, f"Header {shown} holds bytes outside printable ASCII.")
+
+
+def check_content_encoding(request: web.BaseRequest) -> None:
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise Refusal(
+            415,
+            "Content-Encoding is not accepted: send the body uncompressed.",
+            headers={"Accept-Encoding": "identity"},
+        )
+
+
+def _too_large(limit: int) -> Refusal:
+    return Refusal(413, f"The body is over this host's limit of {limit} bytes.")
+
+
+async def read_body(
+    request: web.BaseRequest,
+    limit: int = MAX_BODY_BYTES,
+    deadline_seconds: float = BODY_TIMEOUT_SECONDS,
+) -> bytes:
+    """The body as sent, never more than ``limit`` bytes of it held."""
+    declared = request.headers.get("Content-Length")
+    if declared is not None and int(declared) > limit:  # the parser checked it is digits
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        late = f"The body did not arrive within {deadline_seconds:g} seconds."
+        raise Refusal(408, late) from None
+    except web.RequestPayloadError as error:  # e.g. broken chunked framing
+        raise Refusal(400, f"The body could not be read: {error.message}") from None
+    return b"".join(chunks)
+
+
+def check_head(request: web.BaseRequest, hosts: HostPolicy) -> None:
+    """Every check that needs only the request head, cheapest first."""
+    check_header_bytes(request)
+    hosts.check(request)
+    check_content_encoding(request)
+    declared = request.headers.get("Content-Length")
+    if declared is not None and not declared.isdigit():
+        raise Refusal(400, "Content-Length is not a number.")
