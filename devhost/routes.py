@@ -2,7 +2,8 @@
 
 The host routes with ASP.NET Core route templates (``items/{id:int}``,
 ``files/{name?}``, ``static/{*path}``), literal segments matched without regard
-to case, a trailing slash ignored, and the most specific template winning when
+to case in ASCII only (long s U+017F is not ``s``, the Kelvin sign not ``K``), a
+trailing slash ignored, and the most specific template winning when
 several match. This module implements the subset that function apps commonly
 use; a template outside it is rejected at startup instead of silently routing
 differently from Azure.
@@ -17,18 +18,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower case as ASP.NET Core routing compares (ordinal, ASCII only): no Unicode folding."""
+    return text.translate(_ASCII_LOWER)
+
 
 class RouteTemplateError(ValueError):
     """A route template this host cannot route like the Functions host would."""
 
 
 def _is_int(value: str, bits: int) -> bool:
-    if not re.fullmatch(r"[+-]?[0-9]+", value):
+    if not re.fullmatch(r"[+-]?[0-9]+", value, re.ASCII):
         return False
     return -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1)
 
 
 def _is_float(value: str) -> bool:
+    if not value.isascii():  # float() would take other scripts' digits
+        return False
     try:
         return math.isfinite(float(value))
     except ValueError:
@@ -36,6 +46,8 @@ def _is_float(value: str) -> bool:
 
 
 def _is_guid(value: str) -> bool:
+    if not value.isascii():
+        return False
     try:
         uuid.UUID(value)
     except ValueError:
@@ -44,6 +56,8 @@ def _is_guid(value: str) -> bool:
 
 
 def _is_datetime(value: str) -> bool:
+    if not value.isascii():
+        return False
     try:
         datetime.fromisoformat(value)
     except ValueError:
@@ -65,7 +79,7 @@ def _constraint(name: str, args: Sequence[str]) -> Check:
     simple: dict[str, Check] = {
         "int": lambda v: _is_int(v, 32),
         "long": lambda v: _is_int(v, 64),
-        "bool": lambda v: v.lower() in ("true", "false"),
+        "bool": lambda v: ascii_lower(v) in ("true", "false"),
         "alpha": lambda v: re.fullmatch(r"[A-Za-z]+", v) is not None,
         "guid": _is_guid,
         "double": _is_float,
@@ -73,7 +87,7 @@ def _constraint(name: str, args: Sequence[str]) -> Check:
         "decimal": _is_float,
         "datetime": _is_datetime,
     }
-    key = name.lower()
+    key = ascii_lower(name)
     if key in simple:
         if args:
             raise RouteTemplateError(f"route constraint {name} takes no arguments")
@@ -164,7 +178,7 @@ class _Segment:
         if self.pattern is None:
             part = self.parts[0]
             if isinstance(part, str):
-                return text.casefold() == part.casefold()
+                return ascii_lower(text) == ascii_lower(part)
             if not part.accepts(text):
                 return False
             values[part.name] = text
@@ -200,7 +214,7 @@ def _parse_segment(text: str) -> _Segment:
     if any(isinstance(a, _Param) and isinstance(b, _Param) for a, b in itertools.pairwise(parts)):
         raise RouteTemplateError(f"adjacent parameters need a literal between them: {text}")
     regex = "".join("(.+?)" if isinstance(p, _Param) else re.escape(p) for p in parts)
-    return _Segment(tuple(parts), re.compile(regex, re.IGNORECASE | re.DOTALL))
+    return _Segment(tuple(parts), re.compile(regex, re.IGNORECASE | re.ASCII | re.DOTALL))
 
 
 def join_template(prefix: str, route: str) -> str:
@@ -216,7 +230,7 @@ class RouteTemplate:
         texts = template.strip("/").split("/") if template.strip("/") else []
         self._segments = [_parse_segment(t) for t in texts]
         names = [
-            p.name.casefold() for s in self._segments for p in s.parts if isinstance(p, _Param)
+            ascii_lower(p.name) for s in self._segments for p in s.parts if isinstance(p, _Param)
         ]
         if len(names) != len(set(names)):
             raise RouteTemplateError(f"repeated route parameter in {template}")

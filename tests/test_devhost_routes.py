@@ -117,3 +117,23 @@ def test_methods_select_among_routes_and_report_what_is_allowed() -> None:
     )
     assert table.resolve("PATCH", ["api", "any"]) == RouteMatch("any", {})
     assert table.resolve("GET", ["api", "missing"]) is None
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("api/send_sms", "/api/\u017fend_sms"),  # LATIN SMALL LETTER LONG S folds to s
+        ("api/make_call", "/api/ma\u212ae_call"),  # KELVIN SIGN folds to k
+        ("api/file-{name}.css", "/api/FILE-a.C\u017fS"),  # complex segments too
+        ("api/items/{id:int}", "/api/items/\u0664\u0662"),  # Arabic-Indic digits
+        ("api/items/{id:double}", "/api/items/\u0664.5"),
+    ],
+)
+def test_matching_is_ascii_only_as_on_azure(template: str, path: str) -> None:
+    assert match(template, path) is None
+
+
+def test_ascii_case_still_matches_everywhere() -> None:
+    assert match("api/send_sms", "/API/SEND_SMS") == {}
+    assert match("api/file-{name}.txt", "/api/FILE-a.TXT") == {"name": "a"}
+    assert match("api/items/{flag:bool}", "/api/items/TRUE") == {"flag": "TRUE"}
