@@ -7,6 +7,8 @@ PYTHON ?= $(shell if python3.13 -c '' >/dev/null 2>&1; then echo python3.13; \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make run PORT=7072` when 7071 is taken.
+PORT ?= 7071
 
 .PHONY: run test lint load bench venv clean contract
 
@@ -19,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m devhost
+	$(PY) -m devhost --port $(PORT)
 
 test: $(STAMP) contract
 	$(PY) -m ruff check .
@@ -34,9 +36,10 @@ contract:
 load: $(STAMP)
 	$(PY) -m devhost.loadtest
 
-# Performance beside baselines measured in the same run; rewrites docs/performance.md.
+# Performance beside baselines measured in the same run; `make bench WRITE=1` also
+# rewrites docs/performance.md with the figures.
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(if $(WRITE),--write)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

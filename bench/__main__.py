@@ -1,4 +1,8 @@
-"""``make bench``: measure the app against its baselines, print the table, write the doc.
+"""``make bench``: measure the app against its baselines and print the table.
+
+With ``--write`` (``make bench WRITE=1``) the figures also replace
+docs/performance.md; without it the committed document is left alone, so a
+run on a noisy or slower machine does not change the repository.
 
 Exits 0 whenever the benchmark ran, targets missed or not (the table says
 MISSED); 1 only when it could not run: a process that did not start, a
@@ -7,6 +11,7 @@ request that failed, a figure that could not be taken.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -89,7 +94,7 @@ async def measure(work: Path) -> tuple[list[Row], str]:
     return rows, profile.markdown(found, note)
 
 
-async def run() -> int:
+async def run(write: bool = False) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         try:
@@ -106,9 +111,16 @@ async def run() -> int:
     if profiles:
         print(f"\n{profiles}")
     sys.stdout.flush()
-    doc = report.write_document(rows, seconds, profiles)
-    progress(f"done in {seconds:.0f} s; wrote {doc.relative_to(report.ROOT)}")
+    progress(finish(rows, seconds, profiles, write=write))
     return 0
+
+
+def finish(rows: list[Row], seconds: float, profiles: str, *, write: bool) -> str:
+    """Write the document only when asked; the closing progress line says which happened."""
+    if not write:
+        return f"done in {seconds:.0f} s; {report.DOC.name} left as it is (--write to update it)"
+    doc = report.write_document(rows, seconds, profiles)
+    return f"done in {seconds:.0f} s; wrote {doc.relative_to(report.ROOT)}"
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -117,8 +129,14 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
-def main() -> int:
-    return asyncio.run(run())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure the app against baselines run on the same host; print the table.",
+    )
+    parser.add_argument("--write", action="store_true",
+                        help="also rewrite docs/performance.md with the figures")
+    return asyncio.run(run(write=parser.parse_args(argv).write))
 
 
 if __name__ == "__main__":

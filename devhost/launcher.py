@@ -9,12 +9,18 @@ sandbox's always-valid sender +15005550006, and no API key, Messaging Service
 or ``PUBLIC_BASE_URL``, so nothing can reach Twilio or another host. It
 prints the function URLs and a ready-to-paste ``curl`` for each; Ctrl-C stops
 the host and the sandbox together.
+
+Every URL it prints names the host ``localhost`` (the signed twiml URL too:
+the host name is part of what Twilio signs), and a setting the app cannot
+parse is reported here, at start, rather than by the first request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib
 import json
 import os
 import secrets
@@ -24,15 +30,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from twilio.request_validator import RequestValidator
-
-from devhost.auth import KEY_SETTING
+from devhost.auth import KEY_HEADER, KEY_SETTING
 from devhost.host import READY_PREFIX, FunctionHost
 from devhost.logs import configure_logging
 from devhost.server import describe
 from devhost.settings_file import SettingsError, read_values
+from devhost.sign import signed_curl
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
+
+DESCRIPTION = (
+    "Serve this function app on http://localhost:7071 with Azure's Python v1 runtime. "
+    "Without a Twilio account configured (or with --sandbox), a local Twilio sandbox "
+    "starts too and nothing real is sent. Ctrl-C stops everything."
+)
+SHOWN_HOST = "localhost"
 
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 # Settings that could send a sandbox run to Twilio or another host.
@@ -44,37 +56,77 @@ def configured(name: str, file_values: dict[str, str]) -> str:
     return os.environ.get(name) or file_values.get(name) or ""
 
 
-async def start_sandbox(file_values: dict[str, str]) -> TwilioSandbox:
+def shown(url: str) -> str:
+    """``url`` as printed: one host name for everything the user reads or signs."""
+    return url.replace("//127.0.0.1:", f"//{SHOWN_HOST}:", 1)
+
+
+class SandboxRun:
+    """The sandbox and what it set: names the settings file must not warn about."""
+
+    def __init__(self, sandbox: TwilioSandbox, settings: dict[str, str], token_generated: bool):
+        self.sandbox = sandbox
+        self.settings = settings
+        self.token_generated = token_generated
+
+
+async def start_sandbox(file_values: dict[str, str]) -> SandboxRun:
     """Start the sandbox and point the app's settings at it (before the host applies the file)."""
     account_sid = configured("TWILIO_ACCOUNT_SID", file_values) or "AC" + secrets.token_hex(16)
-    auth_token = configured("TWILIO_AUTH_TOKEN", file_values) or secrets.token_hex(16)
+    auth_token = configured("TWILIO_AUTH_TOKEN", file_values)
+    generated = not auth_token
+    auth_token = auth_token or secrets.token_hex(16)
     sandbox = TwilioSandbox(accounts={account_sid: auth_token})
     base_url = await sandbox.start("127.0.0.1", 0)
-    os.environ.update({
+    settings = {
         "TWILIO_ACCOUNT_SID": account_sid,
         "TWILIO_AUTH_TOKEN": auth_token,
         "TWILIO_FROM_NUMBER": VALID_FROM,
         "TWILIO_API_BASE_URL": base_url,
         **dict.fromkeys(CLEARED_IN_SANDBOX, ""),
-    })
-    return sandbox
+    }
+    os.environ.update(settings)
+    return SandboxRun(sandbox, settings, generated)
 
 
-def try_it(urls: dict[str, str], auth_token: str, sandbox: TwilioSandbox | None) -> list[str]:
-    """Ready-to-paste commands for each function (twiml's carries a valid signature)."""
-    json_post = "curl -X POST {url} -H 'Content-Type: application/json' -d {body}"
+def try_it(
+    urls: dict[str, str], auth_token: str, sandbox: TwilioSandbox | None, key: str | None = None
+) -> list[str]:
+    """Ready-to-paste commands for each function (twiml's signed, the others keyed if need be)."""
+    keyed = f" -H {shlex.quote(f'{KEY_HEADER}: {key}')}" if key else ""
+    json_post = "curl -X POST {url} -H 'Content-Type: application/json'" + keyed + " -d {body}"
     sms = json.dumps({"to": "+14155552671", "body": "Hello from Azure Functions"})
     call = json.dumps({"to": "+14155552671", "message": "Hello from Azure Functions"})
-    twiml_url = f"{urls['twiml']}?message=Hello%20from%20Azure%20Functions"
-    signature = RequestValidator(auth_token).compute_signature(twiml_url, {})
     lines = [
         json_post.format(url=urls["send_sms"], body=shlex.quote(sms)),
         json_post.format(url=urls["make_call"], body=shlex.quote(call)),
-        f"curl {shlex.quote(twiml_url)} -H 'X-Twilio-Signature: {signature}'",
+        signed_curl(f"{urls['twiml']}?message=Hello%20from%20Azure%20Functions", auth_token),
     ]
     if sandbox is not None:
-        lines.append(f"curl {sandbox.base_url}/_sandbox/state   # what the sandbox received")
+        lines.append(f"curl {shown(sandbox.base_url)}/_sandbox/state   # what the sandbox received")
     return lines
+
+
+def setting_problem() -> str | None:
+    """What the app would answer 500 ``misconfigured`` about, if anything (settings applied)."""
+    settings = importlib.import_module("shared.settings")
+    try:
+        settings.load_settings()
+    except settings.SettingError as error:
+        return str(error)
+    return None
+
+
+def function_key(enforce: bool, file_values: dict[str, str]) -> str | None:
+    """The key keyed functions need: the configured one, else a fresh one for this run."""
+    if not enforce:
+        return None
+    key = configured(KEY_SETTING, file_values)
+    if not key:
+        key = secrets.token_urlsafe(24)
+        os.environ[KEY_SETTING] = key
+        print(f"{KEY_SETTING} is not set: this run's function key is {key}")
+    return key
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -88,24 +140,41 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
     use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
-    sandbox = await start_sandbox(file_values) if use_sandbox else None
-    host = FunctionHost(args.app_dir, enforce_keys=args.enforce_keys)
+    run = await start_sandbox(file_values) if use_sandbox else None
+    key = function_key(args.enforce_keys, file_values)
+    host = FunctionHost(
+        args.app_dir,
+        enforce_keys=args.enforce_keys,
+        allowed_hosts=args.allow_host,
+        quiet_settings=frozenset(run.settings if run else ()),
+    )
     try:
         try:
             base_url = await host.start(args.host, args.port)
         except OSError as error:
-            print(f"Cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+            _cannot_serve(args, error)
             return 1
-        shown = base_url.replace("127.0.0.1", "localhost")
-        _banner(host, shown, sandbox)
-        print(f"{READY_PREFIX} {base_url}", flush=True)
+        _banner(host, shown(base_url), run, key)
+        print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()
     finally:
         await host.stop()
         await close_app_clients()
-        if sandbox is not None:
-            await sandbox.stop()
+        if run is not None:
+            await run.sandbox.stop()
     return 0
+
+
+def _cannot_serve(args: argparse.Namespace, error: OSError) -> None:
+    print(f"Cannot serve on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+    if error.errno == errno.EADDRINUSE:
+        other = args.port + 1 if 0 < args.port < 65535 else 7072
+        print(
+            f"Another process is using port {args.port} (a `make run` still running?). Stop "
+            f"it, or pick another port: `make run PORT={other}`, or `.venv/bin/python -m "
+            f"devhost --port {other}` (--port 0 picks a free one).",
+            file=sys.stderr,
+        )
 
 
 async def close_app_clients() -> None:
@@ -115,29 +184,48 @@ async def close_app_clients() -> None:
         await client_module.close_clients()
 
 
-def _banner(host: FunctionHost, base_url: str, sandbox: TwilioSandbox | None) -> None:
+def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str | None) -> None:
     print("\nFunctions:")
     for function in host.functions.values():
         print(f"    {describe(function, base_url)}")
     print("\nTry them:")
     urls = {f.name: f"{base_url}{f.route}" for f in host.functions.values() if f.route}
-    for line in try_it(urls, os.environ["TWILIO_AUTH_TOKEN"], sandbox):
+    auth_token = os.environ["TWILIO_AUTH_TOKEN"]
+    for line in try_it(urls, auth_token, run.sandbox if run else None, key):
         print(f"    {line}")
-    if sandbox is not None:
+    sign = ".venv/bin/python -m devhost.sign URL [-d Name=value ...]"
+    if run is not None and run.token_generated:  # random for this run: not a secret
+        print(f"\nSandbox auth token (this run only): {auth_token}\nSign any twiml URL: "
+              f"{sign} --auth-token {auth_token}")
+    else:
+        print(f"\nSign any twiml URL: {sign}   (uses TWILIO_AUTH_TOKEN)")
+    if run is not None:
         print("\nNo Twilio account configured: NOTHING REAL IS SENT. Calls and messages go to "
               "a local Twilio sandbox; copy local.settings.json.example to local.settings.json "
               "and fill in your account to use Twilio.")
-        print(f"{SANDBOX_READY} {sandbox.base_url}")
+        print(f"{SANDBOX_READY} {shown(run.sandbox.base_url)}")
     else:
         print("\nTwilio account configured: calls and messages are REAL and billed.")
+    problem = setting_problem()
+    if problem is not None:
+        message = (f"{problem}. make_call, send_sms and twiml answer 500 misconfigured until "
+                   "it is fixed (local.settings.json or the environment).")
+        print(f"\nSETTINGS PROBLEM: {message}")
+        print(f"Settings problem: {message}", file=sys.stderr)
     print(flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__.split("\n")[0])
-    parser.add_argument("--app-dir", type=Path, default=Path())
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
-    parser.add_argument("--port", type=int, default=7071, help="port; 0 picks a free one")
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=DESCRIPTION)
+    parser.add_argument("--app-dir", type=Path, default=Path(),
+                        help="the function app's folder (default: the current one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; another "
+                        "address also answers any Host name)")
+    parser.add_argument("--port", type=int, default=7071,
+                        help="port (default 7071, as `make run PORT=...` sets; 0 picks a free one)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests for Host NAME, e.g. a tunnel's (* for any)")
     parser.add_argument("--sandbox", action="store_true",
                         help="use the local Twilio sandbox even if an account is configured")
     # Off by default, like Core Tools; on, the sandbox run checks keys as Azure does.

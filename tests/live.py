@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,19 @@ from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 
 ROOT = Path(__file__).parents[1]
 START_TIMEOUT = 60.0
+APP_FILES = ("shared", "make_call", "send_sms", "twiml", "host.json")
+
+
+def copy_app(target: Path) -> Path:
+    """A copy of the function app alone, to add what the repository must not hold."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in APP_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target / name)
+    return target
 
 
 class LiveApp:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from harness import ACCOUNT_SID, AUTH_TOKEN
-from live import ROOT, LiveApp
+from live import ROOT, LiveApp, copy_app
 from twilio.request_validator import RequestValidator
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -85,9 +85,7 @@ def test_banner_prints_urls_and_a_signed_twiml_curl(app):
 
 
 def test_broken_function_folder_is_reported_and_others_serve(tmp_path: Path):
-    for name in ("shared", "make_call", "send_sms", "twiml"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copy(ROOT / "host.json", tmp_path)
+    copy_app(tmp_path)
     broken = tmp_path / "broken"
     shutil.copytree(ROOT / "twiml", broken)
     (broken / "function.json").write_text(

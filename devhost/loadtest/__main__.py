@@ -1,10 +1,14 @@
-"""``python -m devhost.loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]``."""
+"""``python -m devhost.loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]``.
+
+Exits 1 when any check fails, so ``make load`` fails with it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from devhost.loadtest.runner import LoadConfig, run_load
 
@@ -19,13 +23,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate,
                         help="share of Twilio requests the sandbox fails (0..1)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--app-dir", type=Path, default=defaults.app_dir,
+                        help="function app to load (default: this project)")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 1000:
         parser.error("--requests must be 1..100000 and --concurrency 1..1000")
     if not 0.0 <= args.fault_rate < 1.0:
         parser.error("--fault-rate must be within 0..1")
     report = run_load(LoadConfig(requests=args.requests, concurrency=args.concurrency,
-                                 fault_rate=args.fault_rate, seed=args.seed))
+                                 fault_rate=args.fault_rate, seed=args.seed,
+                                 app_dir=args.app_dir.resolve()))
     print(report.render(), flush=True)
     return 0 if report.ok else 1
 

@@ -68,7 +68,7 @@ class AppProcess:
         """Start the launcher and wait (bounded) for both ready lines."""
         started = start_and_wait(
             [sys.executable, "-m", "devhost", "--app-dir", str(self._app_dir), *self._args],
-            env=self._env, cwd=str(self._app_dir), stderr=self._log_file,
+            env=self._env, cwd=str(ROOT), stderr=self._log_file,  # it changes to the app
             prefixes=(READY_PREFIX, SANDBOX_READY_PREFIX), wait_for=READY_PREFIX,
             timeout=START_TIMEOUT,
         )
@@ -79,7 +79,7 @@ class AppProcess:
         self.base_url = started.urls[READY_PREFIX]
         self.sandbox_url = started.urls[SANDBOX_READY_PREFIX]
         for url in (self.base_url, self.sandbox_url):
-            if not url.startswith(f"http://{LOOPBACK}:"):
+            if not url.startswith((f"http://{LOOPBACK}:", "http://localhost:")):
                 self.stop()
                 raise AppError(f"refusing to load a non-loopback address: {url}")
         return self

@@ -30,6 +30,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +38,7 @@ import aiohttp
 from yarl import URL
 
 from devhost.loadtest import plan as mix
-from devhost.loadtest.app_process import AppProcess
+from devhost.loadtest.app_process import ROOT, AppProcess
 
 # Fake and recognisable, so the leak checks can look for them (the sandbox accepts any).
 ACCOUNT_SID = "AC" + "10ad7e57" * 4
@@ -79,6 +80,7 @@ class LoadConfig:
     twilio_timeout: float = 5.0
     request_timeout: float = 15.0  # guard per request
     time_limit: float = 120.0  # guard for the whole drive
+    app_dir: Path = ROOT  # the function app to load (a copy, to try the checks on a broken one)
 
 
 @dataclass
@@ -142,7 +144,7 @@ def run_load(config: LoadConfig) -> LoadReport:
            "TWILIO_TIMEOUT_SECONDS": str(config.twilio_timeout)}
     if config.function_key is not None:
         env["FUNCTIONS_LOCAL_KEY"] = config.function_key
-    app = AppProcess(env, enforce_keys=config.function_key is not None)
+    app = AppProcess(env, enforce_keys=config.function_key is not None, app_dir=config.app_dir)
     started = time.monotonic()
     try:
         app.start()
@@ -385,7 +387,11 @@ def _no_secrets(outcomes: list[Outcome], log: str, stdout: str, config: LoadConf
         text = outcome.body.decode("utf-8", "replace") + repr(outcome.headers)
         if any(secret in text for secret in secrets):
             places.append(f"response #{outcome.planned.index}")
-    for name, text in (("log", log), ("stdout", stdout)):
+    # The launcher's curls carry the (local) function key on purpose, for pasting.
+    keyed_curl = f"x-functions-key: {config.function_key}"
+    banner = "\n".join(line for line in stdout.splitlines()
+                       if not (line.lstrip().startswith("curl ") and keyed_curl in line))
+    for name, text in (("log", log), ("stdout", banner)):
         if any(secret in text for secret in secrets):
             places.append(name)
     return Check("no auth token or function key in any response, header or log line",

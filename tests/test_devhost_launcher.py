@@ -1,0 +1,260 @@
+"""``make run`` as a first-time user meets it: ports, keys, signing, settings, help, logs.
+
+Each test starts the launcher (``python -m devhost``, what ``make run`` runs)
+as a child process on a free port and reads what it prints, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ACCOUNT_SID, AUTH_TOKEN
+from live import ROOT, LiveApp, copy_app
+from twilio.request_validator import RequestValidator
+
+ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+SMS = {"to": "+14155552671", "body": "hi"}
+
+
+def http(method: str, url: str, *, data: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def printed_curl(app: LiveApp, path: str) -> list[str]:
+    """The words of the banner's curl for ``path``."""
+    lines = (line for line in app.stdout_lines if line.strip().startswith("curl"))
+    line = next(line for line in lines if path in line)
+    return shlex.split(line)
+
+
+def run_curl(words: list[str]) -> tuple[int, Any, bytes]:
+    """Send what a printed curl sends (urllib, so curl need not be installed)."""
+    url = next(word for word in words[1:] if word.startswith("http"))
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+    data = words[words.index("-d") + 1].encode() if "-d" in words else None
+    form = [words[i + 1] for i, word in enumerate(words) if word == "--data-urlencode"]
+    if form:
+        data = "&".join(urllib.parse.quote(f, safe="=") for f in form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return http("POST" if data is not None else "GET", url, data=data, headers=headers)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The tests' environment without the settings a test means to control."""
+    names = ("FUNCTIONS_LOCAL_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    return {**{k: v for k, v in os.environ.items() if k not in names}, **extra}
+
+
+# --- 13: the port -----------------------------------------------------------------------
+
+
+def test_make_run_takes_a_port() -> None:
+    def dry_run(*args: str) -> str:
+        return subprocess.run(["make", "--no-print-directory", "-n", "run", *args], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+
+    assert "-m devhost --port 7071" in dry_run()
+    assert "-m devhost --port 7072" in dry_run("PORT=7072")
+
+
+def test_a_busy_port_says_how_to_pick_another() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=ROOT, env=clean_env(),
+            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr
+    assert f"make run PORT={port + 1}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- 14, 15: keys -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["key-set", "key-generated"])
+def test_with_enforced_keys_the_printed_curls_carry_the_key(configured: bool) -> None:
+    env = {**ENV, "FUNCTIONS_LOCAL_KEY": "local-key-1"} if configured else ENV
+    app = LiveApp(env, args=("--sandbox", "--enforce-keys"))
+    try:
+        url = f"{app.base_url}/api/send_sms"
+        for path in ("/api/send_sms", "/api/make_call"):
+            words = printed_curl(app, path)
+            assert any(w.startswith("x-functions-key: ") for w in words), words
+            status, _, body = run_curl(words)
+            assert status == 201, body
+        key = next(w for w in printed_curl(app, "/api/send_sms") if w.startswith("x-functions-"))
+        assert (key == "x-functions-key: local-key-1") is configured
+        # Azure's answer to a missing or wrong key: 401, empty body, no Content-Type.
+        for headers in ({}, {"x-functions-key": "wrong"}):
+            status, answer_headers, body = http(
+                "POST", url, data=json.dumps(SMS).encode(),
+                headers={"Content-Type": "application/json", **headers})
+            assert (status, body) == (401, b"")
+            assert answer_headers.get("Content-Type") is None
+    finally:
+        assert app.stop() == 0
+
+
+# --- 16, 18: one host name, signing, quiet logs -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandboxed() -> LiveApp:
+    app = LiveApp(clean_env(), args=())  # no account configured: random sandbox credentials
+    yield app
+    assert app.stop() == 0
+
+
+def test_every_printed_url_names_localhost(sandboxed: LiveApp) -> None:
+    printed = "".join(sandboxed.stdout_lines)
+    hosts = set(re.findall(r"https?://([^/:'\s]+)", printed))
+    assert hosts == {"localhost"}, printed
+
+
+def test_the_printed_token_signs_any_twiml_url(sandboxed: LiveApp) -> None:
+    printed = "".join(sandboxed.stdout_lines)
+    token = re.search(r"auth token \(this run only\): (\w+)", printed)[1]
+    assert f"devhost.sign URL [-d Name=value ...] --auth-token {token}" in printed
+    url = f"{sandboxed.base_url}/api/twiml?message=Signed%20by%20hand"
+    signed = subprocess.run(
+        [sys.executable, "-m", "devhost.sign", url, "-d", "CallSid=CA" + "1" * 32,
+         "--auth-token", token], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    status, _, body = run_curl(shlex.split(signed))
+    assert status == 200, body
+    assert b"<Say voice=\"woman\">Signed by hand</Say>" in body
+    assert run_curl(printed_curl(sandboxed, "/api/twiml"))[0] == 200  # the banner's own
+
+
+def test_the_sign_command_reads_the_token_from_local_settings(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"Values": {"TWILIO_AUTH_TOKEN": AUTH_TOKEN}}), encoding="utf-8")
+    url = "http://localhost:7071/api/twiml?message=hi"
+    signed = subprocess.run(
+        [sys.executable, "-m", "devhost.sign", url, "--app-dir", str(tmp_path)],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=True).stdout
+    expected = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+    assert shlex.split(signed) == ["curl", url, "-H", f"X-Twilio-Signature: {expected}"]
+    missing = subprocess.run([sys.executable, "-m", "devhost.sign", url, "--app-dir", "/"],
+                             cwd=ROOT, env=clean_env(), capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert "no auth token" in missing.stderr
+
+
+def test_per_request_host_noise_is_gone_and_a_refusal_is_not_a_success(
+    sandboxed: LiveApp,
+) -> None:
+    status, _, _ = http("POST", f"{sandboxed.base_url}/api/send_sms", data=b"{}",
+                        headers={"Content-Type": "application/json"})
+    assert status == 400
+    deadline = time.monotonic() + 10  # the access line is written once the answer is sent
+    while "POST /api/send_sms 400" not in (log := sandboxed.log()):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    assert "programmatically called" not in log
+    assert "Succeeded" not in log
+    assert "Function Type" not in log
+
+
+# --- 17: settings ---------------------------------------------------------------------------
+
+
+def test_the_example_settings_file_brings_no_warnings(tmp_path: Path) -> None:
+    app_dir = copy_app(tmp_path / "app")
+    (app_dir / "local.settings.json").write_text(
+        (ROOT / "local.settings.json.example").read_text(encoding="utf-8"), encoding="utf-8")
+    app = LiveApp(clean_env(), args=(), app_dir=app_dir)
+    try:
+        assert http("POST", f"{app.base_url}/api/send_sms", data=json.dumps(SMS).encode(),
+                    headers={"Content-Type": "application/json"})[0] == 201
+    finally:
+        assert app.stop() == 0
+    assert "Skipping" not in app.log()
+    assert "already defined in the environment" not in app.log()
+    assert "SETTINGS PROBLEM" not in "".join(app.stdout_lines)
+
+
+def test_a_malformed_setting_is_reported_at_start(tmp_path: Path) -> None:
+    app_dir = copy_app(tmp_path / "app")
+    settings = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "TWILIO_FROM_NUMBER": "abc", "TWILIO_API_BASE_URL": "http://127.0.0.1:9"}
+    (app_dir / "local.settings.json").write_text(json.dumps({"Values": settings}))
+    app = LiveApp(clean_env(), args=(), app_dir=app_dir)
+    try:
+        printed = "".join(app.stdout_lines)
+        assert "SETTINGS PROBLEM: App setting TWILIO_FROM_NUMBER must be a phone number" in printed
+        assert "abc" not in printed.split("SETTINGS PROBLEM", 1)[1].splitlines()[0]
+        assert "Settings problem: App setting TWILIO_FROM_NUMBER" in app.log()
+    finally:
+        assert app.stop() == 0
+
+
+# --- 19: help -------------------------------------------------------------------------------
+
+
+def test_help_is_plain_text() -> None:
+    result = subprocess.run([sys.executable, "-m", "devhost", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    assert "``" not in result.stdout
+    assert "Serve this function app on http://localhost:7071" in result.stdout
+    for option in ("--port", "--app-dir", "--enforce-keys", "--sandbox", "--allow-host"):
+        assert re.search(rf"^\s+{option}\b.*\S", result.stdout, re.MULTILINE), option
+
+
+# --- 23: sandbox mode clears what could reach Twilio or another host -------------------------
+
+# What a developer may have set for production; a sandbox run must ignore each of them.
+AWAY = {"PUBLIC_BASE_URL": "https://calls.contoso.example",
+        "TWILIO_API_KEY_SID": "SK" + "c3" * 16, "TWILIO_API_KEY_SECRET": "not-the-sandbox-s3cr3t",
+        "TWILIO_MESSAGING_SERVICE_SID": "MG" + "e5" * 16}
+
+
+@pytest.mark.parametrize("where", ["environment", "local.settings.json"])
+def test_sandbox_mode_clears_public_url_api_key_and_messaging_service(
+    tmp_path: Path, where: str,
+) -> None:
+    app_dir = copy_app(tmp_path / "app")
+    env = clean_env(**ENV)
+    if where == "environment":
+        env.update(AWAY)
+    else:
+        (app_dir / "local.settings.json").write_text(json.dumps({"Values": AWAY}))
+    app = LiveApp(env, args=("--sandbox",), app_dir=app_dir)
+    try:
+        json_headers = {"Content-Type": "application/json"}
+        status, _, body = http("POST", f"{app.base_url}/api/send_sms",
+                               data=json.dumps(SMS).encode(), headers=json_headers)
+        assert status == 201, body  # an API key unknown to the sandbox would have been 502
+        call = {"to": "+14155552671", "message": "cleared"}
+        status, _, body = http("POST", f"{app.base_url}/api/make_call",
+                               data=json.dumps(call).encode(), headers=json_headers)
+        assert status == 201, body
+        state = app.wait_for(lambda s: any(c.get("heard") for c in s["calls"]))
+    finally:
+        assert app.stop() == 0
+    [message] = state["messages"]
+    assert (message["from"], message["messaging_service_sid"]) == ("+15005550006", None)
+    [placed] = state["calls"]
+    assert placed["request"]["Url"].startswith(f"{app.base_url}/api/twiml?"), placed["request"]
+    assert "contoso" not in json.dumps(state)
