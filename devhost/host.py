@@ -273,6 +273,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds a request body may take to arrive (default %(default)s)",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also log each invocation's start and outcome (debug level)",
+    )
+    parser.add_argument(
         "--settings",
         type=Path,
         default=None,
@@ -317,7 +322,7 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     args = _arguments(argv)
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     # Resolve paths first: like Azure, functions run with the app folder as cwd.
     args.app_dir = args.app_dir.resolve()
     args.settings = args.settings.resolve() if args.settings else None

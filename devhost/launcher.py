@@ -232,8 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--enforce-keys", action="store_true",
                         help=f"require the {KEY_SETTING} key (x-functions-key header or code "
                         "query parameter) for make_call and send_sms, as Azure does")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also log each invocation's start and outcome (debug level)")
     args = parser.parse_args(argv)
     args.app_dir = args.app_dir.resolve()
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     os.chdir(args.app_dir)  # as on Azure: functions run in the app folder
     return asyncio.run(serve(args))

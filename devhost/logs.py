@@ -55,17 +55,24 @@ class FunctionNameFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send all logs, the functions' included, to stderr with the function's name."""
+def configure_logging(
+    level: int = logging.INFO, stream: TextIO | None = None, *, verbose: bool = False
+) -> None:
+    """Send all logs, the functions' included, to stderr with the function's name.
+
+    ``verbose`` adds the host's per-invocation lines (``Executing``/``Executed``)
+    and the runtime's own, which an ordinary run leaves out as noise.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(FunctionNameFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The runtime's own per-invocation INFO lines ("Function name: ..., Function
-    # Type: ...") are worker chatter, not the app's; its warnings and errors stay.
-    logging.getLogger("azure.functions").setLevel(max(level, logging.WARNING))
+    # The runtime's per-invocation INFO lines ("Function name: ..., Function Type:
+    # ...") are worker chatter, not the app's; its warnings and errors stay.
+    logging.getLogger("azure.functions").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("devhost").setLevel(logging.DEBUG if verbose else level)
 
 
 def printable(text: str) -> str:

@@ -58,6 +58,15 @@ def run_curl(words: list[str]) -> tuple[int, Any, bytes]:
     return http("POST" if data is not None else "GET", url, data=data, headers=headers)
 
 
+def logged(app: LiveApp, text: str) -> str:
+    """The log once it holds ``text`` (an access line is written after the answer is sent)."""
+    deadline = time.monotonic() + 10
+    while text not in (log := app.log()):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    return log
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The tests' environment without the settings a test means to control."""
     names = ("FUNCTIONS_LOCAL_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
@@ -168,13 +177,22 @@ def test_per_request_host_noise_is_gone_and_a_refusal_is_not_a_success(
     status, _, _ = http("POST", f"{sandboxed.base_url}/api/send_sms", data=b"{}",
                         headers={"Content-Type": "application/json"})
     assert status == 400
-    deadline = time.monotonic() + 10  # the access line is written once the answer is sent
-    while "POST /api/send_sms 400" not in (log := sandboxed.log()):
-        assert time.monotonic() < deadline, log
-        time.sleep(0.05)
+    log = logged(sandboxed, "POST /api/send_sms 400")
     assert "programmatically called" not in log
     assert "Succeeded" not in log
     assert "Function Type" not in log
+
+
+def test_verbose_brings_the_invocation_lines_back() -> None:
+    app = LiveApp(clean_env(), args=("--verbose",))
+    try:
+        status, _, _ = http("POST", f"{app.base_url}/api/send_sms", data=b"{}",
+                            headers={"Content-Type": "application/json"})
+        assert status == 400
+        log = logged(app, "(Refused, Status=400")
+        assert "Executing 'Functions.send_sms' (Reason=" in log
+    finally:
+        assert app.stop() == 0
 
 
 # --- 17: settings ---------------------------------------------------------------------------
