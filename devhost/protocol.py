@@ -32,7 +32,8 @@ class _Handler(RequestHandler):
             self.log_exception("Error handling request", exc_info=exc)
             detail = "The host failed; see its log."
         else:
-            reason = (message or str(exc) or "malformed request").splitlines()[0].rstrip(": ")
+            reason = (message or str(exc) or "malformed request").splitlines()[0]
+            reason = reason.partition(": b'")[0].rstrip(": ")  # not the client's bytes again
             logger.warning("Refused a malformed HTTP request (%d): %s", status, printable(reason))
             detail = f"Malformed HTTP request: {printable(reason)}."
         if request.writer.output_size > 0:

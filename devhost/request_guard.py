@@ -9,7 +9,8 @@ early and cheaply, reading as little as possible of what it refuses:
   public host (``PUBLIC_BASE_URL``, reached through a tunnel) and names it was
   given, so a web page cannot reach it through DNS rebinding;
 - a ``Content-Encoding`` at all: 415. Azure hands a function the body as sent
-  and this app decodes none, so nothing is ever decompressed here;
+  and this app decodes none, so nothing is ever decompressed here; a
+  ``Transfer-Encoding`` other than ``chunked``: 501;
 - a body over the host's cap: 413, from ``Content-Length`` before reading,
   else as the stream passes the cap; a body that does not arrive in time: 408.
 """
@@ -99,6 +100,13 @@ def check_content_encoding(request: web.BaseRequest) -> None:
         )
 
 
+def check_transfer_encoding(request: web.BaseRequest) -> None:
+    """Only ``chunked`` framing: another transfer coding would reach the function still coded."""
+    codings = [c.strip().lower() for c in request.headers.get("Transfer-Encoding", "").split(",")]
+    if any(coding not in ("", "chunked") for coding in codings):
+        raise Refusal(501, "Transfer-Encoding other than chunked is not implemented.")
+
+
 def _too_large(limit: int) -> Refusal:
     return Refusal(413, f"The body is over this host's limit of {limit} bytes.")
 
@@ -134,6 +142,7 @@ def check_head(request: web.BaseRequest, hosts: HostPolicy) -> None:
     check_header_bytes(request)
     hosts.check(request)
     check_content_encoding(request)
+    check_transfer_encoding(request)
     declared = request.headers.get("Content-Length")
     if declared is not None and not declared.isdigit():
         raise Refusal(400, "Content-Length is not a number.")

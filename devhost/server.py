@@ -91,7 +91,7 @@ class FunctionServer:
             return await self._dispatch(request)
         except Refusal as refusal:
             response = refusal.response()
-            if refusal.status in (408, 413, 415):  # the body was not read: do not wait for it
+            if refusal.status in (408, 413, 415, 501):  # the body was not read: do not wait for it
                 response.force_close()
             return response
 

@@ -188,6 +188,11 @@ def test_a_body_that_does_not_arrive_in_time_is_refused(host: HostProcess) -> No
     problem(*exchange(host, head, b"only part of it"), 408)  # the rest never comes
 
 
+def test_a_transfer_coding_other_than_chunked_is_not_taken(host: HostProcess) -> None:
+    head = request("POST", "/api/echo", b"Transfer-Encoding: gzip, chunked")
+    problem(*exchange(host, head, b"0\r\n\r\n"), 501)
+
+
 # --- bytes it cannot take: 400 with a problem, no traceback ------------------------------
 
 
@@ -200,8 +205,21 @@ def test_a_body_that_does_not_arrive_in_time_is_refused(host: HostProcess) -> No
         b"GET /api/\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         b"GET /api/hello HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
         request("POST", "/api/echo", b"Content-Length: 12x"),
+        request("GET", "/api/hello?x=\xff"),
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # TLS to the HTTP port
+        request("GET", "/api/hello", b"X-Long: " + b"a" * 20000),
     ],
-    ids=["signature-ff-fe", "host-ff", "control-byte", "path-ff", "two-hosts", "bad-length"],
+    ids=[
+        "signature-ff-fe",
+        "host-ff",
+        "control-byte",
+        "path-ff",
+        "two-hosts",
+        "bad-length",
+        "query-ff",
+        "tls",
+        "long-header",
+    ],
 )
 def test_bytes_it_cannot_take_get_a_400_problem_and_no_traceback(
     host: HostProcess, raw: bytes
