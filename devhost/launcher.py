@@ -38,6 +38,7 @@ from devhost.settings_file import SettingsError, read_values
 from devhost.sign import signed_curl
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
+from devhost.twilio_sandbox.sandbox import DEFAULT_HISTORY
 
 DESCRIPTION = (
     "Serve this function app on http://localhost:7071 with Azure's Python v1 runtime. "
@@ -70,13 +71,14 @@ class SandboxRun:
         self.token_generated = token_generated
 
 
-async def start_sandbox(file_values: dict[str, str]) -> SandboxRun:
+async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY
+                        ) -> SandboxRun:
     """Start the sandbox and point the app's settings at it (before the host applies the file)."""
     account_sid = configured("TWILIO_ACCOUNT_SID", file_values) or "AC" + secrets.token_hex(16)
     auth_token = configured("TWILIO_AUTH_TOKEN", file_values)
     generated = not auth_token
     auth_token = auth_token or secrets.token_hex(16)
-    sandbox = TwilioSandbox(accounts={account_sid: auth_token})
+    sandbox = TwilioSandbox(accounts={account_sid: auth_token}, history=history)
     base_url = await sandbox.start("127.0.0.1", 0)
     settings = {
         "TWILIO_ACCOUNT_SID": account_sid,
@@ -140,7 +142,7 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
     use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
-    run = await start_sandbox(file_values) if use_sandbox else None
+    run = await start_sandbox(file_values, args.sandbox_history) if use_sandbox else None
     key = function_key(args.enforce_keys, file_values)
     host = FunctionHost(
         args.app_dir,
@@ -154,6 +156,10 @@ async def serve(args: argparse.Namespace) -> int:
         except OSError as error:
             _cannot_serve(args, error)
             return 1
+        urls = function_urls(host, shown(base_url))
+        if run is not None:  # the console sends inbound traffic and app requests here
+            run.sandbox.app.functions = urls
+            run.sandbox.app.key = key
         _banner(host, shown(base_url), run, key)
         print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()
@@ -177,6 +183,11 @@ def _cannot_serve(args: argparse.Namespace, error: OSError) -> None:
         )
 
 
+def function_urls(host: FunctionHost, base_url: str) -> dict[str, str]:
+    """Each HTTP function's URL, by function name."""
+    return {f.name: f"{base_url}{f.route}" for f in host.functions.values() if f.route}
+
+
 async def close_app_clients() -> None:
     """Close the app's Twilio sessions, which live on this loop (Azure just ends the worker)."""
     client_module = sys.modules.get("shared.twilio_client")
@@ -189,7 +200,7 @@ def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str 
     for function in host.functions.values():
         print(f"    {describe(function, base_url)}")
     print("\nTry them:")
-    urls = {f.name: f"{base_url}{f.route}" for f in host.functions.values() if f.route}
+    urls = function_urls(host, base_url)
     auth_token = os.environ["TWILIO_AUTH_TOKEN"]
     for line in try_it(urls, auth_token, run.sandbox if run else None, key):
         print(f"    {line}")
@@ -203,6 +214,8 @@ def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str 
         print("\nNo Twilio account configured: NOTHING REAL IS SENT. Calls and messages go to "
               "a local Twilio sandbox; copy local.settings.json.example to local.settings.json "
               "and fill in your account to use Twilio.")
+        print(f"\nConsole (live messages, calls and webhooks; play Twilio's part): "
+              f"{shown(run.sandbox.base_url)}/console/")
         print(f"{SANDBOX_READY} {shown(run.sandbox.base_url)}")
     else:
         print("\nTwilio account configured: calls and messages are REAL and billed.")
@@ -234,7 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "query parameter) for make_call and send_sms, as Azure does")
     parser.add_argument("--verbose", action="store_true",
                         help="also log each invocation's start and outcome (debug level)")
+    parser.add_argument("--sandbox-history", type=int, default=DEFAULT_HISTORY, metavar="N",
+                        help="messages, calls and webhooks the sandbox keeps, each "
+                        f"(default {DEFAULT_HISTORY})")
     args = parser.parse_args(argv)
+    if args.sandbox_history < 1:
+        parser.error("--sandbox-history must be at least 1")
     args.app_dir = args.app_dir.resolve()
     configure_logging(verbose=args.verbose)
     os.chdir(args.app_dir)  # as on Azure: functions run in the app folder

@@ -22,6 +22,7 @@ from typing import Self
 from devhost.host import READY_PREFIX
 from devhost.ready import start_and_wait
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+from devhost.twilio_sandbox.sandbox import DEFAULT_HISTORY
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -46,13 +47,15 @@ class AppProcess:
     """One launcher process: the host on a free loopback port, with the Twilio sandbox.
 
     ``env`` is added to this process's environment; with ``enforce_keys`` the host
-    requires ``FUNCTIONS_LOCAL_KEY`` from it for the keyed functions.
+    requires ``FUNCTIONS_LOCAL_KEY`` from it for the keyed functions. The sandbox
+    keeps at least ``sandbox_history`` messages and calls (each).
     """
 
     def __init__(self, env: dict[str, str], *, enforce_keys: bool = False,
-                 app_dir: Path = ROOT) -> None:
+                 app_dir: Path = ROOT, sandbox_history: int = DEFAULT_HISTORY) -> None:
         self._env = {**os.environ, **PINNED_SETTINGS, **env, "PYTHONUNBUFFERED": "1"}
-        self._args = ["--sandbox", "--host", LOOPBACK, "--port", "0"]
+        self._args = ["--sandbox", "--host", LOOPBACK, "--port", "0",
+                      "--sandbox-history", str(max(sandbox_history, DEFAULT_HISTORY))]
         if enforce_keys:
             self._args.append("--enforce-keys")
         self._app_dir = app_dir

@@ -144,7 +144,9 @@ def run_load(config: LoadConfig) -> LoadReport:
            "TWILIO_TIMEOUT_SECONDS": str(config.twilio_timeout)}
     if config.function_key is not None:
         env["FUNCTIONS_LOCAL_KEY"] = config.function_key
-    app = AppProcess(env, enforce_keys=config.function_key is not None, app_dir=config.app_dir)
+    # The checks need every record the run creates: keep at least that many.
+    app = AppProcess(env, enforce_keys=config.function_key is not None, app_dir=config.app_dir,
+                     sandbox_history=config.requests)
     started = time.monotonic()
     try:
         app.start()

@@ -14,7 +14,8 @@ import signal
 import sys
 
 from . import READY_PREFIX
-from .sandbox import TwilioSandbox
+from .sandbox import DEFAULT_HISTORY, TwilioSandbox
+from .simulate import APP_FUNCTIONS
 
 log = logging.getLogger("devhost.twilio_sandbox")
 
@@ -41,12 +42,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="do not fetch a created call's TwiML",
     )
+    parser.add_argument(
+        "--history", type=int, default=DEFAULT_HISTORY, metavar="N",
+        help=f"messages, calls and webhooks kept, each (default {DEFAULT_HISTORY})",
+    )
+    parser.add_argument(
+        "--app-url", metavar="URL",
+        help="the app's origin (http://localhost:7071): the console sends inbound SMS and "
+        "calls to URL/api/twiml and drives URL/api/send_sms and make_call",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     if (args.api_key is None) != (args.api_secret is None):
         parser.error("--api-key and --api-secret go together")
     if args.latency < 0:
         parser.error("--latency must not be negative")
+    if args.history < 1:
+        parser.error("--history must be at least 1")
     return args
 
 
@@ -65,7 +77,11 @@ async def serve(args: argparse.Namespace) -> None:
         api_keys=api_keys,
         latency=args.latency,
         fetch_twiml=args.fetch_twiml,
+        history=args.history,
     )
+    if args.app_url:
+        origin = args.app_url.rstrip("/")
+        sandbox.app.functions = {name: f"{origin}/api/{name}" for name in APP_FUNCTIONS}
     if not _is_loopback(args.host):
         log.warning("binding %s: the /_sandbox controls have no authentication", args.host)
     url = await sandbox.start(args.host, args.port)

@@ -43,13 +43,8 @@ class TwimlError(CallFailure, ValueError):
     code = 12100  # Document parse failure
 
 
-def parse_twiml(text: str) -> list[Heard]:
-    """What the callee hears, in document order.
-
-    ``Say`` gives its text (whitespace collapsed), ``voice`` and ``language``;
-    ``Play`` its URL; any other verb just its name. ``Gather`` is entered, since the
-    prompts nested in it are heard too.
-    """
+def read_response(text: str) -> ET.Element:
+    """The ``<Response>`` element of a TwiML document (voice or messaging), or TwimlError."""
     try:
         # The document comes from the app under test on this machine, not from a
         # stranger, and expat resolves no external entities.
@@ -58,8 +53,18 @@ def parse_twiml(text: str) -> list[Heard]:
         raise TwimlError(f"Document parse failure: not XML: {exc}") from None
     if root.tag != "Response":
         raise TwimlError(f"Document parse failure: root is <{root.tag}>, not <Response>")
+    return root
+
+
+def parse_twiml(text: str) -> list[Heard]:
+    """What the callee hears, in document order.
+
+    ``Say`` gives its text (whitespace collapsed), ``voice`` and ``language``;
+    ``Play`` its URL; any other verb just its name. ``Gather`` is entered, since the
+    prompts nested in it are heard too.
+    """
     heard: list[Heard] = []
-    _walk(root, heard)
+    _walk(read_response(text), heard)
     return heard
 
 
@@ -100,14 +105,14 @@ def _one(request: dict[str, Any], key: str) -> str | None:
 
 
 def call_params(call: Resource) -> dict[str, str]:
-    """The parameters Twilio sends when it asks for an answered call's TwiML."""
+    """The parameters Twilio sends when it asks for an answered call's TwiML (either way)."""
     return {
         "CallSid": call["sid"],
         "AccountSid": call["account_sid"],
         "From": call["from"],
         "To": call["to"],
         "CallStatus": "in-progress",
-        "Direction": "outbound-api",
+        "Direction": call["direction"],
         "ApiVersion": API_VERSION,
     }
 

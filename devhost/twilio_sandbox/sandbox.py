@@ -1,13 +1,15 @@
 """The sandbox: what it has received, how it misbehaves, and its server's lifecycle.
 
 It runs inside whatever asyncio loop starts it (a test, the dev host), so tests
-read its state directly; another process reads the same state over ``/_sandbox``.
+read its state directly; another process reads the same state over ``/_sandbox``,
+and the console follows it live through :attr:`TwilioSandbox.events`. It keeps
+the last ``history`` messages, calls and webhooks, so a long run stays bounded.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -17,14 +19,20 @@ from aiohttp import web
 from shared.logs import mask
 
 from . import callbacks
+from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
+from .magic import VALID_FROM
 from .resources import Resource
 from .server import build_app
+from .simulate import AppLink
+from .webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
 
 #: Seconds stop() lets in-flight requests finish before cancelling them.
 SHUTDOWN_GRACE = 1.0
+#: How many messages, calls and webhooks the sandbox keeps (each), by default.
+DEFAULT_HISTORY = 1000
 
 
 class TwilioSandbox:
@@ -32,7 +40,8 @@ class TwilioSandbox:
 
     accounts: account SID -> auth token. api_keys: key SID -> (secret, account SID).
     latency: seconds added before every REST answer. fetch_twiml: after creating a
-    call, fetch and "play" its TwiML like Twilio does.
+    call, fetch and "play" its TwiML like Twilio does. history: how many messages,
+    calls and webhooks to keep (each); older ones are forgotten.
     """
 
     def __init__(
@@ -42,6 +51,7 @@ class TwilioSandbox:
         *,
         latency: float = 0.0,
         fetch_twiml: bool = True,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
         if not accounts:
             raise ValueError("the sandbox needs at least one account")
@@ -51,9 +61,18 @@ class TwilioSandbox:
                 raise ValueError(f"API key {key_sid} belongs to unknown account {account_sid}")
         if latency < 0:
             raise ValueError("latency must not be negative")
+        if history < 1:
+            raise ValueError("history must keep at least one item")
+        self.events = EventHub()
+        self.history = history
+        self.webhooks = WebhookLog(history, self._publisher("webhook"))
+        #: Where the app answers, for the console's inbound traffic and app requests.
+        self.app = AppLink()
+        #: The Twilio number an inbound SMS or call reaches when none is given.
+        self.default_number = VALID_FROM
         self.accounts: dict[str, str] = dict(accounts)
         self.api_keys: dict[str, tuple[str, str]] = api_keys
-        self.latency = float(latency)
+        self._latency = float(latency)
         self.fetch_twiml = fetch_twiml
         self.calls: list[Resource] = []
         self.messages: list[Resource] = []
@@ -93,7 +112,7 @@ class TwilioSandbox:
             await runner.cleanup()
             raise
         self._runner, self._server = runner, server
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(trace_configs=[self.webhooks.trace_config()])
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self._base_url = f"http://{shown}:{bound_port}"
@@ -106,6 +125,7 @@ class TwilioSandbox:
         self._server = self._runner = self._session = None
         if server is None:
             return
+        self.events.close()  # ends the console's streams, which would hold up the runner
         server.close()
         if runner is not None:
             await runner.cleanup()  # in-flight requests get SHUTDOWN_GRACE seconds
@@ -135,7 +155,35 @@ class TwilioSandbox:
             raise RuntimeError("the sandbox is not started")
         return self._base_url
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client session every request to the app goes through (and is logged by)."""
+        if self._session is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._session
+
     # --- controls ------------------------------------------------------------
+
+    @property
+    def latency(self) -> float:
+        """Seconds added before every REST answer."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._latency = float(seconds)
+        self.controls_changed()
+
+    def controls(self) -> dict[str, Any]:
+        """The faults, their counts and the latency: what the console's controls show."""
+        return {
+            "faults": [fault.to_json() for fault in self.faults],
+            "faults_applied": dict(self.faults_applied),
+            "latency": self.latency,
+        }
+
+    def controls_changed(self) -> None:
+        self.events.publish("controls", self.controls())
 
     @property
     def faults(self) -> list[Fault]:
@@ -149,9 +197,11 @@ class TwilioSandbox:
 
     def add_fault(self, fault: Fault) -> None:
         self.injector.add(fault)
+        self.controls_changed()
 
     def clear_faults(self) -> None:
         self.injector.clear()
+        self.controls_changed()
 
     def reset(self) -> None:
         """Forget resources, faults and counters (latency stays); cancel TwiML fetches."""
@@ -162,10 +212,12 @@ class TwilioSandbox:
         self._dialed.clear()
         self.calls.clear()
         self.messages.clear()
+        self.webhooks.clear()
         self.injector.clear()
         self.injector.reset_counts()
         self.connections_accepted = 0
         self.requests = 0
+        self.events.publish("reset", self.controls())
 
     def state(self) -> dict[str, Any]:
         """Everything a test may assert on, as JSON-ready data."""
@@ -206,8 +258,25 @@ class TwilioSandbox:
 
     # --- resources -----------------------------------------------------------
 
-    def record_message(self, message: Resource) -> None:
-        self.messages.append(message)
+    def _publisher(self, kind: str) -> Callable[[Tracked], None]:
+        def publish(record: Tracked) -> None:
+            self.events.publish(kind, record.view())
+        return publish
+
+    def _keep(self, kind: str, items: list[Resource], item: Resource) -> Tracked:
+        """Store ``item`` as a record that reports its changes; forget the oldest beyond history."""
+        record = Tracked(item, self._publisher(kind))
+        items.append(record)
+        if len(items) > self.history:
+            for old in items[: len(items) - self.history]:
+                self._dialed.pop(old["sid"], None)
+            del items[: len(items) - self.history]
+        record.changed()
+        return record
+
+    def record_message(self, message: Resource) -> Resource:
+        """Store a message (created, received or a reply); the stored record is returned."""
+        message = self._keep("message", self.messages, message)
         log.info(
             "message %s %s: %s -> %s: %r",
             message["sid"],
@@ -216,16 +285,20 @@ class TwilioSandbox:
             mask(message["to"]),
             message["body"],
         )
+        return message
 
-    def record_call(self, call: Resource) -> None:
-        """Store a created call and, like Twilio, start answering it in the background."""
-        self.calls.append(call)
+    def record_call(self, call: Resource) -> Resource:
+        """Store a created call and, like Twilio, start answering it in the background.
+
+        Returns the stored record, which the background work goes on changing.
+        """
+        call = self._keep("call", self.calls, call)
         log.info("call %s queued: %s -> %s", call["sid"], mask(call["from"]), mask(call["to"]))
         request = call["request"]
         if not self.fetch_twiml or self._session is None:
-            return
+            return call
         if not (request.get("Url") or request.get("Twiml")):
-            return  # an ApplicationSid call: the sandbox knows no applications
+            return call  # an ApplicationSid call: the sandbox knows no applications
         done = asyncio.Event()
         self._dialed[call["sid"]] = done
         task = asyncio.create_task(
@@ -233,6 +306,7 @@ class TwilioSandbox:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return call
 
     async def _dial(
         self, call: Resource, session: aiohttp.ClientSession, done: asyncio.Event

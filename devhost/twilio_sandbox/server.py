@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import MultiDict
 
-from . import resources, validation
+from . import console, resources, validation
 from .auth import authorize, basic_credentials
 from .errors import TwilioApiError, error_response
 from .faults import Fault
@@ -42,6 +42,7 @@ fetch their TwiML from the app and record what the callee would hear.
 REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
 Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
          PUT /_sandbox/latency, POST /_sandbox/reset
+Console: /console/ (live view; its API is under /_sandbox/, see the README)
 """
 
 
@@ -62,6 +63,7 @@ def build_app(sandbox: "TwilioSandbox") -> web.Application:
     app.router.add_delete("/_sandbox/faults", clear_faults)
     app.router.add_put("/_sandbox/latency", set_latency)
     app.router.add_post("/_sandbox/reset", reset)
+    console.add_routes(app, SANDBOX)
     return app
 
 
@@ -83,6 +85,7 @@ async def twilio_rest(request: web.Request, handler: Any) -> web.StreamResponse:
         fault = sandbox.injector.pick(request.path)
         if fault is not None:
             log.info("fault %s hits %s %s", fault.kind, request.method, request.path)
+            sandbox.controls_changed()
             if fault.kind != "delay":
                 return _faulted(request, fault)
             await asyncio.sleep(fault.delay)

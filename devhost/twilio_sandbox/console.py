@@ -1,0 +1,193 @@
+"""The console: a live page over the sandbox, and the HTTP API its buttons use.
+
+``/console/`` serves one static page (plain HTML, CSS and JavaScript, no build
+step). It reads ``GET /_sandbox/events`` (Server-Sent Events: the sandbox's
+history first, then every change as it happens) and acts through the same JSON
+API a test or a script uses:
+
+=====================================  ==========================================
+``GET  /_sandbox/history``             messages, calls, webhooks, controls (JSON)
+``GET  /_sandbox/events``              the same, then live events (SSE, see events.py)
+``POST /_sandbox/inbound/sms``         an SMS arrives: ``{from, to?, body, media_url?, url?}``
+``POST /_sandbox/inbound/call``        a call comes in: ``{from, to?, url?}``
+``POST /_sandbox/messages/{sid}/status``  ``{status, error_code?}``
+``POST /_sandbox/calls/{sid}/status``  ``{status}``
+``POST /_sandbox/webhooks/{id}/resend``  send a logged request again
+``POST /_sandbox/app/{function}``      post JSON to the app's send_sms or make_call
+=====================================  ==========================================
+
+Refusals are RFC 9457 problem documents. Actions take a JSON body (or none),
+which a web page on another origin cannot send here without a CORS preflight
+the sandbox never grants.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from . import simulate
+from .events import RESYNC, Tracked, envelope
+from .simulate import ActionError
+
+if TYPE_CHECKING:
+    from .sandbox import TwilioSandbox
+
+PAGE_DIR = Path(__file__).with_name("console_page")
+#: The page's files and their media types; nothing else under /console/ is served.
+ASSETS = {
+    "index.html": "text/html",
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+}
+PROBLEM_TYPE = "urn:twilio-sandbox:problem:{slug}"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Key = web.AppKey["TwilioSandbox"]
+
+
+def add_routes(app: web.Application, key: Key) -> None:
+    """Serve the page and the console API on ``app`` (whose sandbox is ``app[key]``)."""
+    routes = Routes(key)
+    app.router.add_get("/console", routes.to_page)
+    app.router.add_get("/console/", routes.page)
+    app.router.add_get("/console/{name}", routes.asset)
+    app.router.add_get("/_sandbox/history", routes.history)
+    app.router.add_get("/_sandbox/events", routes.events)
+    app.router.add_post("/_sandbox/inbound/sms", routes.action(routes.inbound_sms))
+    app.router.add_post("/_sandbox/inbound/call", routes.action(routes.inbound_call))
+    app.router.add_post("/_sandbox/messages/{sid}/status", routes.action(routes.push_status))
+    app.router.add_post("/_sandbox/calls/{sid}/status", routes.action(routes.push_status))
+    app.router.add_post("/_sandbox/webhooks/{id}/resend", routes.action(routes.resend))
+    app.router.add_post("/_sandbox/app/{function}", routes.action(routes.app_request))
+
+
+def history(sandbox: TwilioSandbox) -> dict[str, Any]:
+    """Everything the console shows, oldest first: the sandbox's bounded records."""
+    return {
+        "messages": [record.view() for record in sandbox.messages],
+        "calls": [record.view() for record in sandbox.calls],
+        "webhooks": [record.view() for record in sandbox.webhooks.records],
+        "controls": sandbox.controls(),
+        "history": sandbox.history,
+        "app": {"functions": sandbox.app.functions, "default_number": sandbox.default_number},
+    }
+
+
+def problem(status: int, title: str, detail: str) -> web.Response:
+    slug = title.lower().replace(" ", "-")
+    body = {"type": PROBLEM_TYPE.format(slug=slug), "title": title, "status": status,
+            "detail": detail}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+class Routes:
+    """The console's handlers, reading the sandbox from the request's application."""
+
+    def __init__(self, key: Key) -> None:
+        self._key = key
+
+    def sandbox(self, request: web.Request) -> TwilioSandbox:
+        return request.app[self._key]
+
+    # --- the page ----------------------------------------------------------------
+
+    async def to_page(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/console/")
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return self._file("index.html")
+
+    async def asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in ASSETS:
+            raise web.HTTPNotFound()
+        return self._file(name)
+
+    @staticmethod
+    def _file(name: str) -> web.Response:
+        return web.Response(body=(PAGE_DIR / name).read_bytes(), content_type=ASSETS[name],
+                            charset="utf-8", headers={"Cache-Control": "no-cache"})
+
+    # --- reading -----------------------------------------------------------------
+
+    async def history(self, request: web.Request) -> web.Response:
+        return web.json_response(history(self.sandbox(request)))
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """The history as a ``history`` event, then each change as its own event."""
+        sandbox = self.sandbox(request)
+        with sandbox.events.subscribe() as live:
+            async with sse_response(request) as stream:
+                await stream.send(envelope(history(sandbox)), event="history")
+                async for event in live:
+                    if event is RESYNC:
+                        await stream.send(envelope(history(sandbox)), event="history")
+                    else:
+                        await stream.send(event.data, event=event.kind)
+        return stream
+
+    # --- acting ------------------------------------------------------------------
+
+    def action(self, act: Callable[[TwilioSandbox, web.Request, Any], Awaitable[Any]]) -> Handler:
+        """A JSON-in, JSON-out handler; refusals become problem documents."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            raw = await request.read()
+            if raw and request.content_type != "application/json":
+                return problem(415, "Unsupported media type", "send the action as JSON")
+            try:
+                data = json.loads(raw) if raw else {}
+            except ValueError:
+                return problem(400, "Invalid body", "the body is not JSON")
+            if not isinstance(data, dict):
+                return problem(400, "Invalid body", "the body must be a JSON object")
+            try:
+                result = await act(self.sandbox(request), request, data)
+            except ActionError as exc:
+                return problem(exc.status, exc.title, exc.detail)
+            return web.json_response(_views(result))
+
+        return handle
+
+    @staticmethod
+    async def inbound_sms(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+        return await simulate.inbound_sms(sandbox, data)
+
+    @staticmethod
+    async def inbound_call(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+        return await simulate.inbound_call(sandbox, data)
+
+    @staticmethod
+    async def push_status(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:
+        return simulate.push_status(sandbox, request.match_info["sid"], data)
+
+    @staticmethod
+    async def resend(sandbox: TwilioSandbox, request: web.Request, _data: Any) -> Any:
+        try:
+            record = sandbox.webhooks.find(int(request.match_info["id"]))
+        except ValueError:
+            record = None
+        if record is None or record.sent is None:
+            raise ActionError(404, "Not found", "no such request in the sandbox's history")
+        return await sandbox.webhooks.resend(sandbox.session, record)
+
+    @staticmethod
+    async def app_request(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:
+        return await simulate.app_request(sandbox, request.match_info["function"], data)
+
+
+def _views(value: Any) -> Any:
+    """Action results with each stored record as the console sees it (with its steps)."""
+    if isinstance(value, Tracked):
+        return value.view()
+    if isinstance(value, dict):
+        return {key: _views(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_views(item) for item in value]
+    return value

@@ -1,0 +1,164 @@
+"""What happens in the sandbox, as a stream of events the console (or any script) follows.
+
+The sandbox's code changes its records (messages, calls, webhooks) by plain
+assignment, here and wherever new behaviour is added. A :class:`Tracked` record
+reports its own changes, so every one of them reaches the :class:`EventHub`
+without each change site knowing about the console; changes made in one go
+(one ``update``, or several assignments before the next await) become one event.
+
+Subscribers get events live from the moment they subscribe; what happened
+before is the sandbox's (bounded) records, which a new subscriber reads first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.logs import mask
+
+#: Events a subscriber may fall behind by before it is told to start over.
+QUEUE_LIMIT = 1000
+_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened: ``kind`` names it, ``data`` is its :func:`envelope`."""
+
+    id: int
+    kind: str
+    data: str
+
+
+#: What a subscriber receives when it fell too far behind: read the records again.
+RESYNC = Event(0, "resync", "{}")
+
+
+def envelope(data: Any) -> str:
+    """``{"data": ..., "masked": {number: masked}}`` as JSON text.
+
+    Each phone number in ``data`` comes with its masked form, made by the app's
+    own log masking, so a page shows numbers as the logs do without a second rule.
+    """
+    text = json.dumps(data, default=str)
+    masked = {number: mask(number) for number in set(_NUMBER.findall(text))}
+    return f'{{"data": {text}, "masked": {json.dumps(masked)}}}'
+
+
+def stamp() -> str:
+    """An ISO 8601 UTC time with milliseconds, the console's clock."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventHub:
+    """Publishes events to every live subscriber; holds no history of its own."""
+
+    def __init__(self) -> None:
+        self._last_id = 0
+        self._queues: set[asyncio.Queue[Event | None]] = set()
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._queues)
+
+    def publish(self, kind: str, data: Any) -> Event:
+        self._last_id += 1
+        event = Event(self._last_id, kind, envelope(data))
+        for queue in self._queues:
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A stalled page: drop its backlog, tell it to read the records again.
+                _drain(queue)
+                queue.put_nowait(RESYNC)
+        return event
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[AsyncIterator[Event]]:
+        """Events from now on, until the hub closes (``with hub.subscribe() as events``)."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._queues.add(queue)
+
+        async def events() -> AsyncIterator[Event]:
+            while (event := await queue.get()) is not None:
+                yield event
+
+        try:
+            yield events()
+        finally:
+            self._queues.discard(queue)
+
+    def close(self) -> None:
+        """End every subscription (the sandbox is stopping)."""
+        for queue in self._queues:
+            if queue.full():
+                _drain(queue)
+            queue.put_nowait(None)
+
+
+def _drain(queue: asyncio.Queue[Event | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+
+
+class Tracked(dict[str, Any]):
+    """A record (a dict, as JSON-ready as before) that reports its changes.
+
+    ``on_change(record)`` runs once per burst of changes: soon after them on the
+    running loop, or at once when there is none. ``steps`` lists each status the
+    record took, with its time: what the console draws as a timeline.
+    """
+
+    def __init__(self, data: dict[str, Any], on_change: Callable[[Tracked], None]) -> None:
+        super().__init__(data)
+        self.steps: list[dict[str, str]] = []
+        if "status" in data:
+            self.steps.append({"status": str(data["status"]), "at": stamp()})
+        self._on_change = on_change
+        self._pending = False
+
+    def view(self) -> dict[str, Any]:
+        """The record with its steps: what an event carries."""
+        return {**self, "steps": self.steps}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._changing({key: value})
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        changes = dict(*args, **kwargs)
+        self._changing(changes)
+        super().update(changes)
+
+    def _changing(self, changes: dict[str, Any]) -> None:
+        status = changes.get("status")
+        if status is not None and status != self.get("status"):
+            self.steps.append({"status": str(status), "at": stamp()})
+        self.changed()
+
+    def changed(self) -> None:
+        """Report a change made inside a value (a list grown in place)."""
+        if self._pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._on_change(self)
+            return
+        self._pending = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        self._on_change(self)

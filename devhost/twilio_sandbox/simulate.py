@@ -1,0 +1,256 @@
+"""Playing Twilio's part by hand: what the console's buttons and its HTTP API do.
+
+An SMS arrives or a call comes in: the sandbox records it and sends the app's
+``twiml`` the webhook Twilio would send, signed with the account's auth token,
+and plays the answer (a ``<Message>`` reply is sent back to the texter, the
+callee hears the ``<Say>``). A message or a call is pushed to a chosen status,
+as the carrier would report it. And the console can play the mobile app too,
+posting to ``send_sms``/``make_call`` as the printed curls do.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import yarl
+
+from . import resources
+from .callbacks import read_response, signed_request
+from .resources import Resource
+
+if TYPE_CHECKING:
+    from .sandbox import TwilioSandbox
+    from .webhook_log import WebhookRecord
+
+MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "read",
+                    "canceled")
+CALL_STATUSES = ("queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed",
+                 "canceled")
+#: Twilio's delivery errors (https://www.twilio.com/docs/errors/<code>), for undelivered/failed.
+DELIVERY_ERRORS = {
+    30001: "Queue overflow",
+    30002: "Account suspended",
+    30003: "Unreachable destination handset",
+    30004: "Message blocked",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered",
+    30008: "Unknown error",
+}
+DEFAULT_ERROR = {"undelivered": 30003, "failed": 30008}
+TERMINAL_CALL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+#: The app's functions the console talks to: twiml as Twilio, the others as the mobile app.
+APP_FUNCTIONS = ("twiml", "send_sms", "make_call")
+DRIVEN = ("send_sms", "make_call")
+MAX_BODY = 1600
+MAX_MEDIA = 10
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+class ActionError(Exception):
+    """A request the sandbox cannot act on: answered as a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+@dataclass
+class AppLink:
+    """Where the app under development answers: its function URLs, and its key if enforced."""
+
+    functions: dict[str, str] = field(default_factory=dict)
+    key: str | None = None
+
+    def url(self, function: str) -> str:
+        url = self.functions.get(function)
+        if url is None:
+            raise ActionError(409, "App not connected",
+                              f"the sandbox does not know the app's {function} URL: run it with "
+                              "`python -m devhost`, start it with --app-url, or give 'url'")
+        return url
+
+
+def _number(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _E164.fullmatch(value):
+        raise ActionError(400, "Invalid field", f"'{name}' must be an E.164 number (+14155550100)")
+    return value
+
+
+def _account(sandbox: TwilioSandbox) -> tuple[str, str]:
+    """The account the simulated traffic belongs to: the sandbox's first."""
+    return next(iter(sandbox.accounts.items()))
+
+
+# --- an SMS arrives --------------------------------------------------------------
+
+
+def inbound_params(message: Resource, media: list[str]) -> dict[str, str]:
+    """The parameters of Twilio's incoming-message webhook."""
+    params = {
+        "MessageSid": message["sid"], "SmsSid": message["sid"], "SmsMessageSid": message["sid"],
+        "AccountSid": message["account_sid"], "From": message["from"], "To": message["to"],
+        "Body": message["body"], "NumMedia": str(len(media)),
+        "NumSegments": message["num_segments"], "SmsStatus": "received",
+        "ApiVersion": resources.API_VERSION,
+    }
+    for index, url in enumerate(media):
+        params[f"MediaUrl{index}"] = url
+        kind = mimetypes.guess_type(url)[0] or "application/octet-stream"
+        params[f"MediaContentType{index}"] = kind
+    return params
+
+
+def parse_replies(text: str) -> list[dict[str, Any]]:
+    """The ``<Message>`` verbs of a messaging TwiML answer: body, media, to and from.
+
+    Raises TwimlError (a ValueError) when the answer is not a TwiML document.
+    """
+    root = read_response(text)
+    replies = []
+    for verb in root.iter("Message"):
+        body = verb.find("Body")
+        text = "".join(body.itertext()) if body is not None else (verb.text or "")
+        replies.append({
+            "body": " ".join(text.split()),
+            "media": [(m.text or "").strip() for m in verb.iter("Media")],
+            "to": verb.get("to"), "from": verb.get("from"),
+        })
+    return replies
+
+
+async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """An SMS from ``from`` to ``to`` reaches the app's twiml; its replies are sent back."""
+    sender = _number(data.get("from"), "from")
+    to = _number(data.get("to") or sandbox.default_number, "to")
+    body = data.get("body", "")
+    media = data.get("media_url") or []
+    if isinstance(media, str):
+        media = [media]
+    if not isinstance(body, str) or len(body) > MAX_BODY:
+        raise ActionError(400, "Invalid field", f"'body' must be text of at most {MAX_BODY} chars")
+    if not isinstance(media, list) or len(media) > MAX_MEDIA or not all(
+            isinstance(url, str) and url.startswith(("https://", "http://")) for url in media):
+        raise ActionError(400, "Invalid field", f"'media_url' takes up to {MAX_MEDIA} http(s) URLs")
+    if not body and not media:
+        raise ActionError(400, "Invalid field", "give a 'body' or a 'media_url'")
+    url = data.get("url") or sandbox.app.url("twiml")
+    account_sid, token = _account(sandbox)
+    form = {"From": sender, "To": to, "Body": body}
+    message = resources.build_message(account_sid, form, media, {**form, "MediaUrl": media})
+    message.update(direction="inbound", status="received", date_sent=message["date_created"])
+    message = sandbox.record_message(message)
+    signed_url, form_body, headers = signed_request(url, "POST", inbound_params(message, media),
+                                                    token)
+    webhook = await sandbox.webhooks.send(
+        sandbox.session, "POST", yarl.URL(signed_url, encoded=True), headers=headers,
+        data=form_body, kind="inbound-sms", sid=message["sid"])
+    outcome: dict[str, Any] = {"message": message, "webhook": webhook, "replies": []}
+    answer = webhook["answer"]
+    if answer is None or not 200 <= answer["status"] < 300:
+        outcome["error"] = "11200 HTTP retrieval failure: the app did not answer 2xx"
+        return outcome
+    try:
+        replies = parse_replies(webhook.answer_text)
+    except ValueError as exc:
+        outcome["error"] = str(exc)
+        return outcome
+    for reply in replies:
+        form = {"From": reply["from"] or to, "To": reply["to"] or sender, "Body": reply["body"]}
+        created = resources.build_message(account_sid, form, reply["media"],
+                                          {**form, "MediaUrl": reply["media"]})
+        created["direction"] = "outbound-reply"
+        outcome["replies"].append(sandbox.record_message(created))
+    return outcome
+
+
+# --- a call comes in -------------------------------------------------------------
+
+
+async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """A call from ``from`` to ``to``: the app's twiml is fetched, signed, and played."""
+    caller = _number(data.get("from"), "from")
+    to = _number(data.get("to") or sandbox.default_number, "to")
+    url = data.get("url") or sandbox.app.url("twiml")
+    account_sid, _ = _account(sandbox)
+    form = {"From": caller, "To": to, "Url": url, "Method": "POST"}
+    call = resources.build_call(account_sid, form, dict(form))
+    call.update(direction="inbound", status="ringing")
+    call = sandbox.record_call(call)
+    await sandbox.wait_for_twiml(call["sid"], timeout=20)
+    webhook = next((w for w in reversed(sandbox.webhooks.records) if w["sid"] == call["sid"]),
+                   None)
+    return {"call": call, "webhook": webhook}
+
+
+# --- pushed to a status ----------------------------------------------------------
+
+
+def push_status(sandbox: TwilioSandbox, sid: str, data: dict[str, Any]) -> Resource:
+    """Move a message or a call to ``status`` (with ``error_code`` for a failed message)."""
+    status, code = data.get("status"), data.get("error_code")
+    is_call = sid.startswith("CA")
+    found = next((item for item in (sandbox.calls if is_call else sandbox.messages)
+                  if item["sid"] == sid), None)
+    if found is None:
+        raise ActionError(404, "Not found", f"no message or call {sid} in the sandbox's history")
+    allowed = CALL_STATUSES if is_call else MESSAGE_STATUSES
+    if status not in allowed:
+        raise ActionError(400, "Invalid field", f"'status' must be one of {', '.join(allowed)}")
+    now = resources.rfc2822(resources.now())
+    if is_call:
+        if code is not None:
+            raise ActionError(400, "Invalid field", "'error_code' applies to messages only")
+        changes: dict[str, Any] = {"status": status, "date_updated": now}
+        if status == "in-progress" and not found.get("start_time"):
+            changes["start_time"] = now
+        if status in TERMINAL_CALL:
+            changes.update(end_time=now, duration=str(_seconds_since(found.get("start_time"))))
+        found.update(changes)
+        return found
+    if status in DEFAULT_ERROR:
+        code = DEFAULT_ERROR[status] if code is None else code
+        if isinstance(code, bool) or code not in DELIVERY_ERRORS:
+            raise ActionError(400, "Invalid field",
+                              f"'error_code' must be one of {', '.join(map(str, DELIVERY_ERRORS))}")
+    elif code is not None:
+        raise ActionError(400, "Invalid field", "'error_code' goes with undelivered or failed")
+    found.update(status=status, date_updated=now, error_code=code,
+                 error_message=DELIVERY_ERRORS.get(code) if code else None,
+                 **({"date_sent": found.get("date_sent") or now}
+                    if status in ("sent", "delivered", "read") else {}))
+    return found
+
+
+def _seconds_since(start: str | None) -> int:
+    if not start:
+        return 0
+    return max(int((resources.now() - parsedate_to_datetime(start)).total_seconds()), 0)
+
+
+# --- the mobile app's part -------------------------------------------------------
+
+
+async def app_request(sandbox: TwilioSandbox, function: str, data: Any) -> WebhookRecord:
+    """Post ``data`` (JSON) to the app's ``send_sms`` or ``make_call``, as the mobile app does."""
+    if function not in DRIVEN:
+        raise ActionError(404, "Not found", f"the console drives {' and '.join(DRIVEN)}")
+    headers = {"Content-Type": "application/json"}
+    if sandbox.app.key:
+        headers["x-functions-key"] = sandbox.app.key
+    record = await sandbox.webhooks.send(
+        sandbox.session, "POST", sandbox.app.url(function), headers=headers,
+        data=json.dumps(data).encode(), kind="app", sid=None)
+    try:
+        sid = json.loads(record.answer_text).get("sid")
+    except (ValueError, AttributeError):
+        sid = None
+    if isinstance(sid, str):
+        record["sid"] = sid
+    return record
+

@@ -1,0 +1,184 @@
+"""Every request the sandbox sends to the app, with the app's answer, kept for the console.
+
+The sandbox sends webhooks (TwiML fetches, status callbacks, inbound messages
+and calls) and, when a developer drives the app from the console, the mobile
+app's requests, all through one ``aiohttp`` session. This log is that session's
+trace: it sees exactly what went on the wire (URL, signature, parameters) and
+what came back, whichever code sent it, so nothing added later goes unseen. A
+logged request can be sent again, byte for byte.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import yarl
+
+from .callbacks import FETCH_TIMEOUT
+from .events import Tracked, stamp
+
+#: Bytes of each body the log keeps for display (a TwiML answer is far smaller).
+MAX_SHOWN = 8 * 1024
+#: Headers whose values are credentials: the log shows that they were sent, not what.
+HIDDEN_HEADERS = frozenset({"authorization", "x-functions-key", "cookie"})
+#: Headers worth showing beside the URL (the rest are aiohttp's own).
+SHOWN_HEADERS = ("X-Twilio-Signature", "I-Twilio-Idempotency-Token", "Content-Type",
+                 "User-Agent", "x-functions-key", "Authorization")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What went on the wire, kept whole so that it can be sent again."""
+
+    method: str
+    url: yarl.URL
+    headers: dict[str, str]
+    body: bytes
+
+
+class WebhookRecord(Tracked):
+    """One logged request (a dict the console shows) and, privately, its bytes."""
+
+    sent: Sent | None = None
+    #: The whole answer as text (the record shows at most MAX_SHOWN bytes of it).
+    answer_text: str = ""
+
+
+def kind_of(params: dict[str, str]) -> str:
+    """What a webhook is, from Twilio's parameters (status callbacks carry a status field)."""
+    if "MessageStatus" in params or "SequenceNumber" in params or "CallbackSource" in params:
+        return "status-callback"
+    if "CallSid" in params:
+        return "twiml"
+    if "MessageSid" in params or "SmsSid" in params:
+        return "inbound-sms"
+    return "webhook"
+
+
+def _text(data: bytes) -> tuple[str, bool]:
+    """Up to MAX_SHOWN bytes as text, and whether that is all of it."""
+    return data[:MAX_SHOWN].decode("utf-8", "replace"), len(data) <= MAX_SHOWN
+
+
+class WebhookLog:
+    """The last ``limit`` requests sent, oldest first; ``on_change`` hears of each update."""
+
+    def __init__(self, limit: int, on_change: Callable[[Tracked], None]) -> None:
+        self.limit = limit
+        self.records: list[WebhookRecord] = []
+        self._on_change = on_change
+        self._next_id = 1
+
+    def clear(self) -> None:
+        self.records.clear()
+
+    def find(self, record_id: int) -> WebhookRecord | None:
+        return next((r for r in self.records if r["id"] == record_id), None)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """Hooks for the sandbox's client session; ``trace_request_ctx`` may name the kind."""
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(self._started)
+        config.on_request_chunk_sent.append(self._chunk_sent)
+        config.on_request_end.append(self._answered)
+        config.on_response_chunk_received.append(self._chunk_received)
+        config.on_request_exception.append(self._failed)
+        return config
+
+    # --- trace hooks -------------------------------------------------------------
+
+    async def _started(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        given = ctx.trace_request_ctx if isinstance(ctx.trace_request_ctx, dict) else {}
+        record = WebhookRecord({
+            "id": self._next_id, "at": stamp(), "kind": given.get("kind"),
+            "sid": given.get("sid"), "resent_from": given.get("resent_from"),
+            "method": params.method, "url": str(params.url), "headers": {}, "params": [],
+            "body": None, "answer": None, "ms": None, "error": None,
+        }, self._on_change)
+        given["record"] = record
+        self._next_id += 1
+        self.records.append(record)
+        if len(self.records) > self.limit:
+            del self.records[: len(self.records) - self.limit]
+        ctx.record, ctx.body, ctx.started = record, bytearray(), time.perf_counter()
+        record.changed()
+
+    async def _chunk_sent(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        ctx.body.extend(params.chunk)
+
+    async def _answered(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        response: aiohttp.ClientResponse = params.response
+        self._finish_request(ctx, params)
+        ctx.record.update(
+            ms=round((time.perf_counter() - ctx.started) * 1000, 1),
+            answer={"status": response.status, "reason": response.reason,
+                    "content_type": response.headers.get("Content-Type"),
+                    "body": None, "complete": True},
+        )
+
+    async def _chunk_received(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        answer = ctx.record["answer"]
+        if answer is None:
+            return
+        body, complete = _text(params.chunk)
+        ctx.record["answer"] = {**answer, "body": body, "complete": complete}
+
+    async def _failed(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        self._finish_request(ctx, params)
+        ctx.record.update(ms=round((time.perf_counter() - ctx.started) * 1000, 1),
+                          error=f"{type(params.exception).__name__}: {params.exception}")
+
+    def _finish_request(self, ctx: SimpleNamespace, params: Any) -> None:
+        """Fill in what was sent (known once the body went out)."""
+        record: WebhookRecord = ctx.record
+        headers = dict(params.headers)
+        body = bytes(ctx.body)
+        record.sent = Sent(params.method, params.url, headers, body)
+        form = headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
+        pairs += parse_qsl(params.url.raw_query_string, keep_blank_values=True)
+        shown = {name: ("•••" if name.lower() in HIDDEN_HEADERS else value)
+                 for name in SHOWN_HEADERS if (value := headers.get(name)) is not None}
+        text, complete = _text(body)
+        record.update(
+            kind=record["kind"] or kind_of(dict(pairs)),
+            sid=record["sid"] or dict(pairs).get("CallSid") or dict(pairs).get("MessageSid"),
+            headers=shown, params=[list(pair) for pair in pairs],
+            body=None if form else text, body_complete=complete,
+        )
+
+    # --- sending -----------------------------------------------------------------
+
+    async def send(self, session: aiohttp.ClientSession, method: str, url: str | yarl.URL, *,
+                   headers: dict[str, str], data: Any = None, kind: str,
+                   sid: str | None = None, resent_from: int | None = None) -> WebhookRecord:
+        """Send a request the sandbox makes on its own; its record holds the answer or error."""
+        context: dict[str, Any] = {"kind": kind, "sid": sid, "resent_from": resent_from}
+        try:
+            async with session.request(method, url, headers=headers, data=data,
+                                       trace_request_ctx=context, timeout=FETCH_TIMEOUT) as answer:
+                context["record"].answer_text = await answer.text(errors="replace")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            record = context.get("record")
+            if record is None:  # refused before it was sent: nothing on the wire to show
+                raise
+            if record["error"] is None:  # timed out reading the answer
+                record["error"] = f"{type(exc).__name__}: {exc}"
+        return context["record"]
+
+    async def resend(self, session: aiohttp.ClientSession, record: WebhookRecord) -> WebhookRecord:
+        """Send a logged request again, exactly as it went; the new record logs the answer."""
+        sent = record.sent
+        if sent is None:
+            raise ValueError("that request never went out")
+        headers = {name: value for name, value in sent.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding")}
+        return await self.send(session, sent.method, sent.url, headers=headers,
+                               data=sent.body or None, kind=record["kind"], sid=record["sid"],
+                               resent_from=record["id"])
