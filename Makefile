@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=7072` when 7071 is taken.
 PORT ?= 7071
 
-.PHONY: run test lint load bench venv clean contract
+.PHONY: run test lint load bench venv clean contract browser
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP) contract
+test: $(STAMP) contract browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -31,6 +31,11 @@ test: $(STAMP) contract
 # the contract test: a no-op once installed; without node the test skips.
 contract:
 	sh tests/contract/install.sh
+
+# Debian's Chromium for the console's browser tests: a no-op once installed; it
+# needs root and apt (else the tests skip, saying why; in CI they fail).
+browser:
+	sh tests/browser/install.sh
 
 # 1,000 mixed requests at concurrency 50 with 5% Twilio faults, on loopback.
 load: $(STAMP)

@@ -1,0 +1,430 @@
+// The sandbox console: follows /_sandbox/events and acts through the /_sandbox API.
+// Plain DOM, no build step. Every text from the sandbox goes in through textContent.
+"use strict";
+
+const state = {
+  messages: new Map(),  // sid -> message record
+  calls: new Map(),     // sid -> call record
+  webhooks: new Map(),  // id -> webhook record
+  masked: new Map(),    // number -> masked form, as the app's logs write it
+  defaultNumber: "",
+  showNumbers: localStorage.getItem("console.showNumbers") === "1",
+};
+
+const MESSAGE_PUSHES = [
+  ["sent", "sent"], ["delivered", "delivered"], ["read", "read"],
+  ["undelivered:30003", "undelivered · 30003 unreachable"],
+  ["undelivered:30005", "undelivered · 30005 unknown number"],
+  ["undelivered:30006", "undelivered · 30006 landline"],
+  ["undelivered:30007", "undelivered · 30007 filtered"],
+  ["failed:30008", "failed · 30008 unknown error"],
+];
+const CALL_PUSHES = ["ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"];
+const KIND_LABELS = {
+  "twiml": "TwiML fetch", "status-callback": "status callback", "inbound-sms": "inbound SMS",
+  "app": "mobile app", "webhook": "webhook",
+};
+const TONE = {
+  delivered: "good", read: "good", completed: "good", received: "good",
+  sent: "info", "in-progress": "info", sending: "info", ringing: "info",
+  undelivered: "bad", failed: "bad", busy: "bad", "no-answer": "bad", canceled: "bad",
+};
+
+// --- small DOM helpers ------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  return fill(el, children, false);
+}
+
+// Replace (or, with keep, add to) an element's children: arrays flatten, null is skipped.
+function fill(el, children, replace = true) {
+  if (replace) el.replaceChildren();
+  for (const child of [children].flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function number(value) {
+  if (!value) return "";
+  return state.showNumbers ? value : (state.masked.get(value) || value);
+}
+
+function maskText(text) {
+  if (!text || state.showNumbers) return text || "";
+  let out = text;
+  for (const [raw, masked] of state.masked) out = out.split(raw).join(masked);
+  return out;
+}
+
+function badge(status) {
+  return h("span", {class: `badge ${TONE[status] || "neutral"}`, "data-status": status}, status);
+}
+
+function clock(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleTimeString([], {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+function since(start, iso) {
+  const ms = new Date(iso) - new Date(start);
+  return ms < 1000 ? `+${ms} ms` : `+${(ms / 1000).toFixed(1)} s`;
+}
+
+function errorLink(code, message) {
+  if (!code) return null;
+  return h("a", {class: "error", href: `https://www.twilio.com/docs/errors/${code}`,
+                 target: "_blank", rel: "noreferrer"}, `${code}${message ? " " + message : ""}`);
+}
+
+function path(url) {
+  try { const u = new URL(url); return u.pathname + u.search; } catch { return url; }
+}
+
+function say(text, tone) {
+  const out = document.getElementById("outcome");
+  out.textContent = text;
+  out.dataset.tone = tone || "";
+}
+
+// --- the API ------------------------------------------------------------------------
+
+async function act(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: body === undefined ? {} : {"Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(data && data.detail ? data.detail : `HTTP ${response.status}`);
+  return data;
+}
+
+function pushControl(kind, sid, options) {
+  const select = h("select", {"aria-label": `New status for ${sid}`},
+    h("option", {value: ""}, "push to status…"),
+    options.map(([value, label]) => h("option", {value}, label)));
+  const button = h("button", {type: "button", class: "small", onclick: async () => {
+    if (!select.value) { select.focus(); return; }
+    const [status, code] = select.value.split(":");
+    const body = code ? {status, error_code: Number(code)} : {status};
+    try {
+      await act(`/_sandbox/${kind}/${sid}/status`, body);
+      say(`${sid} pushed to ${status}${code ? " (" + code + ")" : ""}`);
+      select.value = "";
+    } catch (error) { say(error.message, "bad"); }
+  }}, "Push");
+  return h("div", {class: "push"}, select, button);
+}
+
+// --- messages: one thread per remote number ------------------------------------------
+
+function remoteOf(message) {
+  return message.direction === "inbound" ? message.from : message.to;
+}
+
+function renderBubble(li, message) {
+  const outbound = message.direction !== "inbound";
+  const media = [].concat((message.request || {}).MediaUrl || []);
+  const started = (message.steps[0] || {}).at;
+  li.className = `bubble ${outbound ? "out" : "in"}`;
+  li.dataset.status = message.status;
+  const content = li.querySelector(".content") || li.appendChild(h("div", {class: "content"}));
+  fill(content, [
+    h("p", {class: "body"}, maskText(message.body) || h("em", {}, "(no text)")),
+    media.length ? h("ul", {class: "media"}, media.map((url, i) =>
+      h("li", {}, h("a", {href: url, target: "_blank", rel: "noreferrer"}, `media ${i + 1}`)))) : null,
+    h("p", {class: "meta"},
+      h("span", {class: "dir"}, outbound ? `${message.direction === "outbound-reply" ? "reply" : "sent"} from ${number(message.from) || message.messaging_service_sid}` : `to ${number(message.to)}`),
+      " · ", h("time", {datetime: started}, clock(started)), " ",
+      badge(message.status),
+      message.error_code ? [" ", errorLink(message.error_code, message.error_message)] : null),
+    message.steps.length > 1 ? h("p", {class: "steps"}, message.steps.map((step, i) =>
+      h("span", {}, i ? " → " : "", step.status, i ? ` ${since(started, step.at)}` : ""))) : null,
+  ]);
+  if (outbound && !li.querySelector(".push")) li.append(pushControl("messages", message.sid, MESSAGE_PUSHES));
+}
+
+function upsertMessage(message) {
+  state.messages.set(message.sid, message);
+  const list = document.getElementById("threads");
+  const remote = remoteOf(message);
+  const key = `thread-${remote.replace(/\W/g, "")}`;
+  let thread = document.getElementById(key);
+  if (!thread) {
+    thread = h("section", {id: key, class: "thread card", "data-number": remote},
+      h("h3", {}, h("span", {class: "who"}), h("span", {class: "count"})), h("ol", {class: "bubbles"}));
+  }
+  let li = document.getElementById(`msg-${message.sid}`);
+  const isNew = !li;
+  if (isNew) {
+    li = h("li", {id: `msg-${message.sid}`, "data-sid": message.sid});
+    thread.querySelector("ol").append(li);
+  }
+  renderBubble(li, message);
+  const count = thread.querySelectorAll("li.bubble").length;
+  thread.querySelector(".who").textContent = number(remote);
+  thread.querySelector(".count").textContent = `${count} message${count === 1 ? "" : "s"}`;
+  if (isNew && list.firstElementChild !== thread) list.prepend(thread);
+  document.getElementById("count-messages").textContent = state.messages.size || "";
+}
+
+// --- calls: one timeline each ---------------------------------------------------------
+
+function heardItem(item) {
+  if (item.verb === "Say") {
+    const how = [item.voice, item.language].filter(Boolean).join(", ");
+    return h("li", {class: "say"}, h("span", {class: "verb"}, `Say${how ? " (" + how + ")" : ""}`),
+      h("q", {}, maskText(item.text)));
+  }
+  if (item.verb === "Play") {
+    return h("li", {}, h("span", {class: "verb"}, "Play"), h("a", {href: item.url, target: "_blank", rel: "noreferrer"}, item.url));
+  }
+  return h("li", {}, h("span", {class: "verb"}, `<${item.verb}>`));
+}
+
+function renderCall(card, call) {
+  const inbound = call.direction === "inbound";
+  const started = (call.steps[0] || {}).at;
+  const fetches = [...state.webhooks.values()].filter((w) => w.sid === call.sid && w.kind === "twiml");
+  const body = card.querySelector(".content") || card.appendChild(h("div", {class: "content"}));
+  fill(body, [
+    h("h3", {}, h("span", {class: "who"}, inbound ? `${number(call.from)} → ${number(call.to)}` : `→ ${number(call.to)}`),
+      badge(call.status)),
+    h("p", {class: "meta"}, inbound ? "incoming" : `from ${number(call.from)}`, " · ",
+      h("time", {datetime: started}, clock(started)),
+      call.duration !== null && call.duration !== undefined && call.end_time ? ` · ${call.duration} s` : ""),
+    h("ol", {class: "timeline"}, call.steps.map((step, i) =>
+      h("li", {}, badge(step.status), i ? h("span", {class: "at"}, since(started, step.at)) : null))),
+    fetches.map((w) => h("p", {class: "fetch"}, "TwiML: ", `${w.method} ${path(w.url)} → `,
+      w.answer ? h("span", {class: `code c${String(w.answer.status)[0]}`}, w.answer.status) : (w.error ? "failed" : "…"),
+      w.ms !== null ? ` in ${w.ms} ms` : "")),
+    call.heard && call.heard.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "The callee heard"),
+      h("ol", {}, call.heard.map(heardItem))) : null,
+    call.error ? h("p", {class: "error"}, maskText(call.error)) : null,
+  ]);
+  if (!card.querySelector(".push")) card.append(pushControl("calls", call.sid, CALL_PUSHES.map((s) => [s, s])));
+}
+
+// The card showing one record (made, newest first, the first time it is seen).
+function cardFor(id, className, listId) {
+  let card = document.getElementById(id);
+  if (!card) {
+    card = h("article", {id, class: `${className} card`});
+    document.getElementById(listId).prepend(card);
+  }
+  return card;
+}
+
+function upsertCall(call) {
+  state.calls.set(call.sid, call);
+  renderCall(cardFor(`call-${call.sid}`, "call", "calls"), call);
+  document.getElementById("count-calls").textContent = state.calls.size || "";
+}
+
+// --- webhooks ---------------------------------------------------------------------------
+
+function table(rows, caption) {
+  if (!rows.length) return null;
+  return h("table", {}, h("caption", {}, caption),
+    h("tbody", {}, rows.map(([name, value]) => h("tr", {}, h("th", {scope: "row"}, name), h("td", {}, maskText(String(value)))))));
+}
+
+function renderWebhook(article, w) {
+  const details = article.querySelector("details") || article.appendChild(h("details", {}));
+  const summary = details.querySelector("summary") || details.appendChild(h("summary", {}));
+  const answer = w.answer;
+  fill(summary, [
+    h("span", {class: `kind k-${w.kind}`}, KIND_LABELS[w.kind] || w.kind),
+    h("span", {class: "req"}, `${w.method} ${path(w.url)}`),
+    answer ? h("span", {class: `code c${String(answer.status)[0]}`}, answer.status)
+      : h("span", {class: `code ${w.error ? "c5" : "pending"}`}, w.error ? "error" : "…"),
+    h("span", {class: "ms"}, w.ms !== null ? `${w.ms} ms` : ""),
+    h("time", {datetime: w.at}, clock(w.at)),
+  ]);
+  const content = details.querySelector(".content") || details.appendChild(h("div", {class: "content"}));
+  fill(content, [
+    h("p", {class: "url"}, maskText(w.url)),
+    w.resent_from ? h("p", {class: "meta"}, `sent again from #${w.resent_from}`) : null,
+    w.sid ? h("p", {class: "meta"}, `for ${w.sid}`) : null,
+    table(Object.entries(w.headers || {}), "Headers"),
+    table(w.params || [], "Parameters"),
+    w.body ? h("pre", {class: "sent"}, maskText(w.body)) : null,
+    h("p", {class: "label"}, answer ? `The app answered ${answer.status} ${answer.reason || ""}${answer.content_type ? " · " + answer.content_type : ""}` : (w.error ? "No answer" : "Waiting for the app…")),
+    answer && answer.body ? h("pre", {class: "answer"}, maskText(answer.body) + (answer.complete ? "" : "\n…")) : null,
+    w.error ? h("p", {class: "error"}, w.error) : null,
+  ]);
+  if (!details.querySelector(".resend")) {
+    details.append(h("button", {type: "button", class: "small resend", onclick: async () => {
+      try {
+        const again = await act(`/_sandbox/webhooks/${w.id}/resend`);
+        say(`Sent #${w.id} again as #${again.id}: ${again.answer ? again.answer.status : again.error}`);
+      } catch (error) { say(error.message, "bad"); }
+    }}, "Send again"));
+  }
+}
+
+function upsertWebhook(w) {
+  state.webhooks.set(w.id, w);
+  const article = cardFor(`wh-${w.id}`, "webhook", "webhooks");
+  article.dataset.kind = w.kind;
+  article.dataset.status = w.answer ? w.answer.status : "";
+  renderWebhook(article, w);
+  if (w.sid && state.calls.has(w.sid)) upsertCall(state.calls.get(w.sid));
+  document.getElementById("count-webhooks").textContent = state.webhooks.size || "";
+}
+
+// --- controls --------------------------------------------------------------------------
+
+function renderControls(controls) {
+  const latency = document.querySelector("#latency input");
+  if (document.activeElement !== latency) latency.value = controls.latency;
+  const list = document.getElementById("faults");
+  fill(list, controls.faults.map((f) => h("li", {},
+    f.kind === "status" ? `HTTP ${f.status}` : f.kind.replace("_", " "),
+    f.count !== null ? ` · ${f.count} left` : " on every request",
+    f.path_contains ? ` · path has “${f.path_contains}”` : "")));
+  if (!controls.faults.length) list.append(h("li", {class: "none"}, "No faults: the sandbox answers like Twilio."));
+  const hits = Object.entries(controls.faults_applied).filter(([, n]) => n);
+  if (hits.length) list.append(h("li", {class: "hits"}, "Applied: " + hits.map(([k, n]) => `${k} ${n}`).join(", ")));
+}
+
+// --- the stream ------------------------------------------------------------------------
+
+function remember(masked) {
+  for (const [raw, shown] of Object.entries(masked || {})) state.masked.set(raw, shown);
+}
+
+function clearAll() {
+  state.messages.clear(); state.calls.clear(); state.webhooks.clear();
+  for (const id of ["threads", "calls", "webhooks"]) document.getElementById(id).replaceChildren();
+  for (const id of ["count-messages", "count-calls", "count-webhooks"]) document.getElementById(id).textContent = "";
+}
+
+function loadHistory(history) {
+  clearAll();
+  state.defaultNumber = history.app.default_number;
+  for (const input of document.querySelectorAll("input.default-number")) {
+    if (!input.value) input.value = state.defaultNumber;
+  }
+  for (const w of history.webhooks) upsertWebhook(w);
+  for (const m of history.messages) upsertMessage(m);
+  for (const c of history.calls) upsertCall(c);
+  renderControls(history.controls);
+}
+
+function redrawAll() {
+  const history = {
+    messages: [...state.messages.values()], calls: [...state.calls.values()],
+    webhooks: [...state.webhooks.values()],
+  };
+  clearAll();
+  for (const w of history.webhooks) upsertWebhook(w);
+  for (const m of history.messages) upsertMessage(m);
+  for (const c of history.calls) upsertCall(c);
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/_sandbox/events");
+  const on = (kind, apply) => source.addEventListener(kind, (event) => {
+    const payload = JSON.parse(event.data);
+    remember(payload.masked);
+    apply(payload.data);
+  });
+  source.addEventListener("open", () => { live.textContent = "live"; live.dataset.state = "live"; });
+  source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.dataset.state = "down"; });
+  on("history", loadHistory);
+  on("message", upsertMessage);
+  on("call", upsertCall);
+  on("webhook", upsertWebhook);
+  on("controls", renderControls);
+  on("reset", (controls) => { clearAll(); renderControls(controls); });
+}
+
+// --- forms -----------------------------------------------------------------------------
+
+function formData(form) {
+  const data = {};
+  for (const [name, value] of new FormData(form)) {
+    if (value === "") continue;
+    data[name] = name === "media_url" ? [value] : value;
+  }
+  return data;
+}
+
+function describe(form, result) {
+  if (form.id === "inbound-sms") {
+    const w = result.webhook;
+    const replies = result.replies.length;
+    return `SMS delivered to the app's twiml: ${w.answer ? w.answer.status : w.error} in ${w.ms} ms; ` +
+      (result.error ? result.error : `${replies} repl${replies === 1 ? "y" : "ies"}`);
+  }
+  if (form.id === "inbound-call") {
+    return `Call ${result.call.sid} ${result.call.status}`;
+  }
+  const answer = result.answer;
+  return answer ? `The app answered ${answer.status} in ${result.ms} ms` : `No answer: ${result.error}`;
+}
+
+function wireForms() {
+  for (const form of document.querySelectorAll("form[data-action]")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const result = await act(form.dataset.action, formData(form));
+        say(describe(form, result), result.error || (result.answer && result.answer.status >= 400) ? "bad" : "good");
+      } catch (error) {
+        say(error.message, "bad");
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+  document.getElementById("latency").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const seconds = Number(event.target.seconds.value);
+    const response = await fetch("/_sandbox/latency", {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify({seconds})});
+    say(response.ok ? `Latency set to ${seconds} s` : "Latency must be a number ≥ 0", response.ok ? "good" : "bad");
+  });
+  document.getElementById("fault").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const fault = {kind: form.kind.value};
+    if (form.kind.value === "status") fault.status = Number(form.status.value);
+    if (form.count.value) fault.count = Number(form.count.value);
+    if (form.path_contains.value) fault.path_contains = form.path_contains.value;
+    const response = await fetch("/_sandbox/faults", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fault)});
+    const data = await response.json();
+    say(response.ok ? `Fault added: the next ${fault.count || "every"} matching Twilio request${fault.count === 1 ? "" : "s"} fail` : data.error, response.ok ? "good" : "bad");
+  });
+  document.getElementById("clear-faults").addEventListener("click", async () => {
+    await fetch("/_sandbox/faults", {method: "DELETE"});
+    say("Faults cleared");
+  });
+  document.getElementById("reset").addEventListener("click", async () => {
+    await fetch("/_sandbox/reset", {method: "POST"});
+    say("The sandbox forgot its messages, calls, webhooks and faults");
+  });
+  const toggle = document.getElementById("show-numbers");
+  toggle.checked = state.showNumbers;
+  toggle.addEventListener("change", () => {
+    state.showNumbers = toggle.checked;
+    localStorage.setItem("console.showNumbers", toggle.checked ? "1" : "0");
+    redrawAll();
+  });
+}
+
+wireForms();
+connect();
