@@ -23,7 +23,7 @@ from shared.voice import DEFAULT_MESSAGE, DEFAULT_VOICE, MAX_MESSAGE, read_voice
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 MAX_PARTS = 20
-_INDEXED = re.compile(r"Message\[(\d{1,3})\]")
+_INDEXED = re.compile(r"Message\[([0-9]{1,3})\]")  # ASCII: int() reads any script
 
 
 def is_incoming_sms(params: Mapping[str, str]) -> bool:

@@ -228,3 +228,13 @@ def test_azure_host_name_is_the_signed_origin(app_env, monkeypatch):
     seen = "http://10.0.0.7:8080/api/twiml?message=hi"
     document(post(seen, CALL, sign("https://contoso.azurewebsites.net/api/twiml?message=hi", CALL)))
     assert post(seen, CALL, sign(seen, CALL)).status_code == 403
+
+
+@pytest.mark.parametrize("index", ["\u0661", "\uff11", "\u00b9", "\U0001d7cf"],
+                         ids=["arabic-indic", "fullwidth", "superscript", "math-bold"])
+def test_twimlet_indexes_take_ascii_digits_only(app_env, index):
+    """An index in another script's digits is no index: like any unknown parameter, ignored."""
+    query = {"Message[0]": "first", f"Message[{index}]": "https://example.com/tone.mp3"}
+    url = f"{URL}?{urlencode(query)}"
+    root = document(get(url, sign(url)))
+    assert [(e.tag, e.text) for e in root] == [("Say", "first")]
