@@ -12,17 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from aiohttp import ClientSession, TCPConnector, encode_basic_auth
+from aiohttp import (
+    ClientError,
+    ClientSession,
+    TCPConnector,
+    TraceConfig,
+    TraceRequestHeadersSentParams,
+    encode_basic_auth,
+)
 from twilio.base.version import Version
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from shared.settings import Settings
+from shared.twilio_errors import NotSent
 
 TWILIO_ORIGIN = "https://api.twilio.com"
+POOL_SIZE = 100  # connections to Twilio per event loop; more requests wait for one
 
 # twilio logs five INFO lines per request (never the Authorization header);
 # kept at WARNING so Application Insights gets one outcome line per request.
@@ -31,15 +43,40 @@ _request_logger = logging.getLogger("twilio_functions.twilio_http")
 _request_logger.setLevel(logging.WARNING)
 
 
+@dataclass
+class _Progress:
+    sent: bool = False
+
+
+# The request in flight on this task; aiohttp's trace signals run on the same task.
+_progress: ContextVar[_Progress] = ContextVar("twilio_request_progress")
+
+
+async def _headers_sent(session: ClientSession, context: SimpleNamespace,
+                        params: TraceRequestHeadersSentParams) -> None:
+    if (progress := _progress.get(None)) is not None:
+        progress.sent = True
+
+
 class RoutedHttpClient(AsyncTwilioHttpClient):
-    """twilio's async HTTP client, sent to another origin and bounded by a timeout."""
+    """twilio's async HTTP client, sent to another origin and bounded by a timeout.
+
+    It also knows whether a failed request was sent at all: one that timed out
+    waiting for a pooled connection, or whose connection was refused, raises
+    ``NotSent``, so the client is not told it "may still have been created".
+    aiohttp cannot say so by itself: its total timeout raises the same
+    ``TimeoutError`` while waiting for the pool as while waiting for Twilio.
+    """
 
     def __init__(self, base_url: str, timeout: float) -> None:
         super().__init__(pool_connections=False, timeout=timeout, logger=_request_logger)
         self.base_url = base_url.rstrip("/")
+        tracing = TraceConfig()
+        tracing.on_request_headers_sent.append(_headers_sent)
         # The timeout goes on each request (below): twilio passes timeout=None
         # per request, which aiohttp reads as "none", overriding a session's.
-        self.session = ClientSession(connector=TCPConnector(limit=100, keepalive_timeout=60))
+        self.session = ClientSession(connector=TCPConnector(limit=POOL_SIZE, keepalive_timeout=60),
+                                     trace_configs=[tracing])
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_ORIGIN):
@@ -48,7 +85,16 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
         if auth := kwargs.pop("auth", None):  # as a header: aiohttp deprecates BasicAuth
             kwargs["headers"] = {**(kwargs.get("headers") or {}),
                                  "Authorization": encode_basic_auth(*auth)}
-        response = await super().request(method, url, *args, **kwargs)
+        progress = _Progress()
+        token = _progress.set(progress)
+        try:
+            response = await super().request(method, url, *args, **kwargs)
+        except (TimeoutError, ClientError, OSError) as error:
+            if progress.sent:
+                raise
+            raise NotSent("the request was never sent") from error
+        finally:
+            _progress.reset(token)
         if response.status_code == 429:
             # twilio's exceptions drop the response headers; keep Retry-After.
             error = Version.exception(method, url, response, "Too many requests")

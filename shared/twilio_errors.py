@@ -18,6 +18,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from shared.problems import TWILIO_ERROR_DOCS, Problem
 
 
+class NotSent(Exception):
+    """A Twilio request that failed before any of it was sent: nothing can have been created.
+
+    Raised from the failure (a wait for a pooled connection that timed out, a
+    refused connection) by ``shared.twilio_client``, which sees the request go out.
+    """
+
+
 async def calling_twilio[T](request: Awaitable[T]) -> T:
     """Await a Twilio REST call, turning its failures into problems."""
     try:
@@ -26,8 +34,7 @@ async def calling_twilio[T](request: Awaitable[T]) -> T:
         problem = problem_for(error)
         if problem is None:
             raise
-        status = getattr(error, "status", None)
-        problem.cause = f"{type(error).__name__}{f' {status}' if status else ''}"
+        problem.cause = _cause(error)
         raise problem from error
 
 
@@ -35,6 +42,14 @@ def problem_for(error: BaseException) -> Problem | None:
     """The problem for a failure of a Twilio call, or None if it is not one."""
     if isinstance(error, TwilioRestException | TwilioServiceException):
         return _refusal(error)
+    if isinstance(error, NotSent):
+        if isinstance(error.__cause__, asyncio.TimeoutError):
+            return Problem(504, "twilio-timeout", "Twilio could not be reached in time; the "
+                           "request was never sent, so nothing was created and a retry is safe",
+                           title="Upstream timeout")
+        return Problem(502, "twilio-unavailable", "Twilio could not be reached; the request "
+                       "was never sent, so nothing was created and a retry is safe",
+                       title="Upstream failure")
     if isinstance(error, asyncio.TimeoutError):
         return Problem(504, "twilio-timeout", "Twilio did not answer in time; the call or "
                        "message may still have been created, so check before retrying",
@@ -44,6 +59,14 @@ def problem_for(error: BaseException) -> Problem | None:
                        "with something unreadable; the call or message may still have been "
                        "created, so check before retrying", title="Upstream failure")
     return None
+
+
+def _cause(error: BaseException | None) -> str:
+    """What failed upstream, for the log line: the exception's type, Twilio's status."""
+    if isinstance(error, NotSent):
+        return f"{_cause(error.__cause__)} before sending"
+    status = getattr(error, "status", None)
+    return f"{type(error).__name__}{f' {status}' if status else ''}"
 
 
 def _refusal(error: TwilioRestException | TwilioServiceException) -> Problem:
