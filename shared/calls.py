@@ -39,7 +39,7 @@ def read_call(payload: Payload, settings: Settings, request_url: str) -> CallReq
     """Validate a client's call request and build the TwiML URL it will play."""
     payload.reject_unknown(FIELDS)
     to = destination(payload, settings)
-    from_ = sender(payload) or default_sender(settings)
+    from_ = sender(payload, settings, default=settings.from_number) or default_sender(settings)
     message = payload.text("message", max_length=MAX_MESSAGE) or DEFAULT_MESSAGE
     options = read_voice_options(payload)
     url = twiml_url(request_url, settings, {"message": message, **options})

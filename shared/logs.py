@@ -7,8 +7,13 @@ numbers are masked; secrets, keys and message bodies are never logged.
 from __future__ import annotations
 
 import logging
+import re
+
+import phonenumbers
 
 logger = logging.getLogger("twilio_functions")
+HIDDEN = "•" * 7
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}(\[[0-9]{1,3}\])?")
 
 
 def log_outcome(
@@ -18,9 +23,17 @@ def log_outcome(
     sid: str | None = None,
     to: str | None = None,
     problem: str | None = None,
+    field: str | None = None,
     twilio_code: int | None = None,
     cause: str | None = None,
 ) -> None:
+    """Log the request's outcome: INFO for success, WARNING for 4xx, ERROR for 5xx.
+
+    ``field`` is the refused request field, shown only when its name is a
+    plain identifier (a client's unknown field name could carry anything);
+    ``cause`` says why (the policy's rule, or the upstream failure), never a
+    number or message text.
+    """
     parts = [f"function={function}", f"status={status}"]
     if sid:
         parts.append(f"sid={sid}")
@@ -28,6 +41,8 @@ def log_outcome(
         parts.append(f"to={mask(to)}")
     if problem:
         parts.append(f"problem={problem.rsplit(':', 1)[-1]}")
+    if field:
+        parts.append(f"field={field if _PLAIN_NAME.fullmatch(field) else '(hidden)'}")
     if twilio_code:
         parts.append(f"twilio_code={twilio_code}")
     if cause:
@@ -37,12 +52,19 @@ def log_outcome(
 
 
 def mask(number: str) -> str:
-    """Hide the middle of a number: ``+14155552671`` -> ``+1415•••2671``.
+    """At most the country code and the last 4 digits: ``+14155552671`` -> ``+1•••••••2671``.
 
-    Shorter numbers keep fewer digits, so at least half of them stay hidden.
+    A fixed run of dots hides the number's length too; a short national
+    number keeps at most half its digits; what does not parse as a number
+    keeps nothing.
     """
-    if len(number) >= 12:
-        return number[:5] + "•••" + number[-4:]
-    if len(number) >= 8:
-        return number[:3] + "•••" + number[-2:]
-    return number[:2] + "•••"
+    try:
+        country = str(phonenumbers.parse(number, None).country_code)
+    except phonenumbers.NumberParseException:
+        return HIDDEN
+    digits = "".join(char for char in number if char in "0123456789")
+    if not digits.startswith(country):
+        return HIDDEN
+    national = digits[len(country):]
+    kept = min(4, len(national) // 2)
+    return f"+{country}{HIDDEN}{national[len(national) - kept:]}"

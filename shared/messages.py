@@ -30,7 +30,8 @@ class SmsRequest:
 
 
 def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
-    """Validate a client's message; pick the sender: ``from``, the service, the number."""
+    """Validate a client's message; pick the sender: an allowed ``from``, the service,
+    the number."""
     payload.reject_unknown(FIELDS)
     to = destination(payload, settings)
     body = payload.text("body", max_length=MAX_BODY)
@@ -39,9 +40,10 @@ def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
         raise invalid_field("media_url", "must be absolute https URLs")
     if body is None and not media:
         raise invalid_field("body", "is required unless media_url is given")
-    from_ = sender(payload)
-    if from_ is None and settings.messaging_service_sid:
-        return SmsRequest(to, body, media, messaging_service_sid=settings.messaging_service_sid)
+    service = settings.messaging_service_sid
+    from_ = sender(payload, settings, default=None if service else settings.from_number)
+    if from_ is None and service:
+        return SmsRequest(to, body, media, messaging_service_sid=service)
     return SmsRequest(to, body, media, from_=from_ or default_sender(settings))
 
 

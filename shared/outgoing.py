@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.phone import DestinationPolicy, DestinationRefused, NumberError, parse_e164
-from shared.problems import destination_refused, invalid_field, misconfigured
+from shared.problems import destination_refused, invalid_field, misconfigured, sender_refused
 from shared.request_body import Payload
 from shared.settings import Settings
 
@@ -23,14 +23,24 @@ def destination(payload: Payload, settings: Settings) -> str:
         raise destination_refused("to", str(error)) from None
 
 
-def sender(payload: Payload) -> str | None:
-    """The client's ``from`` number, if given: it must be E.164 (Twilio checks ownership)."""
+def sender(payload: Payload, settings: Settings, *, default: str | None) -> str | None:
+    """The client's ``from``, if given: E.164 (400), and a number this app may send from (403).
+
+    Those are ``ALLOWED_FROM_NUMBERS`` and ``default``, the number the request
+    would go out from anyway (None when a Messaging Service sends it). Any
+    other would let a key holder pick any number of the account, bypass the
+    Messaging Service, and enumerate the account's numbers from Twilio's answers.
+    """
     number = payload.text("from", max_length=NUMBER_LENGTH)
-    if number is not None:
-        try:
-            parse_e164(number)
-        except NumberError as error:
-            raise invalid_field("from", str(error)) from None
+    if number is None:
+        return None
+    try:
+        parse_e164(number)
+    except NumberError as error:
+        raise invalid_field("from", str(error)) from None
+    if number != default and number not in (settings.allowed_from_numbers or ()):
+        raise sender_refused("from", "not a number this app may send from "
+                             "(ALLOWED_FROM_NUMBERS)")
     return number
 
 

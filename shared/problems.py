@@ -99,10 +99,19 @@ def unsupported_charset() -> Problem:
 
 
 def destination_refused(field: str, reason: str) -> Problem:
-    return Problem(
-        403, "destination-refused", f"'{field}' refused: {reason}",
-        title="Destination not allowed", field=field,
-    )
+    return _refused(Problem(403, "destination-refused", f"'{field}' refused: {reason}",
+                            title="Destination not allowed", field=field), reason)
+
+
+def sender_refused(field: str, reason: str) -> Problem:
+    return _refused(Problem(403, "sender-refused", f"'{field}' refused: {reason}",
+                            title="Sender not allowed", field=field), reason)
+
+
+def _refused(problem: Problem, reason: str) -> Problem:
+    """The policy's reason goes to the log line too: it names a rule, never a number."""
+    problem.cause = reason
+    return problem
 
 
 def misconfigured(setting: str, reason: str) -> Problem:

@@ -28,17 +28,41 @@ def answers_problems(function: str) -> Callable[[Main], Main]:
             try:
                 return await main(req)
             except Problem as problem:
-                refused = problem
-            except Exception:
+                return _refusal(function, problem)
+            except Exception as error:
                 logger.exception("function=%s failed unexpectedly", function)
-                refused = internal_error()
-            log_outcome(function, refused.status, problem=refused.type,
-                        twilio_code=refused.extensions.get("twilio_code"), cause=refused.cause)
-            return refused.to_response()
+                _forget_tracebacks(error)
+                return _refusal(function, internal_error())
 
         return guarded
 
     return decorate
+
+
+def _refusal(function: str, problem: Problem) -> func.HttpResponse:
+    _forget_tracebacks(problem)
+    log_outcome(function, problem.status, problem=problem.type,
+                field=problem.extensions.get("field"),
+                twilio_code=problem.extensions.get("twilio_code"), cause=problem.cause)
+    return problem.to_response()
+
+
+def _forget_tracebacks(error: BaseException | None) -> None:
+    """Drop the tracebacks of a handled exception and of the ones it chains to.
+
+    Each traceback holds its frames, and a frame that named the exception
+    holds it back: a reference cycle that keeps the request, its body and
+    everything it touched alive until a garbage collection runs. Refusals are
+    the hostile path, so they must not pile up; the log has what it needs.
+    """
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
 
 
 def created(function: str, resource: dict[str, Any]) -> func.HttpResponse:

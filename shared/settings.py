@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from shared.logs import logger
 from shared.phone import is_e164
 from shared.problems import misconfigured
 
@@ -55,6 +56,14 @@ def _e164(raw: str) -> str:
     if not is_e164(raw):
         raise ValueError("must be a phone number in E.164 form, like +14155552671")
     return raw
+
+
+def _e164_list(raw: str) -> frozenset[str] | None:
+    numbers = {number.strip() for number in raw.split(",") if number.strip()}
+    if not all(map(is_e164, numbers)):
+        raise ValueError("must be phone numbers in E.164 form separated by commas, "
+                         "like +14155550100,+14155550101")
+    return frozenset(numbers) or None
 
 
 def _origin(raw: str) -> str:
@@ -125,6 +134,8 @@ class Declaration:
     parse: Callable[[str], Any]
     required: bool = False
     default: str | None = None
+    # What local.settings.json.example suggests, where the safe choice is not the default.
+    example: str | None = None
 
 
 DECLARATIONS: tuple[Declaration, ...] = (
@@ -162,6 +173,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _sid("MG"),
     ),
     Declaration(
+        "ALLOWED_FROM_NUMBERS", "allowed_from_numbers",
+        "E.164 numbers (`+14155550100,+14155550101`) a request's `from` may choose as "
+        "caller ID or SMS sender, over the default. Unset: a `from` must be the default "
+        "sender (`TWILIO_FROM_NUMBER`; for SMS with a Messaging Service, none).",
+        _e164_list,
+    ),
+    Declaration(
         "PUBLIC_BASE_URL", "public_base_url",
         "Public origin of the app (`https://calls.contoso.com`), optionally with the path "
         "prefix a proxy adds: builds the TwiML URL for calls and the URL Twilio signed. "
@@ -177,8 +195,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "ALLOWED_COUNTRIES", "allowed_countries",
-        "ISO 3166 alpha-2 codes (`US,CA,FR`) that calls and SMS may go to. Unset: any country.",
-        _countries,
+        "ISO 3166 alpha-2 codes (`US,CA,FR`) that calls and SMS may go to. Unset: any "
+        "country, with a warning logged at start-up.",
+        _countries, example="US,CA",
     ),
     Declaration(
         "ALLOW_PREMIUM_NUMBERS", "allow_premium_numbers",
@@ -219,6 +238,7 @@ class Settings:
     api_key_secret: str | None
     from_number: str | None
     messaging_service_sid: str | None
+    allowed_from_numbers: frozenset[str] | None
     public_base_url: str | None
     azure_hostname: str | None
     allowed_countries: frozenset[str] | None
@@ -245,12 +265,19 @@ def app_settings() -> Settings:
     """The process's settings, parsed once: Azure restarts the worker when app settings change.
 
     A bad setting is the operator's problem: a 500 naming it, raised again on
-    every request (failures are not cached).
+    every request (failures are not cached). Parsed once, the settings warn
+    once per process about a missing ``ALLOWED_COUNTRIES``.
     """
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingError as error:
         raise misconfigured(error.name, error.reason) from None
+    if settings.allowed_countries is None:
+        logger.warning(
+            "ALLOWED_COUNTRIES is not set: calls and SMS may go to any country, high-cost "
+            "destinations sharing +1 included (Jamaica +1 876, Dominican Republic +1 809); "
+            "set it to the countries your users are in")
+    return settings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

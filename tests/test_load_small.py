@@ -78,7 +78,7 @@ def clean_run() -> LoadReport:
     }
     after_outcome = Outcome(after, 201, created,
                             json.dumps({"sid": "SM2", "to": after_to}).encode(), 0.01)
-    text = log(("send_sms", "twilio_functions", "function=send_sms status=201 to=+1415•••2671"),
+    text = log(("send_sms", "twilio_functions", "function=send_sms status=201 to=+1•••••••2671"),
                ("host", "aiohttp.access", "POST /api/send_sms 201 1.0ms"))
     return LoadReport(LoadConfig(), outcomes, after_outcome, state, text, 1.0)
 

@@ -109,7 +109,8 @@ def test_premium_rate_destinations_are_refused(app_env, to):
         (TO, "+14155550000", 21210),
     ],
 )
-def test_twilio_refusals_keep_their_code(app_env, to, from_, code):
+def test_twilio_refusals_keep_their_code(app_env, monkeypatch, to, from_, code):
+    monkeypatch.setenv("ALLOWED_FROM_NUMBERS", from_)
     response = call({"to": to, "from": from_})
     assert response.status_code == 400
     assert problem(response)["twilio_code"] == code
@@ -148,3 +149,24 @@ def test_message_too_long_once_encoded_is_refused_before_calling(app_env):
     assert problem(response)["field"] == "message"
     assert app_env.calls == []
     created(call({"to": TO, "message": "a" * 1000}))
+
+
+def test_a_caller_id_other_than_the_default_is_refused_before_twilio(app_env):
+    """Any number of the account as caller ID, and 201 vs 21210 to enumerate them: no more."""
+    response = call({"to": TO, "from": "+14155550100"})
+    assert response.status_code == 403
+    document = problem(response)
+    assert document["type"] == "urn:twilio-functions:problem:sender-refused"
+    assert document["field"] == "from" and "+14155550100" not in document["detail"]
+    assert app_env.calls == []
+    created(call({"to": TO, "from": FROM_NUMBER}))  # the default itself is no choice
+
+
+def test_allowed_from_numbers_lets_the_client_choose_its_caller_id(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+14155550100")
+    monkeypatch.setenv("ALLOWED_FROM_NUMBERS", f"+14155550199, {FROM_NUMBER}")
+    body = created(call({"to": TO, "from": FROM_NUMBER}))
+    assert body["from"] == FROM_NUMBER
+    assert app_env.calls[0]["request"]["From"] == FROM_NUMBER
+    refused = call({"to": TO, "from": "+14155550142"})
+    assert problem(refused)["type"] == "urn:twilio-functions:problem:sender-refused"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 
 from shared.logs import mask
@@ -59,13 +60,28 @@ def test_country_allow_list():
         policy.check("+80012345678")
 
 
-@pytest.mark.parametrize("number", ["+376312345", "+4930123456", "+6421234", "+1234"])
-def test_mask_hides_at_least_half_the_digits_of_short_numbers(number):
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [("+14155552671", "+1•••••••2671"), ("+442079460958", "+44•••••••0958"),
+     ("+33612345678", "+33•••••••5678"), ("+8613912345678", "+86•••••••5678"),
+     ("+376312345", "+376•••••••345"), ("+6421234", "+64•••••••34"),
+     ("+4930123456", "+49•••••••3456")],
+)
+def test_mask_keeps_at_most_the_country_code_and_the_last_four_digits(number, masked):
+    assert mask(number) == masked
+
+
+@pytest.mark.parametrize("number", ["+14155552671", "+376312345", "+6421234", "+1234",
+                                    "+442079460958", "+8613912345678", "+80012345678"])
+def test_mask_never_shows_more_than_half_of_the_national_number(number):
     masked = mask(number)
-    shown = sum(char.isdigit() for char in masked)
-    assert shown <= (len(number) - 1) / 2 + 1 and "•••" in masked
+    country_code = str(phonenumbers.parse(number, None).country_code)
+    assert masked.startswith(f"+{country_code}•••••••")
+    national = number[1 + len(country_code):]
+    shown = masked.removeprefix(f"+{country_code}•••••••")
+    assert national.endswith(shown) and len(shown) <= min(4, len(national) // 2)
 
 
-def test_mask_keeps_the_ends_of_long_numbers():
-    assert mask("+14155552671") == "+1415•••2671"
-    assert mask("+442079460958") == "+4420•••0958"
+@pytest.mark.parametrize("number", ["client:alice", "+999123456789", "", "sip:bob@example.com"])
+def test_what_is_not_a_number_is_masked_whole(number):
+    assert mask(number) == "•••••••"

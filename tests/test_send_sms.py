@@ -46,18 +46,48 @@ def test_accepts_form_bodies_and_mms_media(app_env):
     assert "Body" not in message["request"]
 
 
-def test_client_from_overrides_the_default(app_env):
-    created(send(json_body={"to": TO, "body": "x", "from": "+15005550006"}))
-    assert app_env.messages[0]["request"]["From"] == "+15005550006"
+SERVICE = "MG" + "c3" * 16
+
+
+def test_a_sender_other_than_the_default_is_refused_before_twilio(app_env):
+    """201 vs 21606 would tell a key holder which numbers the account owns: no Twilio call."""
+    for other in ("+15005550007", "+14155550100"):
+        response = send(json_body={"to": TO, "body": "x", "from": other})
+        assert response.status_code == 403
+        document = problem(response)
+        assert document["type"] == "urn:twilio-functions:problem:sender-refused"
+        assert document["field"] == "from" and other not in document["detail"]
+    assert app_env.messages == []
+    created(send(json_body={"to": TO, "body": "x", "from": FROM_NUMBER}))  # the default
+
+
+def test_a_client_from_never_silently_bypasses_the_messaging_service(app_env, monkeypatch):
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", SERVICE)
+    response = send(json_body={"to": TO, "body": "x", "from": FROM_NUMBER})
+    assert response.status_code == 403
+    assert problem(response)["type"] == "urn:twilio-functions:problem:sender-refused"
+    assert app_env.messages == []
+
+
+def test_an_allowed_client_from_wins_over_the_messaging_service(app_env, monkeypatch):
+    """A `from` that is not the default number, allowed, replaces the service as sender."""
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", SERVICE)
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+14155550100")
+    monkeypatch.setenv("ALLOWED_FROM_NUMBERS", FROM_NUMBER)
+    body = created(send(json_body={"to": TO, "body": "x", "from": FROM_NUMBER}))
+
+    sent = app_env.messages[0]["request"]
+    assert sent["From"] == FROM_NUMBER != "+14155550100"
+    assert "MessagingServiceSid" not in sent
+    assert body["from"] == FROM_NUMBER
 
 
 def test_messaging_service_is_the_sender_when_no_from_is_given(app_env, monkeypatch):
-    service = "MG" + "c3" * 16
-    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", service)
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", SERVICE)
     created(send(json_body={"to": TO, "body": "x"}))
 
     sent = app_env.messages[0]["request"]
-    assert sent["MessagingServiceSid"] == service
+    assert sent["MessagingServiceSid"] == SERVICE
     assert "From" not in sent
 
 
@@ -157,7 +187,8 @@ def test_country_outside_the_allowed_list_refused(app_env, monkeypatch):
         (TO, "+15005550008", 21611),
     ],
 )
-def test_twilio_refusals_keep_their_code(app_env, to, from_, code):
+def test_twilio_refusals_keep_their_code(app_env, monkeypatch, to, from_, code):
+    monkeypatch.setenv("ALLOWED_FROM_NUMBERS", from_)
     response = send(json_body={"to": to, "body": "x", "from": from_})
     assert response.status_code == 400
     document = problem(response)

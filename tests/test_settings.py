@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
-from harness import APP_URL, AUTH_TOKEN, invoke, problem, request
+from harness import APP_URL, AUTH_TOKEN, created, function_main, invoke, problem, request
 
-from shared.settings import DECLARATIONS, SettingError, Settings, load_settings
+from shared.settings import DECLARATIONS, SettingError, Settings, app_settings, load_settings
+from shared.twilio_client import close_clients
 
 ROOT = Path(__file__).parents[1]
 VALID = {"TWILIO_ACCOUNT_SID": "AC" + "a1" * 16, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -36,6 +39,7 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("TWILIO_API_KEY_SID", "SK123"),
         ("TWILIO_MESSAGING_SERVICE_SID", "MGxyz"),
         ("TWILIO_FROM_NUMBER", "415-555-s3cr3t"),
+        ("ALLOWED_FROM_NUMBERS", "+14155550100,+1415s3cr3t"),
         ("PUBLIC_BASE_URL", "contoso.azurewebsites.net/s3cr3t"),
         ("PUBLIC_BASE_URL", "https://user:s3cr3t@contoso.com"),
         ("ALLOWED_COUNTRIES", "US,UK,s3cr3t"),
@@ -69,8 +73,8 @@ def test_defaults_apply():
     assert settings == Settings(
         account_sid=VALID["TWILIO_ACCOUNT_SID"], auth_token=AUTH_TOKEN, api_key_sid=None,
         api_key_secret=None, from_number=None, messaging_service_sid=None,
-        public_base_url=None, azure_hostname=None, allowed_countries=None,
-        allow_premium_numbers=False,
+        allowed_from_numbers=None, public_base_url=None, azure_hostname=None,
+        allowed_countries=None, allow_premium_numbers=False,
         validate_signature=True, api_base_url="https://api.twilio.com", timeout_seconds=10.0,
         sms_reply_message=None,
     )
@@ -103,7 +107,8 @@ def test_example_settings_file_matches_the_declarations():
     example = json.loads((ROOT / "local.settings.json.example").read_text())
     values = example["Values"]
     assert values.pop("FUNCTIONS_WORKER_RUNTIME") == "python"
-    assert values == {d.name: d.default or "" for d in DECLARATIONS}
+    assert values == {d.name: d.example or d.default or "" for d in DECLARATIONS}
+    load_settings({**VALID, **{name: value for name, value in values.items() if value}})
 
 
 def test_plain_http_api_origin_only_on_loopback():
@@ -118,3 +123,38 @@ def test_public_origin_prefers_public_base_url_then_azure_host_name():
     azure = {**VALID, "WEBSITE_HOSTNAME": "Contoso.AzureWebsites.net"}
     assert load_settings(azure).public_origin == "https://contoso.azurewebsites.net"
     assert load_settings(VALID).public_origin is None
+
+
+def _country_warnings(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.levelno == logging.WARNING and "ALLOWED_COUNTRIES" in r.getMessage()]
+
+
+def test_unset_allowed_countries_warns_once_per_process(app_env, caplog):
+    caplog.set_level(logging.WARNING, logger="twilio_functions")
+    app_settings.cache_clear()  # a fresh process
+    first = app_settings()
+    assert app_settings() is first  # parsed once
+    assert len(_country_warnings(caplog)) == 1
+    for _ in range(3):
+        created(invoke_cached("send_sms", {"to": "+14155552671", "body": "x"}))
+    assert len(_country_warnings(caplog)) == 1
+
+
+def test_set_allowed_countries_does_not_warn(app_env, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="twilio_functions")
+    monkeypatch.setenv("ALLOWED_COUNTRIES", "US,CA")
+    app_settings.cache_clear()
+    app_settings()
+    assert _country_warnings(caplog) == []
+
+
+def invoke_cached(function: str, body: dict[str, str]):
+    """Invoke as the worker does, keeping this process's settings (unlike ``harness.invoke``)."""
+    async def run():
+        try:
+            return await function_main(function)(
+                request("POST", f"{APP_URL}/{function}", json_body=body))
+        finally:
+            await close_clients()
+    return asyncio.run(run())
