@@ -427,3 +427,23 @@ def test_the_page_and_its_assets_are_served() -> None:
             assert "/console/" in await answer.text()
 
     run(scenario)
+
+
+def test_a_closed_page_ends_its_stream_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        async with aiohttp.ClientSession(sandbox.base_url) as page:
+            stream = await page.get("/_sandbox/events")
+            await stream.content.readline()
+            assert sandbox.events.subscribers == 1
+            stream.close()  # the tab goes away
+        await asyncio.sleep(0.1)
+        for _ in range(3):  # the next events find the connection gone
+            await create_message(session)
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while sandbox.events.subscribers:  # noqa: ASYNC110 - nothing to await on
+                await asyncio.sleep(0.01)
+
+    with caplog.at_level("WARNING"):
+        run(scenario)
+    assert [r for r in caplog.records if r.name.startswith("aiohttp")] == []

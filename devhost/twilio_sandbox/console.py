@@ -124,12 +124,15 @@ class Routes:
         sandbox = self.sandbox(request)
         with sandbox.events.subscribe() as live:
             async with sse_response(request) as stream:
-                await stream.send(envelope(history(sandbox)), event="history")
-                async for event in live:
-                    if event is RESYNC:
-                        await stream.send(envelope(history(sandbox)), event="history")
-                    else:
-                        await stream.send(event.data, event=event.kind)
+                try:
+                    await stream.send(envelope(history(sandbox)), event="history")
+                    async for event in live:
+                        if event is RESYNC:
+                            await stream.send(envelope(history(sandbox)), event="history")
+                        else:
+                            await stream.send(event.data, event=event.kind)
+                except ConnectionResetError:
+                    pass  # the page was closed: nothing to clean up but the subscription
         return stream
 
     # --- acting ------------------------------------------------------------------
