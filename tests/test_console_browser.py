@@ -135,6 +135,14 @@ def test_a_placed_call_shows_what_the_callee_heard(app: LiveApp, console: Page) 
     fetch.locator("summary").click()
     expect(fetch).to_contain_text("X-Twilio-Signature")
     expect(fetch).to_contain_text(placed["sid"])
+    # A call whose TwiML cannot be fetched fails with Twilio's code, linked to its page.
+    status, failed = post(f"{app.sandbox_url}/_sandbox/inbound/call",
+                          {"from": "+14155550188", "url": f"{app.base_url}/api/no_such_function"})
+    assert status == 200, failed
+    card = console.locator(f"#call-{failed['call']['sid']}")
+    expect(card.locator("h3 .badge")).to_have_text("failed")
+    expect(card.get_by_role("link", name="11200")).to_have_attribute(
+        "href", "https://www.twilio.com/docs/errors/11200")
 
 
 def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, console: Page) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from live import LiveApp
 from twilio.request_validator import RequestValidator
 
 from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
@@ -447,3 +448,19 @@ def test_a_closed_page_ends_its_stream_quietly(caplog: pytest.LogCaptureFixture)
     with caplog.at_level("WARNING"):
         run(scenario)
     assert [r for r in caplog.records if r.name.startswith("aiohttp")] == []
+
+
+def test_make_run_prints_the_console_and_connects_it_to_the_app() -> None:
+    app = LiveApp({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                   "SMS_REPLY_MESSAGE": ""})
+    try:
+        printed = "".join(app.stdout_lines)
+        console = f"{app.sandbox_url}/console/".replace("127.0.0.1", "localhost")
+        assert console in printed
+        history = app.sandbox("GET", "/_sandbox/history")
+        assert history["app"]["functions"]["twiml"] == f"{app.base_url}/api/twiml"
+        outcome = app.sandbox("POST", "/_sandbox/inbound/sms", {"from": TEXTER, "body": "hi"})
+        assert outcome["webhook"]["answer"]["status"] == 200  # the real twiml, signed
+        assert outcome["replies"] == []  # SMS_REPLY_MESSAGE unset: no reply
+    finally:
+        assert app.stop() == 0

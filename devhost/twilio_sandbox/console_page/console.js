@@ -85,6 +85,12 @@ function errorLink(code, message) {
                  target: "_blank", rel: "noreferrer"}, `${code}${message ? " " + message : ""}`);
 }
 
+// "11200 HTTP retrieval failure: ..." with its code linked to Twilio's page for it.
+function codedError(text) {
+  const match = /^(\d{5}) (.*)$/s.exec(text);
+  return match ? errorLink(match[1], match[2]) : text;
+}
+
 function path(url) {
   try { const u = new URL(url); return u.pathname + u.search; } catch { return url; }
 }
@@ -210,7 +216,7 @@ function renderCall(card, call) {
       w.ms !== null ? ` in ${w.ms} ms` : "")),
     call.heard && call.heard.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "The callee heard"),
       h("ol", {}, call.heard.map(heardItem))) : null,
-    call.error ? h("p", {class: "error"}, maskText(call.error)) : null,
+    call.error ? h("p", {class: "error"}, codedError(maskText(call.error))) : null,
   ]);
   if (!card.querySelector(".push")) card.append(pushControl("calls", call.sid, CALL_PUSHES.map((s) => [s, s])));
 }
