@@ -14,28 +14,43 @@ The host enforces function keys here (``--enforce-keys``, as Azure does), so
 the declared key scheme is checked as well; the key goes in the header, as a
 client sends it. ``twiml`` requests are signed the way Twilio signs them, so
 they take the real signature path; one the fuzzer sends without the header
-stays unsigned. Generation is derandomized: CI sees the same cases every run.
+stays unsigned. Generation is derandomized and sees no literal of the
+project's code (see ``no_literals_from_loaded_modules``): every run, alone or
+after any other test, sends the same cases.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jsonschema_rs
+import phonenumbers
 import pytest
 import requests
 import schemathesis
-from harness import ACCOUNT_SID, AUTH_TOKEN
+from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
+from hypothesis import Phase, given, settings
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 from live import ROOT, LiveApp
 from schemathesis import Case, CheckContext, GenerationMode, Response
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from shared.calls import MAX_TWIML_URL
+from shared.messages import read_sms
 from shared.phone import is_e164
+from shared.problems import Problem
+from shared.request_body import Payload
+from shared.settings import load_settings
 
 SPEC = ROOT / "openapi.yaml"
 FUNCTION_KEY = "fake-function-key-s3cr3t-0003"
@@ -153,6 +168,27 @@ def explained_refusal(ctx: CheckContext, response: Response, case: Case) -> bool
     return None
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_literals_from_loaded_modules() -> Iterator[None]:
+    """Fuzz without the literals Hypothesis mines from the project's loaded modules.
+
+    Hypothesis draws about 5% of its values from string and number literals
+    of every non-test module in ``sys.modules``, a pool that grows as modules
+    are imported. Which ones are loaded when this file runs depends on the
+    tests collected and run before it, so a derandomized run still sent other
+    cases alone than after the load test (and found a real mismatch only
+    alone). With the pool held empty the cases depend on the schema alone;
+    the dictionaries in ``CONFIG`` supply the values that matter here.
+    """
+    empty = Constants()
+    with mock.patch.object(providers, "_get_local_constants", lambda: empty):
+        providers.CONSTANTS_CACHE.cache.clear()  # drops pools computed before
+        try:
+            yield
+        finally:
+            providers.CONSTANTS_CACHE.cache.clear()
+
+
 @pytest.fixture(scope="module")
 def live_app() -> Iterator[LiveApp]:
     """``make run`` with keys enforced and no optional setting, whatever the environment has."""
@@ -258,3 +294,80 @@ def test_the_run_covered_every_operation_both_ways(live_app: LiveApp) -> None:
     unanswered = [(c["request"]["Url"], c.get("twiml_status"), c.get("error"))
                   for c in state["calls"] if c.get("twiml_status") != 200]
     assert not unanswered
+
+
+# --- the contract's own rules, checked without the running app ----------------
+
+SCHEMAS = schema.raw_schema["components"]["schemas"]
+
+
+def generated_bodies() -> list[Any]:
+    """The first derandomized send_sms bodies, as the contract fuzzing draws them."""
+    bodies: list[Any] = []
+
+    @settings(derandomize=True, database=None, max_examples=40, phases=[Phase.generate])
+    @given(case=schema["/send_sms"]["POST"].as_strategy())
+    def draw(case: Case) -> None:
+        bodies.append(case.body)
+
+    draw()
+    return bodies
+
+
+def test_fuzzing_ignores_which_modules_are_loaded(tmp_path_factory: pytest.TempPathFactory,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once, the send_sms case passed only when test_load_small.py was collected first."""
+    before = generated_bodies()
+    folder: Path = tmp_path_factory.mktemp("literals")
+    words = [chr(code) for code in range(0x21, 0x7F)] + ["+14155552671", "https://a.b/c"]
+    (folder / "project_literals.py").write_text(f"WORDS = {words!r}\nNUMBERS = {list(range(99))}\n")
+    monkeypatch.syspath_prepend(str(folder))
+    importlib.import_module("project_literals")
+    try:
+        assert generated_bodies() == before
+    finally:
+        del sys.modules["project_literals"]
+
+
+def test_media_url_pattern_admits_exactly_what_the_app_takes() -> None:
+    """Every character of the Basic Multilingual Plane inside a URL: schema and app agree.
+
+    Once the pattern admitted U+0085 (NEL) while the app refuses white space
+    of every script in a URL, as it should: Twilio would fetch another URL.
+    """
+    valid = jsonschema_rs.validator_for(SCHEMAS["MediaUrl"]).is_valid
+    settings_ = load_settings({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                               "TWILIO_FROM_NUMBER": FROM_NUMBER})
+
+    def app_takes(url: str) -> bool:
+        try:
+            read_sms(Payload({"to": ["+14155552671"], "media_url": [[url]]}), settings_)
+        except Problem:
+            return False
+        return True
+
+    disagree = [f"U+{code:04X}" for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF
+                if valid(url := f"https://example.com/a{chr(code)}b.png") != app_takes(url)]
+    assert not disagree
+
+
+def test_e164_pattern_admits_what_can_be_a_number() -> None:
+    """``+`` and 7 to 15 digits: every number libphonenumber knows fits, and no other shape.
+
+    Its one shorter example, an Iranian short access number (+98 9601), is no
+    destination for a mobile app's calls and texts.
+    """
+    patterns = [jsonschema_rs.validator_for(SCHEMAS[name]).is_valid
+                for name in ("E164", "OptionalE164")]
+    examples = {phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                for region in phonenumbers.SUPPORTED_REGIONS
+                for kind in range(11)
+                if (number := phonenumbers.example_number_for_type(region, kind))}
+    numbers = {number for number in examples if len(number) >= 8}
+    assert len(numbers) > 900
+    for valid in patterns:
+        assert all(map(valid, numbers))
+        assert all(valid("+1" + "2" * digits) for digits in range(6, 15))
+        assert not any(valid("+1" + "2" * digits) for digits in (*range(6), 15, 16))
+        assert not any(map(valid, ["+01234567", "14155552671", "+1415555267\u0661",
+                                   "+1 4155552671"]))
