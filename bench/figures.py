@@ -3,7 +3,8 @@
 Every figure is a ratio within one run, ours against a baseline measured the
 same way moments apart (interleaved where the measurement is short), because
 the machines are shared and noisy: absolute numbers move from run to run,
-ratios much less.
+ratios much less. What the numbers say (ratios, targets, verdicts) is in
+``verdicts.py``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ import json
 import math
 import random
 import re
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from bench import load
+from bench import load, verdicts
 from bench.direct import DirectTwilio
 from bench.load import Call
 from bench.stack import Account, BenchError, Host, Sandbox
+from bench.verdicts import ImportProfile, Row
+
+__all__ = ["ImportProfile", "Row"]  # where the runner and the profiler take them from
 
 TO = "+14155552671"
 TEXT = "Hello from the benchmark"
@@ -48,20 +50,6 @@ MEMORY_TOTAL = 10_000
 MEMORY_CONCURRENCY = 8
 COLD_RUNS = 7
 IMPORT_RUNS = 5
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: our figure beside its baseline."""
-
-    figure: str
-    ours: str
-    baseline: str
-    ratio: float | None
-    target: str
-    holds: bool | None  # None: shown for comparison, no target
-    load: str | None = None  # the function to profile the host with if the target is missed
-    detail: str | None = None  # what explains the figure, for the document
 
 
 class Calls:
@@ -96,29 +84,16 @@ class Calls:
         return getattr(self, function)()
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
-def paired_ratio(ours: list[float], baseline: list[float]) -> float:
-    """Median of the ratios of measurements taken side by side: robust to a noisy round."""
-    return statistics.median(o / b for o, b in zip(ours, baseline, strict=True))
-
-
-def percentile(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile: an observed value, never an interpolation."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 # --- added latency ------------------------------------------------------------
 
 
 async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> list[Row]:
     """Sequential requests through the host against the same Twilio request made directly.
 
-    The five kinds are interleaved in a shuffled order each round, so a noisy
-    moment on the machine hits all of them alike.
+    hello through the same host is measured alongside: the latency the app
+    adds is judged against what the host itself costs a request. The six
+    kinds are interleaved in a shuffled order each round, so a noisy moment
+    on the machine hits all of them alike.
     """
     calls = Calls(host.url, account)
     async with load.session(1) as client:
@@ -128,6 +103,7 @@ async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> l
             "naive_send_sms": lambda: load.send(client, calls.naive_send_sms()),
             "direct send_sms": lambda: direct.send_sms(TO, TEXT),
             "direct make_call": lambda: direct.make_call(TO, calls.twiml_url),
+            "hello": lambda: load.send(client, calls.hello()),
         }
         samples: dict[str, list[float]] = {name: [] for name in measured}
         order = list(measured)
@@ -138,24 +114,7 @@ async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> l
                 await measured[name]()
                 if round_ >= LATENCY_WARMUP:
                     samples[name].append(time.perf_counter() - started)
-    rows = []
-    for function, direct_name in (("send_sms", "direct send_sms"),
-                                  ("make_call", "direct make_call"),
-                                  ("naive_send_sms", "direct send_sms")):
-        for p, limit in ((50, 0.002), (99, 0.010)):
-            ours = percentile(samples[function], p)
-            base = percentile(samples[direct_name], p)
-            shown = function.startswith("naive")
-            rows.append(Row(
-                f"added latency p{p}: {function}",
-                f"{ms(ours)} (+{(ours - base) * 1000:.2f})",
-                f"{ms(base)} direct",
-                ours / base,
-                "shown" if shown else f"+ < {limit * 1000:.0f} ms",
-                None if shown else ours - base < limit,
-                function,
-            ))
-    return rows
+    return verdicts.latency_rows(samples)
 
 
 # --- connections --------------------------------------------------------------
@@ -176,12 +135,8 @@ async def connections(host: Host, account: Account, sandbox: Sandbox) -> Row:
                 raise BenchError(f"the sandbox saw {state['requests']} requests, "
                                  f"not {SEQUENTIAL_SENDS}")
             counts[function] = state["connections_accepted"]
-    ours, naive = counts["send_sms"], counts["naive_send_sms"]
-    return Row(
-        f"connections for {SEQUENTIAL_SENDS} sequential sends (1 worker)",
-        f"{ours} send_sms", f"{naive} naive_send_sms", ours / naive if naive else None,
-        "1 per worker", ours <= 1,
-    )
+    return verdicts.connections_row(counts["send_sms"], counts["naive_send_sms"],
+                                    SEQUENTIAL_SENDS)
 
 
 # --- concurrency --------------------------------------------------------------
@@ -217,15 +172,8 @@ async def concurrency(host: Host, account: Account, sandbox: Sandbox,
                                      (calls.naive_send_sms() for _ in range(CONCURRENT)))
     finally:
         await sandbox.set_latency(0)
-    ours_wall, base_wall = statistics.median(ours), statistics.median(base)
-    ratio = paired_ratio(ours, base)
     figure = f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms"
-    return [
-        Row(f"{figure}: send_sms", f"{ours_wall:.3f} s", f"{base_wall:.3f} s direct async",
-            ratio, "<= 1.5x", ratio <= 1.5, "send_sms"),
-        Row(f"{figure}: naive_send_sms", f"{naive:.3f} s", f"{base_wall:.3f} s direct async",
-            naive / base_wall, "shown", None),
-    ]
+    return verdicts.concurrency_rows(figure, ours, base, naive)
 
 
 # --- throughput ---------------------------------------------------------------
@@ -258,7 +206,6 @@ async def throughput(host: Host, account: Account) -> Row:
                 after = host.cpu_seconds()
                 cpu[function][0] += after[0] - user
                 cpu[function][1] += after[1] - system
-    ratio = paired_ratio(rates["twiml"], rates["hello"])
     requests = THROUGHPUT_ROUNDS * THROUGHPUT_BLOCK
 
     def per_request(function: str) -> str:
@@ -268,13 +215,11 @@ async def throughput(host: Host, account: Account) -> Row:
                 f"host busy {busy:.0%} of the time)")
 
     cpu_ratio = sum(cpu["hello"]) / sum(cpu["twiml"]) if sum(cpu["twiml"]) else math.nan
-    return Row(f"throughput: requests/s, {THROUGHPUT_CONCURRENCY} in flight",
-               f"{statistics.median(rates['twiml']):.0f}/s twiml",
-               f"{statistics.median(rates['hello']):.0f}/s hello", ratio, ">= 0.8x",
-               ratio >= 0.8, "twiml",
-               f"the host's CPU per request (/proc): {per_request('twiml')}, "
-               f"{per_request('hello')}; hello's CPU over twiml's: {cpu_ratio:.2f}x (a host "
-               "busy all the time serves at the rate its CPU per request allows)")
+    return verdicts.throughput_row(
+        f"throughput: requests/s, {THROUGHPUT_CONCURRENCY} in flight", rates,
+        f"the host's CPU per request (/proc): {per_request('twiml')}, "
+        f"{per_request('hello')}; hello's CPU over twiml's: {cpu_ratio:.2f}x (a host "
+        "busy all the time serves at the rate its CPU per request allows)")
 
 
 # --- memory -------------------------------------------------------------------
@@ -290,9 +235,8 @@ async def memory(host: Host, account: Account) -> Row:
         await load.drive(client, itertools.islice(mix, MEMORY_TOTAL - MEMORY_EARLY),
                          MEMORY_CONCURRENCY)
         late = host.rss_kib()
-    return Row(f"memory: host RSS after {MEMORY_TOTAL:,} mixed requests",
-               f"{late / 1024:.1f} MiB", f"{early / 1024:.1f} MiB after {MEMORY_EARLY}",
-               late / early, "growth < 5%", late / early < 1.05)
+    return verdicts.memory_row(f"memory: host RSS after {MEMORY_TOTAL:,} mixed requests",
+                               early, late, MEMORY_EARLY)
 
 
 # --- cold start ---------------------------------------------------------------
@@ -317,31 +261,12 @@ async def cold_start(apps: dict[str, Path], start: Callable[[Path], Awaitable[Ho
                 await host.stop()
             if round_:
                 times[name].append(took)
-    base = statistics.median(times["hello"])
-    rows = []
-    for name in apps:
-        if name == "hello":
-            continue
-        ours = statistics.median(times[name])
-        ratio = paired_ratio(times[name], times["hello"])
-        is_target = name == "twiml"
-        rows.append(Row(
-            f"cold start: spawn to first answer, {name}", f"{ours * 1000:.0f} ms",
-            f"{base * 1000:.0f} ms hello", ratio,
-            "<= 1.2x" if is_target else "shown", ratio <= 1.2 if is_target else None,
-        ))
-    return rows
+    return verdicts.cold_start_rows(times)
 
 
 # --- import time --------------------------------------------------------------
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
-
-
-@dataclass(frozen=True)
-class ImportProfile:
-    cumulative_us: int
-    modules: frozenset[str]
 
 
 def import_profile(app_dir: Path, module: str, env: dict[str, str]) -> ImportProfile:
@@ -373,17 +298,4 @@ async def import_times(app_dir: Path, functions: tuple[str, ...],
             profile = await asyncio.to_thread(import_profile, app_dir, name, env)
             if round_:
                 runs[name].append(profile)
-    hello = [float(p.cumulative_us) for p in runs["hello"]]
-    rows = []
-    for name in functions:
-        times = [float(p.cumulative_us) for p in runs[name]]
-        rest = any("twilio.rest" in p.modules for p in runs[name])
-        is_target = name == "twiml"
-        rows.append(Row(
-            f"import time: import {name}",
-            f"{statistics.median(times) / 1000:.1f} ms, {'imports' if rest else 'no'} twilio.rest",
-            f"{statistics.median(hello) / 1000:.1f} ms hello", paired_ratio(times, hello),
-            "no twilio.rest" if is_target else "shown",
-            not rest if is_target else None,
-        ))
-    return rows
+    return verdicts.import_rows(runs)

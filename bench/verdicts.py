@@ -1,0 +1,180 @@
+"""What the measured numbers say: each figure's ratio, its target and whether it holds.
+
+Pure functions of the numbers ``figures.py`` measures, kept apart from the
+measuring so that they can be tested on made-up figures: a slip here would
+print "yes" beside a missed target, and no benchmark run would notice.
+Every target is on a ratio of two numbers taken in the same run, so it holds
+on a slower or busier machine as well as on this one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: our figure beside its baseline."""
+
+    figure: str
+    ours: str
+    baseline: str
+    ratio: float | None
+    target: str
+    holds: bool | None  # None: shown for comparison, no target
+    load: str | None = None  # the function to profile the host with if the target is missed
+    detail: str | None = None  # what explains the figure, for the document
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A target on a ratio: at most ``bound`` (or at least, for rates)."""
+
+    bound: float
+    at_least: bool = False
+
+    def holds(self, ratio: float | None) -> bool:
+        """Never true for a ratio that could not be computed."""
+        if ratio is None or math.isnan(ratio):
+            return False
+        return ratio >= self.bound if self.at_least else ratio <= self.bound
+
+    def __str__(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.bound:g}x"
+
+
+@dataclass(frozen=True)
+class ImportProfile:
+    cumulative_us: int
+    modules: frozenset[str]
+
+
+# Latency the app adds over a direct Twilio request, against what the host
+# itself costs a request (hello through the same host): the app's own work
+# (parsing, policy, the twilio client) may cost up to this many hellos.
+ADDED_LATENCY = {50: Limit(2.0), 99: Limit(3.0)}
+CONCURRENCY = Limit(1.5)
+COLD_START = Limit(1.2)
+THROUGHPUT = Limit(0.8, at_least=True)
+MEMORY_GROWTH = Limit(1.05)
+LATENCY_PAIRS = (("send_sms", "direct send_sms"), ("make_call", "direct make_call"),
+                 ("naive_send_sms", "direct send_sms"))
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def paired_ratio(ours: Sequence[float], baseline: Sequence[float]) -> float:
+    """Median of the ratios of measurements taken side by side: robust to a noisy round."""
+    return statistics.median(o / b for o, b in zip(ours, baseline, strict=True))
+
+
+def percentile(samples: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: an observed value, never an interpolation."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def ratio_or_nan(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def latency_rows(samples: Mapping[str, Sequence[float]]) -> list[Row]:
+    """Added latency (through the host minus direct), as a multiple of hello's latency."""
+    rows = []
+    for function, direct_name in LATENCY_PAIRS:
+        for p, limit in ADDED_LATENCY.items():
+            ours = percentile(samples[function], p)
+            base = percentile(samples[direct_name], p)
+            hello = percentile(samples["hello"], p)
+            ratio = ratio_or_nan(ours - base, hello)
+            shown = function.startswith("naive")
+            rows.append(Row(
+                f"added latency p{p}: {function}",
+                f"{ms(ours)} (+{(ours - base) * 1000:.2f})",
+                f"{ms(base)} direct; hello {ms(hello)}",
+                ratio,
+                "shown" if shown else f"added {limit} hello",
+                None if shown else limit.holds(ratio),
+                function,
+            ))
+    return rows
+
+
+def connections_row(ours: int, naive: int, sends: int) -> Row:
+    return Row(
+        f"connections for {sends} sequential sends (1 worker)",
+        f"{ours} send_sms", f"{naive} naive_send_sms", ours / naive if naive else None,
+        "1 per worker", ours <= 1,
+    )
+
+
+def concurrency_rows(figure: str, ours: Sequence[float], base: Sequence[float],
+                     naive: float) -> list[Row]:
+    """Wall time of a burst through the host against the same burst made directly."""
+    ratio = paired_ratio(ours, base)
+    base_wall = statistics.median(base)
+    return [
+        Row(f"{figure}: send_sms", f"{statistics.median(ours):.3f} s",
+            f"{base_wall:.3f} s direct async", ratio, str(CONCURRENCY),
+            CONCURRENCY.holds(ratio), "send_sms"),
+        Row(f"{figure}: naive_send_sms", f"{naive:.3f} s", f"{base_wall:.3f} s direct async",
+            ratio_or_nan(naive, base_wall), "shown", None),
+    ]
+
+
+def throughput_row(figure: str, rates: Mapping[str, Sequence[float]], detail: str) -> Row:
+    """twiml's requests per second against hello's, block by block."""
+    ratio = paired_ratio(rates["twiml"], rates["hello"])
+    return Row(figure, f"{statistics.median(rates['twiml']):.0f}/s twiml",
+               f"{statistics.median(rates['hello']):.0f}/s hello", ratio, str(THROUGHPUT),
+               THROUGHPUT.holds(ratio), "twiml", detail)
+
+
+def memory_row(figure: str, early_kib: int, late_kib: int, early_requests: int) -> Row:
+    ratio = ratio_or_nan(late_kib, early_kib)
+    return Row(figure, f"{late_kib / 1024:.1f} MiB",
+               f"{early_kib / 1024:.1f} MiB after {early_requests}", ratio,
+               f"growth {MEMORY_GROWTH}", MEMORY_GROWTH.holds(ratio))
+
+
+def cold_start_rows(times: Mapping[str, Sequence[float]]) -> list[Row]:
+    """Each function's spawn-to-first-answer against hello's; twiml's is the target."""
+    base = statistics.median(times["hello"])
+    rows = []
+    for name, taken in times.items():
+        if name == "hello":
+            continue
+        ratio = paired_ratio(taken, times["hello"])
+        is_target = name == "twiml"
+        rows.append(Row(
+            f"cold start: spawn to first answer, {name}",
+            f"{statistics.median(taken) * 1000:.0f} ms", f"{base * 1000:.0f} ms hello", ratio,
+            str(COLD_START) if is_target else "shown",
+            COLD_START.holds(ratio) if is_target else None,
+        ))
+    return rows
+
+
+def import_rows(runs: Mapping[str, Sequence[ImportProfile]]) -> list[Row]:
+    """Each function module's import against hello's; twiml must not pull twilio.rest."""
+    hello = [float(p.cumulative_us) for p in runs["hello"]]
+    rows = []
+    for name, profiles in runs.items():
+        if name == "hello":
+            continue
+        times = [float(p.cumulative_us) for p in profiles]
+        rest = any("twilio.rest" in p.modules for p in profiles)
+        is_target = name == "twiml"
+        rows.append(Row(
+            f"import time: import {name}",
+            f"{statistics.median(times) / 1000:.1f} ms, {'imports' if rest else 'no'} twilio.rest",
+            f"{statistics.median(hello) / 1000:.1f} ms hello", paired_ratio(times, hello),
+            "no twilio.rest" if is_target else "shown",
+            not rest if is_target else None,
+        ))
+    return rows
