@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=7072` when 7071 is taken.
 PORT ?= 7071
 
-.PHONY: run test lint load bench venv clean contract browser
+.PHONY: run test lint load bench venv clean contract browser infra-tools check-infra
 
 venv: $(STAMP)
 
@@ -23,9 +23,28 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP) contract browser
+test: $(STAMP) contract browser infra-tools
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# checkov, pycep-parser, check-jsonschema and pathspec for the offline checks
+# of infra/, .github/ and the deployment package, in a virtual environment of
+# their own (their pins would fight the project's): a no-op once installed.
+INFRA_TOOLS := .cache/infra-tools
+INFRA_STAMP := $(INFRA_TOOLS)/.installed
+
+infra-tools: $(INFRA_STAMP)
+
+$(INFRA_STAMP): tests/infra_checks/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. pyenv install 3.13)" >&2; exit 1; }
+	test -x $(INFRA_TOOLS)/bin/python || $(PYTHON) -m venv $(INFRA_TOOLS)
+	$(INFRA_TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/infra_checks/requirements.txt
+	touch $@
+
+# Only the deployment checks: Bicep, checkov, settings, workflows, package.
+check-infra: $(STAMP) $(INFRA_STAMP)
+	$(PY) -m pytest tests/test_infra_bicep.py tests/test_infra_settings.py tests/test_azd.py \
+		tests/test_workflows.py tests/test_deploy_package.py
 
 # Twilio's published OpenAPI description and the Prism mock it generates, for
 # the contract test: a no-op once installed; without node the test skips.

@@ -1,0 +1,185 @@
+// The whole deployment: one resource group holding the function app on Flex
+// Consumption and everything it needs. `azd up` provisions it (parameters come
+// from main.parameters.json, which reads the azd environment); see docs/deploy.md.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name: names the resource group and seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource; it must offer Flex Consumption (docs/deploy.md).')
+param location string
+
+@description('Object ID of whoever runs azd (AZURE_PRINCIPAL_ID): may set the Twilio secrets in Key Vault.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+@description('Kind of principalId: a person, or a pipeline\'s service principal.')
+param principalType string = 'User'
+
+@minLength(34)
+@maxLength(34)
+@description('TWILIO_ACCOUNT_SID: the Twilio account (AC...). Not a secret; the auth token goes to Key Vault.')
+param twilioAccountSid string
+
+@description('TWILIO_FROM_NUMBER: default caller ID and SMS sender, E.164 (+14155552671).')
+param twilioFromNumber string
+
+@description('TWILIO_MESSAGING_SERVICE_SID (MG...), or empty.')
+param twilioMessagingServiceSid string = ''
+
+@description('TWILIO_API_KEY_SID (SK...), or empty to use the auth token for REST. Its secret goes to Key Vault.')
+param twilioApiKeySid string = ''
+
+@minLength(2)
+@description('ALLOWED_COUNTRIES: ISO 3166 alpha-2 codes calls and SMS may go to (US,CA). Required: "any country" is the usual SMS-pumping setup.')
+param allowedCountries string
+
+@description('ALLOW_PREMIUM_NUMBERS: allow premium-rate, shared-cost, personal and non-geographic destinations.')
+param allowPremiumNumbers bool = false
+
+@description('PUBLIC_BASE_URL: the public origin Twilio reaches (a custom domain or proxy). Empty: the app\'s own https://<default host name>.')
+param publicBaseUrl string = ''
+
+@description('SMS_REPLY_MESSAGE: reply to incoming SMS, or empty for none.')
+param smsReplyMessage string = ''
+
+@allowed([
+  'apple'
+  'google'
+  'azureActiveDirectory'
+])
+@description('Identity provider the mobile app signs its users in with (App Service Authentication).')
+param authProvider string
+
+@minLength(1)
+@description('Client ID of the mobile app at that provider (Apple Services ID, Google OAuth client ID, Entra application ID).')
+param authClientId string
+
+@description('Microsoft Entra tenant of authClientId (azureActiveDirectory only). Empty: this subscription\'s tenant.')
+param authTenantId string = ''
+
+@description('GitHub repository (owner/name) whose main branch may deploy the app through OpenID Connect. Empty: no deployment identity.')
+param githubRepository string = ''
+
+@minValue(1)
+@maxValue(1000)
+@description('Most instances Flex Consumption may run: caps cost and the rate a leaked key can spend at.')
+param maximumInstanceCount int = 40
+
+var tags = {
+  'azd-env-name': environmentName
+}
+// Deterministic and unique per subscription, environment and region, as azd's templates name resources.
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: resourceGroup
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: resourceGroup
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package'
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module vault 'app/vault.bicep' = {
+  name: 'vault'
+  scope: resourceGroup
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    readerPrincipalId: identity.outputs.principalId
+    officerPrincipalId: principalId
+    officerPrincipalType: principalType
+  }
+}
+
+module functionApp 'app/function-app.bicep' = {
+  name: 'function-app'
+  scope: resourceGroup
+  params: {
+    name: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultName: vault.outputs.name
+    maximumInstanceCount: maximumInstanceCount
+    twilioAccountSid: twilioAccountSid
+    twilioFromNumber: twilioFromNumber
+    twilioMessagingServiceSid: twilioMessagingServiceSid
+    twilioApiKeySid: twilioApiKeySid
+    allowedCountries: allowedCountries
+    allowPremiumNumbers: allowPremiumNumbers
+    publicBaseUrl: publicBaseUrl
+    smsReplyMessage: smsReplyMessage
+    authProvider: authProvider
+    authClientId: authClientId
+    authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
+  }
+}
+
+module deployIdentity 'app/github-deploy.bicep' = if (!empty(githubRepository)) {
+  name: 'github-deploy'
+  scope: resourceGroup
+  params: {
+    name: 'id-deploy-${resourceToken}'
+    location: location
+    tags: tags
+    githubRepository: githubRepository
+    functionAppName: functionApp.outputs.name
+  }
+}
+
+// Outputs land in the azd environment (`azd env get-values`); none is a secret.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_KEY_VAULT_NAME string = vault.outputs.name
+output PUBLIC_ORIGIN string = functionApp.outputs.publicOrigin
+// Names of the Key Vault entries the app's Key Vault references point at (names, not values).
+output TWILIO_AUTH_TOKEN_KV_NAME string = functionApp.outputs.authTokenVaultEntry
+output TWILIO_API_KEY_KV_NAME string = functionApp.outputs.apiKeyVaultEntry
+output AZURE_DEPLOY_CLIENT_ID string = empty(githubRepository) ? '' : deployIdentity.outputs.clientId
