@@ -33,6 +33,9 @@ param twilioFromNumber string
 @description('TWILIO_MESSAGING_SERVICE_SID (MG...), or empty.')
 param twilioMessagingServiceSid string = ''
 
+@description('ALLOWED_FROM_NUMBERS: E.164 numbers a request may choose as caller ID or sender, comma-separated; empty: only the default sender.')
+param allowedFromNumbers string = ''
+
 @description('TWILIO_API_KEY_SID (SK...), or empty to use the auth token for REST. Its secret goes to Key Vault.')
 param twilioApiKeySid string = ''
 
@@ -149,6 +152,7 @@ module functionApp 'app/function-app.bicep' = {
     twilioAccountSid: twilioAccountSid
     twilioFromNumber: twilioFromNumber
     twilioMessagingServiceSid: twilioMessagingServiceSid
+    allowedFromNumbers: allowedFromNumbers
     twilioApiKeySid: twilioApiKeySid
     allowedCountries: allowedCountries
     allowPremiumNumbers: allowPremiumNumbers

@@ -18,6 +18,7 @@ param maximumInstanceCount int
 param twilioAccountSid string
 param twilioFromNumber string
 param twilioMessagingServiceSid string
+param allowedFromNumbers string
 param twilioApiKeySid string
 param allowedCountries string
 param allowPremiumNumbers bool
@@ -197,6 +198,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TWILIO_AUTH_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${authTokenVaultEntry})'
     TWILIO_FROM_NUMBER: twilioFromNumber
     TWILIO_MESSAGING_SERVICE_SID: twilioMessagingServiceSid
+    ALLOWED_FROM_NUMBERS: allowedFromNumbers
     PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicBaseUrl
     ALLOWED_COUNTRIES: allowedCountries
     ALLOW_PREMIUM_NUMBERS: allowPremiumNumbers ? 'true' : 'false'
