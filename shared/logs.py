@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 logger = logging.getLogger("twilio_functions")
 HIDDEN = "•" * 7
@@ -55,15 +55,16 @@ def mask(number: str) -> str:
     """At most the country code and the last 4 digits: ``+14155552671`` -> ``+1•••••••2671``.
 
     A fixed run of dots hides the number's length too; a short national
-    number keeps at most half its digits; what does not parse as a number
-    keeps nothing.
+    number keeps at most half its digits; what is not a ``+`` and digits with
+    a known country code keeps nothing.
     """
-    try:
-        country = str(phonenumbers.parse(number, None).country_code)
-    except phonenumbers.NumberParseException:
+    digits = number[1:]
+    if not number.startswith("+") or not (digits.isascii() and digits.isdecimal()):
         return HIDDEN
-    digits = "".join(char for char in number if char in "0123456789")
-    if not digits.startswith(country):
+    # Country codes are prefix-free: libphonenumber extracts them the same way.
+    country = next((digits[:n] for n in (1, 2, 3)
+                    if len(digits) > n and int(digits[:n]) in COUNTRY_CODE_TO_REGION_CODE), None)
+    if country is None:
         return HIDDEN
     national = digits[len(country):]
     kept = min(4, len(national) // 2)
