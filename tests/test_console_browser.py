@@ -179,6 +179,12 @@ def test_a_twilio_500_shows_as_the_apps_502(app: LiveApp, console: Page) -> None
     request.get_by_role("button", name="Send again").click()
     again = console.locator("#webhooks .webhook", has_text="mobile app").first
     expect(again.locator("summary .code")).to_have_text("201")
+    kinds = console.get_by_label("Show requests of one kind")
+    kinds.select_option("twiml")
+    expect(console.locator("#webhooks .webhook:visible")).to_have_count(0)
+    kinds.select_option("app")
+    expect(console.locator("#webhooks .webhook:visible")).to_have_count(2)
+    kinds.select_option("")
     screenshot(console, "console-fault.png")
 
 

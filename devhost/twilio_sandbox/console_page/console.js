@@ -9,6 +9,7 @@ const state = {
   masked: new Map(),    // number -> masked form, as the app's logs write it
   defaultNumber: "",
   showNumbers: localStorage.getItem("console.showNumbers") === "1",
+  webhookFilter: "",
 };
 
 const MESSAGE_PUSHES = [
@@ -283,6 +284,7 @@ function upsertWebhook(w) {
   state.webhooks.set(w.id, w);
   const article = cardFor(`wh-${w.id}`, "webhook", "webhooks");
   article.dataset.kind = w.kind;
+  article.hidden = Boolean(state.webhookFilter) && w.kind !== state.webhookFilter;
   article.dataset.status = w.answer ? w.answer.status : "";
   renderWebhook(article, w);
   if (w.sid && state.calls.has(w.sid)) upsertCall(state.calls.get(w.sid));
@@ -422,6 +424,13 @@ function wireForms() {
   document.getElementById("reset").addEventListener("click", async () => {
     await fetch("/_sandbox/reset", {method: "POST"});
     say("The sandbox forgot its messages, calls, webhooks and faults");
+  });
+  const filter = document.getElementById("webhook-filter");
+  filter.addEventListener("change", () => {
+    state.webhookFilter = filter.value;
+    for (const article of document.querySelectorAll("#webhooks .webhook")) {
+      article.hidden = Boolean(filter.value) && article.dataset.kind !== filter.value;
+    }
   });
   const toggle = document.getElementById("show-numbers");
   toggle.checked = state.showNumbers;
