@@ -58,11 +58,17 @@ function number(value) {
   return state.showNumbers ? value : (state.masked.get(value) || value);
 }
 
+// One pattern for every known number, rebuilt only when a new number arrives.
+let numberPattern = null;
+
 function maskText(text) {
-  if (!text || state.showNumbers) return text || "";
-  let out = text;
-  for (const [raw, masked] of state.masked) out = out.split(raw).join(masked);
-  return out;
+  if (!text || state.showNumbers || !state.masked.size) return text || "";
+  if (!numberPattern) {
+    const escaped = [...state.masked.keys()].sort((a, b) => b.length - a.length)
+      .map((raw) => raw.replace(/[+]/g, "\\+"));
+    numberPattern = new RegExp(escaped.join("|"), "g");
+  }
+  return text.replace(numberPattern, (raw) => state.masked.get(raw));
 }
 
 function badge(status) {
@@ -116,10 +122,17 @@ async function act(url, body) {
   return data;
 }
 
+// Built once per kind, cloned for each record: there may be a thousand of them.
+const selectTemplates = new Map();
+
 function pushControl(kind, sid, options) {
-  const select = h("select", {"aria-label": `New status for ${sid}`},
-    h("option", {value: ""}, "push to status…"),
-    options.map(([value, label]) => h("option", {value}, label)));
+  if (!selectTemplates.has(kind)) {
+    selectTemplates.set(kind, h("select", {},
+      h("option", {value: ""}, "push to status…"),
+      options.map(([value, label]) => h("option", {value}, label))));
+  }
+  const select = selectTemplates.get(kind).cloneNode(true);
+  select.setAttribute("aria-label", `New status for ${sid}`);
   const button = h("button", {type: "button", class: "small", onclick: async () => {
     if (!select.value) { select.focus(); return; }
     const [status, code] = select.value.split(":");
@@ -309,7 +322,10 @@ function renderControls(controls) {
 // --- the stream ------------------------------------------------------------------------
 
 function remember(masked) {
-  for (const [raw, shown] of Object.entries(masked || {})) state.masked.set(raw, shown);
+  for (const [raw, shown] of Object.entries(masked || {})) {
+    if (!state.masked.has(raw)) numberPattern = null;
+    state.masked.set(raw, shown);
+  }
 }
 
 function clearAll() {
