@@ -104,3 +104,25 @@ def test_hook_refuses_to_run_outside_azd(tmp_path):
     result = _run_hook(tmp_path)
     assert result.returncode != 0
     assert "run by azd after provisioning" in result.stderr
+
+
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+# Variables azd itself keeps in every environment.
+AZD_OWN = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID"}
+
+
+def test_the_guide_uses_only_variables_azd_has():
+    text = DEPLOY_DOC.read_text()
+    parameters = (INFRA / "main.parameters.json").read_text()
+    read = set(re.findall(r"azd env get-value ([A-Z_]+)", text))
+    assert read and read <= _outputs() | AZD_OWN, read - _outputs() - AZD_OWN
+    written = set(re.findall(r"azd env set ([A-Z_]+)", text))
+    assert written and all(f"${{{name}" in parameters for name in written), written
+
+
+def test_every_footnote_of_the_guide_has_a_source():
+    text = DEPLOY_DOC.read_text()
+    cited = set(re.findall(r"\[\^([\w-]+)\](?!:)", text))
+    defined = dict(re.findall(r"^\[\^([\w-]+)\]: (.+)$", text, re.M))
+    assert cited == set(defined), (cited ^ set(defined))
+    assert all("https://" in source or "PyPI" in source for source in defined.values())
