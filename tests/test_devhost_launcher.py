@@ -195,6 +195,20 @@ def test_verbose_brings_the_invocation_lines_back() -> None:
         assert app.stop() == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/API/Send_Sms", 201), ("/api/%C5%BFend_sms", 404), ("/api/ma%E2%84%AAe_call", 404)],
+    ids=["ascii-case", "long-s", "kelvin-sign"],
+)
+def test_function_names_match_without_case_in_ascii_only(
+    sandboxed: LiveApp, path: str, expected: int,
+) -> None:
+    """As on Azure: /API/Send_Sms reaches send_sms; U+017F (long s) is no s, U+212A no K."""
+    status, _, _ = http("POST", f"{sandboxed.base_url}{path}", data=json.dumps(SMS).encode(),
+                        headers={"Content-Type": "application/json"})
+    assert status == expected
+
+
 # --- 17: settings ---------------------------------------------------------------------------
 
 
