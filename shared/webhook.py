@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from shared.origin import app_origin
 from shared.problems import bad_signature, webhook_refused
@@ -35,12 +35,13 @@ from shared.request_body import FORM, capped_body, form_fields, media_type
 from shared.settings import Settings
 
 TWILIO_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(\[[0-9]{1,3}\])?")  # ASCII only
+_NO_FORM: MultiDict[str, str] = ImmutableMultiDict()
 
 
 def read_webhook(req: func.HttpRequest, settings: Settings) -> dict[str, str]:
     """Twilio's parameters (query, then form), once the request is proven Twilio's for us."""
     body = capped_body(req)
-    form = form_fields(req) if req.method == "POST" and media_type(req) == FORM else MultiDict()
+    form = form_fields(req) if req.method == "POST" and media_type(req) == FORM else _NO_FORM
     verify_signature(req, settings, body, form)
     if not all(TWILIO_FIELD_NAME.fullmatch(name) for name in form):
         raise webhook_refused("a form field's name is not one Twilio sends",
@@ -72,7 +73,7 @@ def verify_signature(req: func.HttpRequest, settings: Settings, body: bytes,
         actual = hashlib.sha256(body).hexdigest().encode()
         if len(hashes) != 1 or not compare_digest(actual, hashes[0].lower().encode()):
             raise bad_signature()
-        params = MultiDict()
+        params = _NO_FORM
     validator = RequestValidator(settings.auth_token)
     # Fast path: the URL as received, one HMAC. validate() then also tries the
     # URL with and without its default port (two HMACs), as Twilio's signing of
