@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=7072` when 7071 is taken.
 PORT ?= 7071
 
-.PHONY: run test lint load bench venv clean contract browser infra-tools check-infra
+.PHONY: run test lint load bench venv clean contract browser infra-tools check-infra azurite
 
 venv: $(STAMP)
 
@@ -20,10 +20,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Azurite (the Table Storage emulator, npm) keeps delivery status; without node,
+# make run still serves, with delivery status off.
 run: $(STAMP)
+	sh devhost/azurite/install.sh --optional
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP) contract browser infra-tools
+test: $(STAMP) contract browser infra-tools azurite
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -46,6 +49,10 @@ check-infra: $(STAMP) $(INFRA_STAMP)
 	$(PY) -m pytest tests/test_infra_bicep.py tests/test_infra_settings.py tests/test_azd.py \
 		tests/test_workflows.py tests/test_deploy_package.py
 
+# Azurite, pinned in devhost/azurite/: a no-op once installed; fails without node.
+azurite:
+	sh devhost/azurite/install.sh
+
 # Twilio's published OpenAPI description and the Prism mock it generates, for
 # the contract test: a no-op once installed; without node the test skips.
 contract:
@@ -62,7 +69,7 @@ load: $(STAMP)
 
 # Performance beside baselines measured in the same run; `make bench WRITE=1` also
 # rewrites docs/performance.md with the figures.
-bench: $(STAMP)
+bench: $(STAMP) azurite
 	$(PY) -m bench $(if $(WRITE),--write)
 
 lint: $(STAMP)

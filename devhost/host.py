@@ -78,6 +78,7 @@ class FunctionHost:
         max_body: int = MAX_BODY_BYTES,
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
+        easy_auth: bool = False,
     ) -> None:
         self.app_dir = app_dir.resolve()
         self.enforce_keys = enforce_keys
@@ -86,6 +87,7 @@ class FunctionHost:
         self.max_body = max_body
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
+        self.easy_auth = easy_auth
         self.settings_file = (settings_file or self.app_dir / "local.settings.json").resolve()
         self.functions: dict[str, HostedFunction] = {}
         self.load_errors: dict[str, str] = {}
@@ -190,6 +192,7 @@ class FunctionHost:
             hosts=HostPolicy.for_binding(host, [*self.allowed_hosts, _name(public_host)]),
             max_body=self.max_body,
             body_timeout=self.body_timeout,
+            emulate_easy_auth=self.easy_auth,
         )
         low_level = DevServer(
             server.handle,

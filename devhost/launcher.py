@@ -13,6 +13,11 @@ the host and the sandbox together.
 Every URL it prints names the host ``localhost`` (the signed twiml URL too:
 the host name is part of what Twilio signs), and a setting the app cannot
 parse is reported here, at start, rather than by the first request.
+
+Delivery status needs Table Storage: unless a storage connection is
+configured, Azurite (the emulator) starts too, keeping its data in
+``.azurite/`` so a restart keeps the history. ``--auth`` emulates App Service
+Authentication (``devhost.easy_auth``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from devhost import azurite, easy_auth
 from devhost.auth import KEY_HEADER, KEY_SETTING
 from devhost.host import READY_PREFIX, FunctionHost
 from devhost.logs import configure_logging
@@ -48,6 +54,11 @@ DESCRIPTION = (
 SHOWN_HOST = "localhost"
 
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+# Any of these configures the store (shared.settings declares them).
+STORAGE_SETTINGS = tuple(f"{prefix}{suffix}" for prefix in ("STATE_STORAGE", "AzureWebJobsStorage")
+                         for suffix in ("", "__tableServiceUri"))
+AZURITE_DATA = ".azurite"
+DEV_USER = "alice"
 # Settings that could send a sandbox run to Twilio or another host.
 CLEARED_IN_SANDBOX = ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
                       "TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
@@ -91,11 +102,40 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
     return SandboxRun(sandbox, settings, generated)
 
 
+def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite | None:
+    """Azurite for delivery status, unless a storage connection other than it is configured.
+
+    Nothing configured: on a free port, data in ``.azurite/``, and ``STATE_STORAGE``
+    pointed at it. ``UseDevelopmentStorage=true``: on its well-known port, unless
+    something (the developer's own Azurite) already listens there.
+    """
+    given = {name: configured(name, file_values) for name in STORAGE_SETTINGS}
+    development = any(v.lower() == "usedevelopmentstorage=true" for v in given.values())
+    if any(given.values()) and not development:
+        return None
+    if development and azurite.port_in_use(azurite.DEFAULT_PORT):
+        return None
+    if not azurite.is_installed():
+        print(f"Azurite is not installed ({azurite.INSTALL} needs node and npm): delivery "
+              "status is OFF (no status callbacks, status answers 500)", file=sys.stderr)
+        return None
+    port = azurite.DEFAULT_PORT if development else 0
+    store = azurite.Azurite.start(location=app_dir / AZURITE_DATA, port=port,
+                                  log=app_dir / AZURITE_DATA / "azurite.log")
+    if not development:
+        os.environ["STATE_STORAGE"] = store.connection_string
+    return store
+
+
 def try_it(
-    urls: dict[str, str], auth_token: str, sandbox: TwilioSandbox | None, key: str | None = None
+    urls: dict[str, str], auth_token: str, sandbox: TwilioSandbox | None, key: str | None = None,
+    signed_in: bool = False,
 ) -> list[str]:
-    """Ready-to-paste commands for each function (twiml's signed, the others keyed if need be)."""
+    """Ready-to-paste commands for each function (twiml's signed, the others keyed if need be,
+    with a signed-in user when authentication is emulated)."""
     keyed = f" -H {shlex.quote(f'{KEY_HEADER}: {key}')}" if key else ""
+    if signed_in:
+        keyed += f" -H {shlex.quote(f'Authorization: {easy_auth.bearer(DEV_USER)}')}"
     json_post = "curl -X POST {url} -H 'Content-Type: application/json'" + keyed + " -d {body}"
     sms = json.dumps({"to": "+14155552671", "body": "Hello from Azure Functions"})
     call = json.dumps({"to": "+14155552671", "message": "Hello from Azure Functions"})
@@ -104,6 +144,10 @@ def try_it(
         json_post.format(url=urls["make_call"], body=shlex.quote(call)),
         signed_curl(f"{urls['twiml']}?message=Hello%20from%20Azure%20Functions", auth_token),
     ]
+    if "status" in urls:
+        status_url = urls["status"].replace("{sid}", "<sid>")
+        lines.append(f"curl '{status_url}'{keyed}   # <sid>: what send_sms or make_call "
+                     "answered")
     if sandbox is not None:
         lines.append(f"curl {shown(sandbox.base_url)}/_sandbox/state   # what the sandbox received")
     return lines
@@ -142,13 +186,25 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
     use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
+    try:
+        store = start_store(file_values, args.app_dir)
+    except azurite.AzuriteError as error:
+        print(f"Cannot start: {error}", file=sys.stderr)
+        return 1
+    # Settings this run set itself, and storage entries the file leaves blank (it
+    # configures nothing there): the environment winning over them is no news.
+    ours = [name for name in STORAGE_SETTINGS if not file_values.get(name, "").strip()]
+    if args.auth:
+        os.environ["WEBSITE_AUTH_ENABLED"] = "True"  # as Azure sets it when authentication is on
+        ours.append("WEBSITE_AUTH_ENABLED")
     run = await start_sandbox(file_values, args.sandbox_history) if use_sandbox else None
     key = function_key(args.enforce_keys, file_values)
     host = FunctionHost(
         args.app_dir,
         enforce_keys=args.enforce_keys,
         allowed_hosts=args.allow_host,
-        quiet_settings=frozenset(run.settings if run else ()),
+        quiet_settings=frozenset([*(run.settings if run else ()), *ours]),
+        easy_auth=args.auth,
     )
     try:
         try:
@@ -160,7 +216,7 @@ async def serve(args: argparse.Namespace) -> int:
         if run is not None:  # the console sends inbound traffic and app requests here
             run.sandbox.app.functions = urls
             run.sandbox.app.key = key
-        _banner(host, shown(base_url), run, key)
+        _banner(host, shown(base_url), run, key, args.auth)
         print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()
     finally:
@@ -168,6 +224,8 @@ async def serve(args: argparse.Namespace) -> int:
         await close_app_clients()
         if run is not None:
             await run.sandbox.stop()
+        if store is not None:
+            store.stop()
     return 0
 
 
@@ -193,17 +251,25 @@ async def close_app_clients() -> None:
     client_module = sys.modules.get("shared.twilio_client")
     if client_module is not None:
         await client_module.close_clients()
+    store_module = sys.modules.get("shared.store")
+    if store_module is not None:
+        await store_module.close_stores()
 
 
-def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str | None) -> None:
+def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str | None,
+            signed_in: bool = False) -> None:
     print("\nFunctions:")
     for function in host.functions.values():
         print(f"    {describe(function, base_url)}")
     print("\nTry them:")
     urls = function_urls(host, base_url)
     auth_token = os.environ["TWILIO_AUTH_TOKEN"]
-    for line in try_it(urls, auth_token, run.sandbox if run else None, key):
+    for line in try_it(urls, auth_token, run.sandbox if run else None, key, signed_in):
         print(f"    {line}")
+    if signed_in:
+        print(f"\nApp Service Authentication emulated: 'Authorization: "
+              f"{easy_auth.bearer('<user>')}' signs <user> in; client X-MS-CLIENT-PRINCIPAL* "
+              "headers are dropped.")
     sign = ".venv/bin/python -m devhost.sign URL [-d Name=value ...]"
     if run is not None and run.token_generated:  # random for this run: not a secret
         print(f"\nSandbox auth token (this run only): {auth_token}\nSign any twiml URL: "
@@ -250,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sandbox-history", type=int, default=DEFAULT_HISTORY, metavar="N",
                         help="messages, calls and webhooks the sandbox keeps, each "
                         f"(default {DEFAULT_HISTORY})")
+    parser.add_argument("--auth", action="store_true",
+                        help="emulate App Service Authentication: 'Authorization: Bearer "
+                        "dev:<user>' signs <user> in, client X-MS-CLIENT-PRINCIPAL* headers "
+                        "are dropped, and WEBSITE_AUTH_ENABLED=True")
     args = parser.parse_args(argv)
     if args.sandbox_history < 1:
         parser.error("--sandbox-history must be at least 1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 
 class Started:
@@ -52,3 +52,14 @@ def start_and_wait(command: Sequence[str], *, env: dict[str, str], cwd: str,
     threading.Thread(target=read, name="ready lines", daemon=True).start()
     ready.wait(timeout)
     return started
+
+
+def end(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

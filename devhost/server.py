@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devhost import auth, http_mapping
+from devhost import auth, easy_auth, http_mapping
 from devhost.app_index import FunctionSpec
 from devhost.logs import function_scope
 from devhost.problem import Refusal, problem_response
@@ -74,7 +74,9 @@ class FunctionServer:
         hosts: HostPolicy | None = None,
         max_body: int = MAX_BODY_BYTES,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
+        emulate_easy_auth: bool = False,
     ) -> None:
+        self._emulate_easy_auth = emulate_easy_auth
         self._driver = driver
         self._functions = functions
         self._routes = routes
@@ -115,6 +117,11 @@ class FunctionServer:
             function.auth_level, auth.presented_key(request), self._key
         ):
             return web.Response(status=401)
+        if self._emulate_easy_auth:
+            fronted = easy_auth.front(request)
+            if isinstance(fronted, web.Response):
+                return fronted
+            request = fronted
         return await self._invoke(
             function, function.spec, function.function_id, request, found.params
         )

@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from shared.calls import place_call, read_call
+from shared.deliveries import remember_sent, status_callback_url
+from shared.identity import read_caller
 from shared.request_body import read_payload, require_method
 from shared.responses import answers_problems, created
 from shared.settings import app_settings
@@ -14,5 +16,8 @@ FUNCTION = "make_call"
 async def main(req: func.HttpRequest) -> func.HttpResponse:
     require_method(req, ("POST",))
     settings = app_settings()
-    call = read_call(read_payload(req), settings, req.url)
-    return created(FUNCTION, await place_call(call, settings))
+    caller = read_caller(req, settings)
+    call = read_call(read_payload(req), settings, req.url, status_callback_url(req.url, settings))
+    placed = await place_call(call, settings)
+    await remember_sent(settings, caller, "call", placed)
+    return created(FUNCTION, placed)

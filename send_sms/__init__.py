@@ -2,6 +2,8 @@
 
 import azure.functions as func
 
+from shared.deliveries import remember_sent, status_callback_url
+from shared.identity import read_caller
 from shared.messages import read_sms, send_message
 from shared.request_body import read_payload, require_method
 from shared.responses import answers_problems, created
@@ -14,5 +16,8 @@ FUNCTION = "send_sms"
 async def main(req: func.HttpRequest) -> func.HttpResponse:
     require_method(req, ("POST",))
     settings = app_settings()
-    sms = read_sms(read_payload(req), settings)
-    return created(FUNCTION, await send_message(sms, settings))
+    caller = read_caller(req, settings)
+    sms = read_sms(read_payload(req), settings, status_callback_url(req.url, settings))
+    sent = await send_message(sms, settings)
+    await remember_sent(settings, caller, "sms", sent)
+    return created(FUNCTION, sent)

@@ -26,6 +26,7 @@ def log_outcome(
     field: str | None = None,
     twilio_code: int | None = None,
     cause: str | None = None,
+    outcome: str | None = None,
 ) -> None:
     """Log the request's outcome: INFO for success, WARNING for 4xx, ERROR for 5xx.
 
@@ -37,6 +38,8 @@ def log_outcome(
     parts = [f"function={function}", f"status={status}"]
     if sid:
         parts.append(f"sid={sid}")
+    if outcome:
+        parts.append(f"outcome={outcome}")
     if to:
         parts.append(f"to={mask(to)}")
     if problem:

@@ -27,9 +27,11 @@ class SmsRequest:
     media_urls: list[str] = field(default_factory=list)
     from_: str | None = None
     messaging_service_sid: str | None = None
+    status_callback: str | None = None
 
 
-def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
+def read_sms(payload: Payload, settings: Settings,
+             status_callback: str | None = None) -> SmsRequest:
     """Validate a client's message; pick the sender: an allowed ``from``, the service,
     the number."""
     payload.reject_unknown(FIELDS)
@@ -43,8 +45,10 @@ def read_sms(payload: Payload, settings: Settings) -> SmsRequest:
     service = settings.messaging_service_sid
     from_ = sender(payload, settings, default=None if service else settings.from_number)
     if from_ is None and service:
-        return SmsRequest(to, body, media, messaging_service_sid=service)
-    return SmsRequest(to, body, media, from_=from_ or default_sender(settings))
+        return SmsRequest(to, body, media, messaging_service_sid=service,
+                          status_callback=status_callback)
+    return SmsRequest(to, body, media, from_=from_ or default_sender(settings),
+                      status_callback=status_callback)
 
 
 async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
@@ -57,6 +61,7 @@ async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
             media_url=sms.media_urls or values.unset,
             from_=sms.from_ or values.unset,
             messaging_service_sid=sms.messaging_service_sid or values.unset,
+            status_callback=sms.status_callback or values.unset,
         )
     )
     date_created = created.date_created

@@ -139,3 +139,22 @@ def webhook_refused(detail: str, *, cause: str, field: str | None = None) -> Pro
 
 def internal_error() -> Problem:
     return Problem(500, "internal-error", "the request failed unexpectedly; it has been logged")
+
+
+def sign_in_required() -> Problem:
+    return Problem(
+        401, "sign-in-required", "this app requires a signed-in user (App Service "
+        "Authentication); sign in and send the session token",
+        title="Sign-in required", headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, "not-found", detail)
+
+
+def store_unavailable(retry_after: int) -> Problem:
+    return Problem(
+        503, "store-unavailable", "the delivery status store cannot be reached; retry later",
+        title="Store unavailable", headers={"Retry-After": str(retry_after)},
+    )

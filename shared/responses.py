@@ -71,6 +71,19 @@ def created(function: str, resource: dict[str, Any]) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(resource), status_code=201, mimetype="application/json")
 
 
+def found(function: str, resource: dict[str, Any]) -> func.HttpResponse:
+    """200 with a stored resource: private to its owner, so never cached on the way."""
+    log_outcome(function, 200, sid=resource.get("sid"))
+    return func.HttpResponse(json.dumps(resource), status_code=200, mimetype="application/json",
+                             headers={"Cache-Control": "no-store"})
+
+
+def acknowledged(function: str, sid: str, outcome: str) -> func.HttpResponse:
+    """204 to a webhook whose report was taken (or deliberately not kept)."""
+    log_outcome(function, 204, sid=sid, outcome=outcome)
+    return func.HttpResponse(status_code=204)
+
+
 def twiml(function: str, document: str) -> func.HttpResponse:
     log_outcome(function, 200)
     return func.HttpResponse(document, status_code=200, mimetype="text/xml", charset="utf-8")

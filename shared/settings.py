@@ -94,6 +94,41 @@ def _hostname(raw: str) -> str:
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _connection_string(raw: str) -> str:
+    """An Azure Storage connection string (or ``UseDevelopmentStorage=true``), unparsed.
+
+    Only its shape is checked here; the message never repeats it (it holds the key).
+    """
+    if raw.lower() == "usedevelopmentstorage=true":
+        return raw
+    keys = {part.split("=", 1)[0].strip().lower() for part in raw.split(";") if "=" in part}
+    if not keys & {"tableendpoint", "accountname"}:
+        raise ValueError("must be a storage connection string with AccountName or "
+                         "TableEndpoint (or UseDevelopmentStorage=true)")
+    return raw
+
+
+def _service_uri(raw: str) -> str:
+    uri = _api_origin(raw)
+    if urlsplit(uri).path not in ("", "/"):
+        raise ValueError("must be the table service's origin, like "
+                         "https://<account>.table.core.windows.net")
+    return uri
+
+
+def _client_id(raw: str) -> str:
+    if not _GUID.fullmatch(raw):
+        raise ValueError("must be the managed identity's client ID (a GUID)")
+    return raw
+
+
+def _credential(raw: str) -> str:
+    if raw.lower() != "managedidentity":
+        raise ValueError("must be managedidentity (or unset)")
+    return raw.lower()
 
 
 def _countries(raw: str) -> frozenset[str] | None:
@@ -136,6 +171,36 @@ class Declaration:
     default: str | None = None
     # What local.settings.json.example suggests, where the safe choice is not the default.
     example: str | None = None
+
+
+def _connection_declarations(prefix: str, field: str, meaning: str) -> tuple[Declaration, ...]:
+    """A storage connection's settings, named as Azure Functions names them.
+
+    Either ``<prefix>`` (a connection string) or the identity-based
+    ``<prefix>__tableServiceUri`` with ``__credential``/``__clientId``.
+    """
+    return (
+        Declaration(prefix, field, meaning, _connection_string),
+        Declaration(
+            f"{prefix}__tableServiceUri", f"{field}_table_uri",
+            f"Identity-based `{prefix}`: the table service URI "
+            "(`https://<account>.table.core.windows.net`), reached with the app's managed "
+            "identity (`azure-identity`) instead of a key.",
+            _service_uri,
+        ),
+        Declaration(
+            f"{prefix}__credential", f"{field}_credential",
+            f"With `{prefix}__tableServiceUri`: `managedidentity`. Unset: any credential "
+            "`DefaultAzureCredential` finds (a developer's `az login`).",
+            _credential,
+        ),
+        Declaration(
+            f"{prefix}__clientId", f"{field}_client_id",
+            f"With `{prefix}__tableServiceUri`: client ID of the user-assigned managed "
+            "identity to use.",
+            _client_id,
+        ),
+    )
 
 
 DECLARATIONS: tuple[Declaration, ...] = (
@@ -225,7 +290,44 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "Reply sent to incoming SMS that reach `twiml`. Unset: no reply.",
         _text,
     ),
+    *_connection_declarations(
+        "STATE_STORAGE", "state_storage",
+        "Storage the app keeps delivery status in (Table Storage), by Azure Functions' "
+        "connection conventions: a connection string (`UseDevelopmentStorage=true` for the "
+        "local emulator). Unset: `AzureWebJobsStorage`.",
+    ),
+    *_connection_declarations(
+        "AzureWebJobsStorage", "webjobs_storage",
+        "The function app's own storage (set by Azure), used for delivery status when no "
+        "`STATE_STORAGE*` setting is given. Neither set: delivery status is off.",
+    ),
+    Declaration(
+        "WEBSITE_AUTH_ENABLED", "website_auth_enabled",
+        "Set by Azure to `True` when App Service Authentication is on: only then are its "
+        "`X-MS-CLIENT-PRINCIPAL*` headers trusted as the caller's identity. Leave unset locally "
+        "(`python -m devhost --auth` emulates it).",
+        _flag,
+    ),
+    Declaration(
+        "REQUIRE_SIGNED_IN_USER", "require_signed_in_user",
+        "Answer 401 to `make_call`, `send_sms` and `status` without a signed-in user "
+        "(App Service Authentication).",
+        _flag, default="false",
+    ),
 )
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """One storage connection, by Azure Functions' conventions: a connection string, or a
+    table service URI reached with a managed identity (``client_id`` for a user-assigned one).
+    ``setting`` names it in errors."""
+
+    setting: str
+    connection_string: str | None
+    table_service_uri: str | None
+    credential: str | None = None
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +349,33 @@ class Settings:
     api_base_url: str
     timeout_seconds: float
     sms_reply_message: str | None
+    state_storage: str | None
+    state_storage_table_uri: str | None
+    state_storage_credential: str | None
+    state_storage_client_id: str | None
+    webjobs_storage: str | None
+    webjobs_storage_table_uri: str | None
+    webjobs_storage_credential: str | None
+    webjobs_storage_client_id: str | None
+    website_auth_enabled: bool | None
+    require_signed_in_user: bool
+
+    @property
+    def easy_auth(self) -> bool:
+        """Whether App Service Authentication fronts the app (and strips forged headers)."""
+        return bool(self.website_auth_enabled)
+
+    @property
+    def state_connection(self) -> StorageConnection | None:
+        """Where delivery status is kept: ``STATE_STORAGE*``, else ``AzureWebJobsStorage*``."""
+        for name, field in (("STATE_STORAGE", "state_storage"),
+                            ("AzureWebJobsStorage", "webjobs_storage")):
+            connection = StorageConnection(
+                name, getattr(self, field), getattr(self, f"{field}_table_uri"),
+                getattr(self, f"{field}_credential"), getattr(self, f"{field}_client_id"))
+            if connection.connection_string or connection.table_service_uri:
+                return connection
+        return None
 
     @property
     def public_origin(self) -> str | None:

@@ -10,7 +10,6 @@ otherwise ignores.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextvars import ContextVar
 from typing import Any
@@ -30,6 +29,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from shared.per_loop import PerLoop
 from shared.settings import Settings
 from shared.twilio_errors import NotSent
 
@@ -104,18 +104,6 @@ class RoutedHttpClient(AsyncTwilioHttpClient):
         return response
 
 
-def client_for(settings: Settings) -> Client:
-    """The running loop's client: made once, as settings are fixed for the process."""
-    loop = asyncio.get_running_loop()
-    cached = _clients.get(loop)
-    if cached is None or cached[0] != settings:
-        if cached is not None:  # settings reloaded (tests): the old session must not leak
-            _close_later(cached[1])
-        cached = (settings, _new_client(settings))
-        _clients[loop] = cached
-    return cached[1]
-
-
 def _new_client(settings: Settings) -> Client:
     return Client(
         username=settings.api_key_sid or settings.account_sid,
@@ -125,18 +113,11 @@ def _new_client(settings: Settings) -> Client:
     )
 
 
-def _close_later(client: Client) -> None:
-    task = asyncio.ensure_future(client.http_client.close())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
+async def _close(client: Client) -> None:
+    await client.http_client.close()
 
 
-_clients: dict[asyncio.AbstractEventLoop, tuple[Settings, Client]] = {}
-_closing: set[asyncio.Future[None]] = set()
-
-
-async def close_clients() -> None:
-    """Close this loop's client (host shutdown, tests): its session owns sockets."""
-    cached = _clients.pop(asyncio.get_running_loop(), None)
-    if cached is not None:
-        await cached[1].http_client.close()
+# One per event loop, made once: settings are fixed for the process.
+_clients: PerLoop[Settings, Client] = PerLoop(_new_client, _close)
+client_for = _clients.get
+close_clients = _clients.close

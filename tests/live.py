@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from storage import storage_env
+
 from devhost.host import READY_PREFIX
 from devhost.ready import start_and_wait
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
@@ -42,11 +44,15 @@ def copy_app(target: Path) -> Path:
 
 
 class LiveApp:
-    """One running launcher: host on a free port, with the Twilio sandbox."""
+    """One running launcher: host on a free port, with the Twilio sandbox.
+
+    Its store is the session's Azurite unless ``env`` names another.
+    """
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("--sandbox",),
                  module: str = "devhost", app_dir: Path = ROOT) -> None:
         self._log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        env = {**storage_env(), **env}
         started = start_and_wait(
             [sys.executable, "-m", module, "--app-dir", str(app_dir), "--port", "0", *args],
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=str(ROOT),

@@ -39,6 +39,8 @@ from urllib.parse import parse_qsl
 import pytest
 from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, APP_URL, created, invoke, request
 
+from devhost.ready import end
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "tests" / "contract"
 CACHE = ROOT / ".cache" / "contract"
@@ -216,13 +218,7 @@ class Prism:
             return Exchange.parse(list(self.lines[mark:]))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        end(self.process)
         self._reader.join(timeout=10)
 
 

@@ -51,6 +51,14 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("TWILIO_API_BASE_URL", "http://twilio.s3cr3t.example"),
         ("TWILIO_TIMEOUT_SECONDS", "250"),
         ("WEBSITE_HOSTNAME", "https://s3cr3t/"),
+        ("STATE_STORAGE", "s3cr3t"),
+        ("STATE_STORAGE", "DefaultEndpointsProtocol=https;AccountKey=s3cr3t"),
+        ("STATE_STORAGE__tableServiceUri", "ftp://s3cr3t.table.core.windows.net"),
+        ("STATE_STORAGE__tableServiceUri", "https://s3cr3t.table.core.windows.net/deliveries"),
+        ("AzureWebJobsStorage__clientId", "s3cr3t"),
+        ("AzureWebJobsStorage__credential", "s3cr3t"),
+        ("REQUIRE_SIGNED_IN_USER", "s3cr3t"),
+        ("WEBSITE_AUTH_ENABLED", "s3cr3t"),
     ],
 )
 def test_malformed_settings_are_named_without_their_value(name, value):
@@ -76,8 +84,13 @@ def test_defaults_apply():
         allowed_from_numbers=None, public_base_url=None, azure_hostname=None,
         allowed_countries=None, allow_premium_numbers=False,
         validate_signature=True, api_base_url="https://api.twilio.com", timeout_seconds=10.0,
-        sms_reply_message=None,
+        sms_reply_message=None, state_storage=None, state_storage_table_uri=None,
+        state_storage_credential=None, state_storage_client_id=None, webjobs_storage=None,
+        webjobs_storage_table_uri=None, webjobs_storage_credential=None,
+        webjobs_storage_client_id=None, website_auth_enabled=None,
+        require_signed_in_user=False,
     )
+    assert settings.state_connection is None and not settings.easy_auth
 
 
 def test_declarations_cover_every_settings_field():
@@ -98,7 +111,7 @@ def _expected_row(declaration) -> str:
 def test_readme_settings_table_matches_the_declarations():
     readme = (ROOT / "README.md").read_text()
     rows = [line for line in readme.splitlines()
-            if re.match(r"\| `[A-Z_]+` \| (required|optional|default)", line)]
+            if re.match(r"\| `[A-Z][A-Za-z_]+` \| (required|optional|default)", line)]
     expected = [_expected_row(d) for d in DECLARATIONS]
     assert rows == expected, "README settings table should be:\n" + "\n".join(expected)
 
@@ -158,3 +171,25 @@ def invoke_cached(function: str, body: dict[str, str]):
         finally:
             await close_clients()
     return asyncio.run(run())
+
+
+def test_state_storage_wins_over_the_apps_own_storage():
+    both = {**VALID, "STATE_STORAGE": "UseDevelopmentStorage=true",
+            "AzureWebJobsStorage": "AccountName=app;AccountKey=a2V5"}
+    assert load_settings(both).state_connection.setting == "STATE_STORAGE"
+    app_only = {**VALID, "AzureWebJobsStorage": "AccountName=app;AccountKey=a2V5"}
+    connection = load_settings(app_only).state_connection
+    assert (connection.setting, connection.connection_string) == (
+        "AzureWebJobsStorage", "AccountName=app;AccountKey=a2V5")
+
+
+def test_identity_based_storage_by_azure_functions_conventions():
+    client_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    env = {**VALID, "STATE_STORAGE__tableServiceUri": "https://acct.table.core.windows.net/",
+           "STATE_STORAGE__credential": "ManagedIdentity", "STATE_STORAGE__clientId": client_id,
+           "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    connection = load_settings(env).state_connection
+    assert connection.setting == "STATE_STORAGE"
+    assert connection.connection_string is None
+    assert connection.table_service_uri == "https://acct.table.core.windows.net"
+    assert (connection.credential, connection.client_id) == ("managedidentity", client_id)

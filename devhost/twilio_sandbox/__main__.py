@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the app's origin (http://localhost:7071): the console sends inbound SMS and "
         "calls to URL/api/twiml and drives URL/api/send_sms and make_call",
     )
+    parser.add_argument(
+        "--no-status-callbacks",
+        dest="status_callbacks",
+        action="store_false",
+        help="send no status callbacks",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     if (args.api_key is None) != (args.api_secret is None):
@@ -78,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
         latency=args.latency,
         fetch_twiml=args.fetch_twiml,
         history=args.history,
+        status_callbacks=args.status_callbacks,
     )
     if args.app_url:
         origin = args.app_url.rstrip("/")

@@ -168,7 +168,9 @@ class Routes:
 
     @staticmethod
     async def push_status(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:
-        return simulate.push_status(sandbox, request.match_info["sid"], data)
+        pushed = simulate.push_status(sandbox, request.match_info["sid"], data)
+        sandbox.report_pushed(pushed)  # the app hears of it as from Twilio
+        return pushed
 
     @staticmethod
     async def resend(sandbox: TwilioSandbox, request: web.Request, _data: Any) -> Any:

@@ -128,3 +128,46 @@ def check(resource: Resource, sender: str | None, to: str, via: str | None = Non
         if row is not None and row.code is not None:
             text = row.message.format(number=number, sender=sender or via or "")
             raise TwilioApiError(400, row.code, text)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """How a message or call the sandbox accepted ends, for one ``To`` number.
+
+    Twilio's test credentials send no status callbacks, so these numbers are the
+    sandbox's own (+1 500 555 30xx for messages: the last digits recall the error
+    code; +1 500 555 20xx for calls). Every other number ends ``delivered`` or
+    ``completed``.
+    """
+
+    resource: Resource
+    number: str
+    status: str
+    code: int | None
+    meaning: str
+
+
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = (
+    DeliveryOutcome("message", "+15005553003", "undelivered", 30003,
+                    "Unreachable destination handset: the phone is off or out of coverage."),
+    DeliveryOutcome("message", "+15005553005", "undelivered", 30005,
+                    "Unknown destination handset: the number does not exist (any more)."),
+    DeliveryOutcome("message", "+15005553006", "undelivered", 30006,
+                    "Landline or unreachable carrier: the number cannot receive SMS."),
+    DeliveryOutcome("message", "+15005553007", "undelivered", 30007,
+                    "Message filtered by the carrier (spam or content rules)."),
+    DeliveryOutcome("message", "+15005553034", "failed", 30034,
+                    "Failed before leaving Twilio: the sender is not registered for US A2P "
+                    "10DLC."),
+    DeliveryOutcome("call", "+15005552001", "busy", None, "The callee's line is busy."),
+    DeliveryOutcome("call", "+15005552002", "no-answer", None,
+                    "The phone rings until Twilio gives up."),
+    DeliveryOutcome("call", "+15005552003", "failed", None,
+                    "The call cannot be connected (carrier failure)."),
+)  # fmt: skip
+
+
+def delivery_outcome(resource: Resource, to: str) -> DeliveryOutcome | None:
+    """The failing end of a message or call to ``to``; None when it succeeds."""
+    return next((row for row in DELIVERY_OUTCOMES
+                 if row.resource == resource and row.number == to), None)

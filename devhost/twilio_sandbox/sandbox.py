@@ -8,6 +8,7 @@ the last ``history`` messages, calls and webhooks, so a long run stays bounded.
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
@@ -21,10 +22,20 @@ from shared.logs import mask
 from . import callbacks
 from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
-from .magic import VALID_FROM
+from .magic import VALID_FROM, delivery_outcome
 from .resources import Resource
 from .server import build_app
 from .simulate import AppLink
+from .status_callbacks import (
+    CallbackFault,
+    Delivery,
+    Timing,
+    call_lifecycle,
+    call_report,
+    callback_url,
+    message_lifecycle,
+    message_report,
+)
 from .webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
@@ -41,7 +52,8 @@ class TwilioSandbox:
     accounts: account SID -> auth token. api_keys: key SID -> (secret, account SID).
     latency: seconds added before every REST answer. fetch_twiml: after creating a
     call, fetch and "play" its TwiML like Twilio does. history: how many messages,
-    calls and webhooks to keep (each); older ones are forgotten.
+    calls and webhooks to keep (each); older ones are forgotten. status_callbacks:
+    report each step of a message or call to its StatusCallback, at ``timing``.
     """
 
     def __init__(
@@ -52,6 +64,8 @@ class TwilioSandbox:
         latency: float = 0.0,
         fetch_twiml: bool = True,
         history: int = DEFAULT_HISTORY,
+        status_callbacks: bool = True,
+        timing: Timing | None = None,
     ) -> None:
         if not accounts:
             raise ValueError("the sandbox needs at least one account")
@@ -74,6 +88,12 @@ class TwilioSandbox:
         self.api_keys: dict[str, tuple[str, str]] = api_keys
         self._latency = float(latency)
         self.fetch_twiml = fetch_twiml
+        self.status_callbacks = status_callbacks
+        self.timing = timing or Timing()
+        #: Every status callback request sent, with what the app answered (bounded).
+        self.callbacks_sent: list[dict[str, Any]] = []
+        self.callback_faults: list[CallbackFault] = []
+        self._sequences: dict[str, Iterator[int]] = {}
         self.calls: list[Resource] = []
         self.messages: list[Resource] = []
         self.connections_accepted = 0
@@ -179,6 +199,7 @@ class TwilioSandbox:
         return {
             "faults": [fault.to_json() for fault in self.faults],
             "faults_applied": dict(self.faults_applied),
+            "callback_faults": [fault.to_json() for fault in self.callback_faults],
             "latency": self.latency,
         }
 
@@ -203,6 +224,26 @@ class TwilioSandbox:
         self.injector.clear()
         self.controls_changed()
 
+    def add_callback_fault(self, fault: CallbackFault) -> None:
+        self.callback_faults.append(fault)
+        self.controls_changed()
+
+    def clear_callback_faults(self) -> None:
+        self.callback_faults.clear()
+        self.controls_changed()
+
+    def _callback_faults_for(self, resource: str) -> list[CallbackFault]:
+        """The callback faults that hit this resource, counting them down."""
+        picked = [f for f in self.callback_faults if f.resource in (None, resource)]
+        for fault in picked:
+            if fault.count is not None:
+                fault.count -= 1
+                if fault.count == 0:
+                    self.callback_faults.remove(fault)
+        if picked:
+            self.controls_changed()
+        return picked
+
     def reset(self) -> None:
         """Forget resources, faults and counters (latency stays); cancel TwiML fetches."""
         for task in self._tasks:
@@ -212,6 +253,9 @@ class TwilioSandbox:
         self._dialed.clear()
         self.calls.clear()
         self.messages.clear()
+        self.callbacks_sent.clear()
+        self._sequences.clear()
+        self.callback_faults.clear()
         self.webhooks.clear()
         self.injector.clear()
         self.injector.reset_counts()
@@ -228,6 +272,8 @@ class TwilioSandbox:
             "requests": self.requests,
             "faults_applied": dict(self.faults_applied),
             "faults": [fault.to_json() for fault in self.faults],
+            "status_callbacks": list(self.callbacks_sent),
+            "callback_faults": [fault.to_json() for fault in self.callback_faults],
             "latency": self.latency,
         }
 
@@ -285,7 +331,53 @@ class TwilioSandbox:
             mask(message["to"]),
             message["body"],
         )
+        delivery = self._delivery(message, "message")
+        if delivery is not None:
+            outcome = delivery_outcome("message", message["to"])
+            failure = (outcome.status, outcome.code) if outcome else None
+            self._spawn(message_lifecycle(message, delivery, self.timing, failure),
+                        f"report {message['sid']}")
         return message
+
+    def _delivery(self, resource: Resource, kind: str) -> Delivery | None:
+        """How the resource's status callbacks go out; None if it asked for none."""
+        url = callback_url(resource) if self.status_callbacks else None
+        if url is None or self._session is None:
+            return None
+        return Delivery(self._session, url, self.accounts[resource["account_sid"]],
+                        resource["sid"], self._callback_faults_for(kind), self._sent_callback,
+                        lambda work: self._spawn(work, "late callback"))
+
+    def _sequence(self, sid: str) -> int:
+        """The next SequenceNumber of a call's status callbacks."""
+        return next(self._sequences.setdefault(sid, itertools.count()))
+
+    def report_pushed(self, resource: Resource) -> None:
+        """Report a status pushed by hand (the console) to the resource's StatusCallback."""
+        is_call = resource["sid"].startswith("CA")
+        delivery = self._delivery(resource, "call" if is_call else "message")
+        if delivery is None:
+            return
+        if is_call:
+            extra = ({"CallDuration": str(resource.get("duration") or 0)}
+                     if resource["status"] in ("completed", "busy", "no-answer", "failed",
+                                               "canceled") else {})
+            params = call_report(resource, resource["status"], self._sequence(resource["sid"]),
+                                 extra)
+        else:
+            params = message_report(resource, resource["status"], resource.get("error_code"))
+        self._spawn(delivery.report(params), f"pushed report {resource['sid']}")
+
+    def _sent_callback(self, entry: dict[str, Any]) -> None:
+        """Journal one status callback request (its answer is filled in as it comes)."""
+        self.callbacks_sent.append(entry)
+        if len(self.callbacks_sent) > 4 * self.history:  # about 4 reports per resource
+            del self.callbacks_sent[: len(self.callbacks_sent) - 4 * self.history]
+
+    def _spawn(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def record_call(self, call: Resource) -> Resource:
         """Store a created call and, like Twilio, start answering it in the background.
@@ -295,29 +387,42 @@ class TwilioSandbox:
         call = self._keep("call", self.calls, call)
         log.info("call %s queued: %s -> %s", call["sid"], mask(call["from"]), mask(call["to"]))
         request = call["request"]
-        if not self.fetch_twiml or self._session is None:
+        session = self._session
+        if session is None:
             return call
-        if not (request.get("Url") or request.get("Twiml")):
-            return call  # an ApplicationSid call: the sandbox knows no applications
+        playable = self.fetch_twiml and bool(request.get("Url") or request.get("Twiml"))
+        delivery = self._delivery(call, "call")
+        outcome = delivery_outcome("call", call["to"])
+        if not playable and delivery is None and outcome is None:
+            return call  # an ApplicationSid call, or no fetching: the call stays queued
         done = asyncio.Event()
         self._dialed[call["sid"]] = done
-        task = asyncio.create_task(
-            self._dial(call, self._session, done), name=f"dial {call['sid']}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        async def answer() -> bool:
+            if playable:
+                await self._dial(call, session)
+            return call["status"] != "failed"
+
+        async def run() -> None:
+            try:
+                if delivery is None and outcome is None:
+                    await answer()
+                else:
+                    failure = outcome.status if outcome else None
+                    await call_lifecycle(call, delivery, self.timing, failure, answer,
+                                         lambda: self._sequence(call["sid"]))
+            finally:
+                done.set()
+
+        self._spawn(run(), f"dial {call['sid']}")
         return call
 
-    async def _dial(
-        self, call: Resource, session: aiohttp.ClientSession, done: asyncio.Event
-    ) -> None:
+    async def _dial(self, call: Resource, session: aiohttp.ClientSession) -> None:
         try:
             await callbacks.dial(session, call, self.accounts[call["account_sid"]])
         except Exception as exc:
             log.exception("call %s: the sandbox failed answering it", call["sid"])
             call.update(status="failed", error=f"sandbox error: {exc!r}")
-        finally:
-            done.set()
 
     async def wait_for_twiml(self, call_sid: str, timeout: float = 5.0) -> Resource:  # noqa: ASYNC109
         """The call once its TwiML has been fetched and read (or has failed to be).

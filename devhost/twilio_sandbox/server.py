@@ -17,6 +17,7 @@ from . import console, resources, validation
 from .auth import authorize, basic_credentials
 from .errors import TwilioApiError, error_response
 from .faults import Fault
+from .status_callbacks import CallbackFault
 
 if TYPE_CHECKING:
     from .sandbox import TwilioSandbox
@@ -41,7 +42,8 @@ fetch their TwiML from the app and record what the callee would hear.
 
 REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
 Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
-         PUT /_sandbox/latency, POST /_sandbox/reset
+         POST|DELETE /_sandbox/callback_faults, PUT /_sandbox/latency,
+         POST /_sandbox/reset
 Console: /console/ (live view; its API is under /_sandbox/, see the README)
 """
 
@@ -61,6 +63,8 @@ def build_app(sandbox: "TwilioSandbox") -> web.Application:
     app.router.add_get("/_sandbox/state", get_state)
     app.router.add_post("/_sandbox/faults", add_fault)
     app.router.add_delete("/_sandbox/faults", clear_faults)
+    app.router.add_post("/_sandbox/callback_faults", add_callback_fault)
+    app.router.add_delete("/_sandbox/callback_faults", clear_callback_faults)
     app.router.add_put("/_sandbox/latency", set_latency)
     app.router.add_post("/_sandbox/reset", reset)
     console.add_routes(app, SANDBOX)
@@ -232,6 +236,21 @@ async def add_fault(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=400)
     request.app[SANDBOX].add_fault(fault)
     return web.json_response(fault.to_json(), status=201)
+
+
+async def add_callback_fault(request: web.Request) -> web.Response:
+    data = await _json(request)
+    try:
+        fault = CallbackFault.from_json(data)
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    request.app[SANDBOX].add_callback_fault(fault)
+    return web.json_response(fault.to_json(), status=201)
+
+
+async def clear_callback_faults(request: web.Request) -> web.Response:
+    request.app[SANDBOX].clear_callback_faults()
+    return web.Response(status=204)
 
 
 async def clear_faults(request: web.Request) -> web.Response:

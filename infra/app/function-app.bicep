@@ -203,6 +203,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ALLOWED_COUNTRIES: allowedCountries
     ALLOW_PREMIUM_NUMBERS: allowPremiumNumbers ? 'true' : 'false'
     TWILIO_VALIDATE_SIGNATURE: 'true'
+    REQUIRE_SIGNED_IN_USER: 'true'
     SMS_REPLY_MESSAGE: smsReplyMessage
   }, empty(twilioApiKeySid) ? {} : {
     TWILIO_API_KEY_SID: twilioApiKeySid

@@ -1,0 +1,155 @@
+"""Azurite's Table service, Microsoft's Azure Storage emulator, as a child process.
+
+``make run`` keeps its data under ``.azurite/`` (gitignored) so a restart keeps
+the history; the tests run it in memory on a free port. It is installed by
+``devhost/azurite/install.sh`` (``make run`` and ``make test`` call it) into
+``.cache/azurite``.
+
+    with Azurite.start() as azurite:              # in memory, free port
+        os.environ["STATE_STORAGE"] = azurite.connection_string
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from devhost.ready import end
+
+ROOT = Path(__file__).resolve().parents[2]
+EXECUTABLE = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-table"
+INSTALL = "sh devhost/azurite/install.sh"
+#: Azurite's development account and its well-known key (published by Microsoft).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+               "K1SZFPTOtr/KBHBeksoGMGw==")
+#: Where ``UseDevelopmentStorage=true`` expects the table service.
+DEFAULT_PORT = 10002
+START_TIMEOUT = 20.0
+
+
+class AzuriteError(RuntimeError):
+    """Azurite is not installed, or did not start."""
+
+
+def is_installed() -> bool:
+    return EXECUTABLE.is_file()
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class Azurite:
+    """One running ``azurite-table``; ``stop()`` (or leaving ``with``) ends it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], host: str, port: int,
+                 workdir: Path | None) -> None:
+        self.process = process
+        self.host = host
+        self.port = port
+        self._workdir = workdir  # the empty folder an in-memory instance runs in
+
+    @classmethod
+    def start(cls, *, location: Path | None = None, port: int = 0,
+              host: str = "127.0.0.1", log: Path | None = None) -> Azurite:
+        """Start it (in memory unless ``location``), return once it answers HTTP.
+
+        ``port`` 0 picks a free one (Azurite itself would not say which).
+        """
+        if not is_installed():
+            raise AzuriteError(f"Azurite is not installed at {EXECUTABLE}: run `{INSTALL}` "
+                               "(needs node and npm)")
+        attempts = 3 if port == 0 else 1
+        for attempt in range(attempts):
+            chosen = port or _free_port(host)
+            workdir = None
+            if location is None:  # --inMemoryPersistence refuses --location; run in an empty dir
+                workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+                storage = ["--inMemoryPersistence"]
+            else:
+                location.mkdir(parents=True, exist_ok=True)
+                storage = ["--location", str(location)]
+            command = [str(EXECUTABLE), "--tableHost", host, "--tablePort", str(chosen),
+                       *storage, "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+            output = log.open("ab") if log else subprocess.DEVNULL
+            try:
+                process = subprocess.Popen(  # noqa: S603 - our own pinned install
+                    command, cwd=workdir or location, stdin=subprocess.DEVNULL,
+                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            finally:
+                if log:
+                    output.close()  # type: ignore[union-attr]
+            azurite = cls(process, host, chosen, workdir)
+            if azurite._wait_ready():
+                return azurite
+            azurite.stop()
+            if attempt == attempts - 1:
+                raise AzuriteError(f"Azurite did not start on {host}:{chosen} (exit status "
+                                   f"{process.returncode})")
+        raise AssertionError("unreachable")
+
+    def _wait_ready(self) -> bool:
+        """Any HTTP answer (403 without credentials) means the table service is up."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/Tables", timeout=1).close()  # noqa: S310
+                return True
+            except urllib.error.HTTPError:
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        """A connection string for this instance (the development account, its port)."""
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"TableEndpoint={self.endpoint};")
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGINT, on which Azurite saves its data (SIGTERM would lose the last seconds'),
+        then SIGTERM and SIGKILL if it hangs; in-memory data is gone."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        end(self.process)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        with contextlib.suppress(OSError):
+            self.stop()

@@ -1,0 +1,220 @@
+"""Delivery status: what Twilio's status callbacks say, and how a status may move.
+
+Twilio reports each step of a message or call to its ``StatusCallback`` URL,
+but the network may reorder, repeat or delay those reports, and several
+instances of the app receive them at once. So a report is applied only if it
+moves the status forward (by the order of the statuses, and for calls by
+``SequenceNumber`` too), terminal statuses stay terminal, and a report already
+seen (same ``I-Twilio-Idempotency-Token``, or same status and sequence number)
+is recorded once. Every new report still goes into the history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from shared.problems import TWILIO_ERROR_DOCS, invalid_field, webhook_refused
+
+Kind = Literal["sms", "call"]
+
+# The order statuses move in; a report applies only if it ranks higher.
+MESSAGE_ORDER: dict[str, int] = {
+    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+    "partially_delivered": 4, "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5,
+    "read": 6,
+}
+CALL_ORDER: dict[str, int] = {
+    "queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3,
+    "completed": 4, "busy": 4, "no-answer": 4, "failed": 4, "canceled": 4,
+}
+# Final: nothing moves them, except that a delivered message may still be read.
+TERMINAL = frozenset({"undelivered", "failed", "canceled", "read", "completed", "busy",
+                      "no-answer"})
+#: Reports kept per SID: far above the 4-6 a message or call really gets.
+MAX_HISTORY = 32
+#: Idempotency tokens remembered per SID, the most recent ones.
+MAX_TOKENS = 64
+
+_SID = re.compile(r"(SM|MM|CA)[0-9a-f]{32}")
+_STATUS = re.compile(r"[a-z][a-z_-]{0,31}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,256}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def is_sid(text: str | None) -> bool:
+    """A message (``SM``/``MM``) or call (``CA``) SID, as Twilio writes them."""
+    return text is not None and _SID.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One status callback, as far as the store cares."""
+
+    sid: str
+    kind: Kind
+    status: str
+    at: datetime
+    sequence: int | None = None
+    error_code: int | None = None
+    duration: int | None = None
+    token: str | None = None
+
+
+def read_report(params: Mapping[str, str], headers: Mapping[str, str],
+                received: datetime) -> StatusReport:
+    """The report in a status callback's parameters, as ``read_webhook`` checked them.
+
+    400 if it is not one. Twilio always names the account in a status callback
+    (``read_webhook`` checks that it is this app's), so a report without one is
+    refused as no webhook of Twilio's.
+    """
+    if "AccountSid" not in params:
+        raise webhook_refused("a status callback names its Twilio account",
+                              field="AccountSid", cause="no AccountSid")
+    call_sid = params.get("CallSid")
+    sid = call_sid or params.get("MessageSid") or params.get("SmsSid")
+    if not is_sid(sid):
+        raise invalid_field("MessageSid" if call_sid is None else "CallSid",
+                            "must be a Twilio message or call SID")
+    assert sid is not None
+    kind: Kind = "call" if call_sid else "sms"
+    name = "CallStatus" if kind == "call" else "MessageStatus"
+    status = params.get(name) or params.get("SmsStatus") or ""
+    if not _STATUS.fullmatch(status):
+        raise invalid_field(name, "must be a Twilio status")
+    token = headers.get("I-Twilio-Idempotency-Token")
+    return StatusReport(
+        sid, kind, status, _event_time(params.get("Timestamp"), received),
+        sequence=_number(params, "SequenceNumber"),
+        error_code=_number(params, "ErrorCode"),
+        duration=_number(params, "CallDuration"),
+        token=token if token and _TOKEN.fullmatch(token) else None,
+    )
+
+
+def _number(params: Mapping[str, str], name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not _DIGITS.fullmatch(value):
+        raise invalid_field(name, "must be a number")
+    return int(value)
+
+
+def _event_time(value: str | None, received: datetime) -> datetime:
+    """When the event happened: a call's ``Timestamp`` (RFC 2822, whole seconds), else
+    when its report arrived.
+
+    The event lies within the second ``Timestamp`` names and before its report
+    arrived, so the later of the two bounds that is still inside the second is kept.
+    """
+    if not value:
+        return received
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return received
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return min(received, moment + timedelta(milliseconds=999))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a delivery's history."""
+
+    status: str
+    at: datetime
+    sequence: int | None = None
+
+
+@dataclass
+class Delivery:
+    """What the app knows about one message or call it created."""
+
+    sid: str
+    kind: Kind
+    owner: str
+    to: str
+    status: str
+    created: datetime
+    updated: datetime
+    history: list[Event] = field(default_factory=list)
+    sequence: int | None = None
+    error_code: int | None = None
+    duration: int | None = None
+    tokens: list[str] = field(default_factory=list)
+
+    @classmethod
+    def created_now(cls, sid: str, kind: Kind, owner: str, to: str, status: str,
+                    at: datetime) -> Delivery:
+        """A delivery as Twilio answered its creation: one history entry, its first status."""
+        return cls(sid, kind, owner, to, status, at, at, [Event(status, at)])
+
+    def apply(self, report: StatusReport, received: datetime) -> bool:
+        """Take a report into the history, and into the status if it moves it forward.
+
+        False when the report was seen before (nothing changes).
+        """
+        if report.token is not None and report.token in self.tokens:
+            return False
+        if any(e.status == report.status and e.sequence == report.sequence
+               for e in self.history):
+            return False
+        if report.token is not None:
+            self.tokens = [*self.tokens, report.token][-MAX_TOKENS:]
+        if len(self.history) < MAX_HISTORY:
+            self._insert(Event(report.status, report.at, report.sequence))
+        if report.duration is not None:
+            self.duration = report.duration
+        if self._advances(report):
+            self.status = report.status
+            self.sequence = report.sequence if report.sequence is not None else self.sequence
+            if report.error_code is not None:
+                self.error_code = report.error_code
+        self.updated = received
+        return True
+
+    def _advances(self, report: StatusReport) -> bool:
+        order = CALL_ORDER if self.kind == "call" else MESSAGE_ORDER
+        if self.status in TERMINAL or report.status not in order:
+            return False
+        if self.status == "delivered":
+            return report.status == "read"
+        if (report.sequence is not None and self.sequence is not None
+                and report.sequence <= self.sequence):
+            return False
+        return order[report.status] > order.get(self.status, -1)
+
+    def _insert(self, event: Event) -> None:
+        """Keep call events in sequence order; other events in the order they arrived."""
+        position = len(self.history)
+        if event.sequence is not None:
+            while (position > 0 and self.history[position - 1].sequence is not None
+                   and self.history[position - 1].sequence > event.sequence):
+                position -= 1
+        self.history.insert(position, event)
+
+    def view(self) -> dict[str, Any]:
+        """The public shape ``status/`` answers (openapi.yaml's Delivery)."""
+        return {
+            "sid": self.sid,
+            "kind": self.kind,
+            "status": self.status,
+            "to": self.to,
+            "error_code": self.error_code,
+            "more_info": TWILIO_ERROR_DOCS.format(code=self.error_code)
+            if self.error_code else None,
+            "duration": self.duration,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+            "history": [{"status": e.status, "at": _iso(e.at)} for e in self.history],
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

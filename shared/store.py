@@ -1,0 +1,192 @@
+"""The app's only door to Azure Table Storage (``azure-data-tables``, async).
+
+Every instance of the app shares one storage account, so state kept here
+holds across instances: reads return the row's ETag, and ``replace`` writes
+only if nobody changed the row since (optimistic concurrency), so two
+instances updating one row never lose a write. The functions never see rows:
+the modules of each feature (``shared.deliveries``) turn them into their own
+types.
+
+The connection follows Azure Functions' conventions (``shared.settings``):
+a connection string, or a table service URI reached with a managed identity
+through ``azure-identity``. Anything that goes wrong reaching the store is
+raised as ``StoreUnavailable``, bounded by ``STORE_TIMEOUT`` seconds, so a
+caller can answer 503 (or carry on without the store) instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableServiceClient
+
+from shared.per_loop import PerLoop
+from shared.settings import Settings, StorageConnection
+
+logger = logging.getLogger("twilio_functions.store")
+# azure-core logs every request and response at INFO (headers redacted); kept at
+# WARNING so Application Insights gets one outcome line per request.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+#: Longest a store operation may take, retries included, before it counts as down.
+STORE_TIMEOUT = 5.0
+#: What a client told "store unavailable" should wait before retrying, in seconds.
+RETRY_AFTER = 5
+# One quick retry: Table Storage answers in milliseconds, and a caller waiting
+# on a dead store should hear it within STORE_TIMEOUT, not after azure-core's
+# default of ten retries with backoff.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 1, "retry_backoff_factor": 0.1, "connection_timeout": 2, "read_timeout": 4,
+}
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached, timed out or failed: the request may be retried."""
+
+
+class Conflict(Exception):
+    """The row changed since it was read (its ETag no longer matches): read it again."""
+
+
+@dataclass
+class Row:
+    """One table row: its keys, its properties and, once read, its ETag."""
+
+    partition: str
+    key: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+    def entity(self) -> dict[str, Any]:
+        return {**self.fields, "PartitionKey": self.partition, "RowKey": self.key}
+
+
+class Store:
+    """Rows in the tables of one storage account; tables are created on first use."""
+
+    def __init__(self, client: TableServiceClient, credential: Any = None) -> None:
+        self._client = client
+        self._credential = credential
+        self._tables: dict[str, asyncio.Future[None]] = {}
+
+    async def get(self, table: str, partition: str, key: str) -> Row | None:
+        """The row with these keys, with its ETag; None if there is none."""
+        async with self._reaching(table) as tables:
+            try:
+                entity = await tables.get_table_client(table).get_entity(partition, key)
+            except ResourceNotFoundError:
+                return None
+        fields = {name: value for name, value in entity.items()
+                  if name not in ("PartitionKey", "RowKey")}
+        return Row(partition, key, fields, entity.metadata.get("etag"))
+
+    async def insert(self, table: str, row: Row) -> bool:
+        """Add the row if no row has its keys (atomically); False if one already does."""
+        async with self._reaching(table) as tables:
+            try:
+                created = await tables.get_table_client(table).create_entity(row.entity())
+            except ResourceExistsError:
+                return False
+        row.etag = created.get("etag")
+        return True
+
+    async def replace(self, table: str, row: Row) -> None:
+        """Write the row over the one read with ``row.etag``; ``Conflict`` if it changed since."""
+        if row.etag is None:
+            raise ValueError("replace needs the ETag of the row as it was read")
+        async with self._reaching(table) as tables:
+            try:
+                written = await tables.get_table_client(table).update_entity(
+                    row.entity(), mode=UpdateMode.REPLACE, etag=row.etag,
+                    match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
+        row.etag = written.get("etag")
+
+    async def close(self) -> None:
+        await self._client.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+    @contextlib.asynccontextmanager
+    async def _reaching(self, table: str) -> AsyncIterator[TableServiceClient]:
+        """The client, once ``table`` exists; every failure to reach it as ``StoreUnavailable``."""
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await self._created(table)
+                yield self._client
+        except (Conflict, StoreUnavailable):
+            raise
+        except (AzureError, OSError, TimeoutError) as error:
+            raise StoreUnavailable(f"{type(error).__name__} on table {table}") from error
+
+    async def _created(self, table: str) -> None:
+        """Create the table once per process; a failure is not remembered, so it is retried."""
+        creating = self._tables.get(table)
+        if creating is None:
+            creating = self._tables[table] = asyncio.ensure_future(self._create(table))
+        try:
+            await asyncio.shield(creating)
+        except BaseException:
+            if creating.done() and self._tables.get(table) is creating:
+                del self._tables[table]
+            raise
+
+    async def _create(self, table: str) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._client.create_table(table)
+
+
+def connect(connection: StorageConnection) -> Store:
+    """A store on ``connection``: its connection string, or its URI with an Azure credential."""
+    if connection.connection_string:
+        return Store(TableServiceClient.from_connection_string(
+            connection.connection_string, **_CLIENT_OPTIONS))
+    assert connection.table_service_uri is not None
+    credential = _credential(connection)
+    client = TableServiceClient(connection.table_service_uri, credential=credential,
+                                **_CLIENT_OPTIONS)
+    return Store(client, credential)
+
+
+def _credential(connection: StorageConnection) -> Any:
+    """The managed identity (user-assigned with a client ID), else ``DefaultAzureCredential``.
+
+    Imported here only: ``azure.identity`` costs start-up time that apps using a
+    connection string need not pay.
+    """
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    if connection.client_id:
+        return ManagedIdentityCredential(client_id=connection.client_id)
+    if connection.credential == "managedidentity":
+        return ManagedIdentityCredential()
+    return DefaultAzureCredential()
+
+
+async def _close(store: Store) -> None:
+    await store.close()
+
+
+# One per event loop, made once: settings are fixed for the process.
+_stores: PerLoop[StorageConnection, Store] = PerLoop(connect, _close)
+close_stores = _stores.close
+
+
+def store_for(settings: Settings) -> Store | None:
+    """The running loop's store, or None when no storage connection is configured."""
+    connection = settings.state_connection
+    return None if connection is None else _stores.get(connection)
