@@ -127,3 +127,13 @@ def test_the_docs_table_lists_only_declared_settings():
 
 def test_webhook_signatures_are_always_checked_in_azure():
     assert provisioned()["TWILIO_VALIDATE_SIGNATURE"] == "true"
+
+
+def test_storage_connections_are_identity_based_with_the_apps_identity():
+    settings = provisioned()
+    connections = {name.split("__")[0] for name in settings if name.endswith("__tableServiceUri")}
+    assert {"AzureWebJobsStorage", "STATE_STORAGE"} <= connections
+    for prefix in connections:
+        assert prefix not in settings, f"{prefix}: a connection string needs shared keys"
+        assert settings[f"{prefix}__credential"] == "managedidentity"
+        assert settings[f"{prefix}__clientId"] == "identityClientId"

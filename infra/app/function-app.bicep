@@ -192,6 +192,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureWebJobsStorage__blobServiceUri: 'https://${storageAccountName}.blob.${environment().suffixes.storage}'
     AzureWebJobsStorage__queueServiceUri: 'https://${storageAccountName}.queue.${environment().suffixes.storage}'
     AzureWebJobsStorage__tableServiceUri: 'https://${storageAccountName}.table.${environment().suffixes.storage}'
+    // Delivery status (shared/store.py): its own identity-based connection, in the
+    // same account today; point it elsewhere (with the table role there) to move it.
+    STATE_STORAGE__tableServiceUri: 'https://${storageAccountName}.table.${environment().suffixes.storage}'
+    STATE_STORAGE__credential: 'managedidentity'
+    STATE_STORAGE__clientId: identityClientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     TWILIO_ACCOUNT_SID: twilioAccountSid
