@@ -119,6 +119,15 @@ def test_sms_sent_through_the_app_appears_live_and_its_badge_moves(
     expect(bubble.locator(".meta .badge")).to_have_text("undelivered")
     link = bubble.get_by_role("link", name="30006 Landline or unreachable carrier")
     expect(link).to_have_attribute("href", "https://www.twilio.com/docs/errors/30006")
+    # Each report is a signed status callback to the app, with the app's answer.
+    callbacks = console.locator("#webhooks .webhook", has_text="status callback")
+    expect(callbacks).to_have_count(3)  # sent, delivered, and the pushed undelivered
+    expect(callbacks.locator("summary .code")).to_have_text(["204", "204", "204"])
+    pushed = callbacks.first
+    pushed.locator("summary").click()
+    expect(pushed).to_contain_text("I-Twilio-Idempotency-Token")
+    expect(pushed.locator("tr", has_text="MessageStatus")).to_contain_text("undelivered")
+    expect(pushed.locator("tr", has_text="ErrorCode")).to_contain_text("30006")
 
 
 def test_a_placed_call_shows_what_the_callee_heard(app: LiveApp, console: Page) -> None:
@@ -152,6 +161,7 @@ def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, consol
     thread = console.locator("#thread-14155550123")
     expect(thread.locator(".bubble.in")).to_contain_text("Is my order ready?")
     expect(thread.locator(".bubble.out")).to_contain_text(REPLY)
+    expect(thread.locator(".bubble.out .meta .badge")).to_have_text("delivered")
     expect(thread.locator("h3 .who")).to_have_text(mask("+14155550123"))
     expect(console.locator("#outcome")).to_contain_text("1 reply")
     webhook = console.locator("#webhooks .webhook", has_text="inbound SMS").first

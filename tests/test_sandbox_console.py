@@ -52,8 +52,15 @@ class App:
         self.seen.append({"json": await request.json(), "key": key})
         return web.json_response({"sid": "SM" + "9" * 32, "status": "queued"}, status=201)
 
+    async def status_callback(self, request: web.Request) -> web.Response:
+        params = dict(await request.post())
+        self.seen.append({"reported": params.get("MessageStatus")})
+        await asyncio.sleep(0.3)  # a slow app: the next step waits for this answer
+        return web.Response(status=204)
+
     async def start(self) -> web.AppRunner:
         app = web.Application()
+        app.router.add_post("/api/status_callback", self.status_callback)
         app.router.add_post("/api/twiml", self.twiml)
         app.router.add_post("/api/send_sms", self.send_sms)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -250,6 +257,12 @@ def test_an_inbound_sms_reaches_the_app_signed_and_its_reply_is_sent_back() -> N
         assert reply["request"]["MediaUrl"] == ["https://example.com/a.png"]
         assert reply["direction"] == "outbound-reply"
         assert [m["sid"] for m in sandbox.messages] == [message["sid"], reply["sid"]]
+        # Twilio sends the reply like any message (no callbacks: nobody asked for them).
+        async with asyncio.timeout(10):
+            while sandbox.messages[1]["status"] != "delivered":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert [s["status"] for s in sandbox.messages[1].steps] == ["queued", "sent", "delivered"]
+        assert len(sandbox.webhooks.records) == 1
 
     run(scenario)
 
@@ -332,6 +345,28 @@ def test_pushing_a_status_moves_messages_and_calls_and_refuses_what_twilio_never
         status, _, call = await act(session, call_path, {"status": "busy"})
         assert (status, call["status"], call["duration"]) == (200, "busy", "0")
         assert (await act(session, call_path, {"status": "delivered"}))[0] == 400
+
+    run(scenario)
+
+
+def test_a_status_pushed_while_a_report_is_under_way_is_not_overwritten() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        form = {"To": TEXTER, "From": VALID_FROM, "Body": "hello",
+                "StatusCallback": f"{app.base_url}/api/status_callback"}
+        auth = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, AUTH_TOKEN)}
+        async with session.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                                data=form, headers=auth) as answer:
+            sid = (await answer.json())["sid"]
+        async with asyncio.timeout(10):
+            while {"reported": "sent"} not in app.seen:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        # The app is still answering the "sent" report when the developer pushes.
+        status, _, _ = await act(session, f"/_sandbox/messages/{sid}/status",
+                                 {"status": "undelivered", "error_code": 30005})
+        assert status == 200
+        await asyncio.sleep(1.0)  # past the lifecycle's next step
+        assert sandbox.messages[0]["status"] == "undelivered"
+        assert {"reported": "delivered"} not in app.seen
 
     run(scenario)
 

@@ -332,7 +332,8 @@ class TwilioSandbox:
             message["body"],
         )
         delivery = self._delivery(message, "message")
-        if delivery is not None:
+        # A TwiML reply goes out like any message, though nobody asked for its reports.
+        if delivery is not None or message["direction"] == "outbound-reply":
             outcome = delivery_outcome("message", message["to"])
             failure = (outcome.status, outcome.code) if outcome else None
             self._spawn(message_lifecycle(message, delivery, self.timing, failure),

@@ -214,25 +214,29 @@ def call_report(call: Resource, status: str, sequence: int,
     }
 
 
-async def message_lifecycle(message: Resource, delivery: Delivery, timing: Timing,
+async def message_lifecycle(message: Resource, delivery: Delivery | None, timing: Timing,
                             failure: tuple[str, int | None] | None) -> None:
     """sent then delivered; or failed at once / undelivered after sent, with the code.
 
-    Stops as soon as someone else (the console) moved the message.
+    Reported when the message asked for it (``delivery``), as Twilio does. Stops as
+    soon as someone else (the console) moved the message.
     """
     steps: list[tuple[str, int | None]] = [("sent", None), ("delivered", None)]
     if failure is not None:
         status, code = failure
         steps = [(status, code)] if status == "failed" else [("sent", None), (status, code)]
+    last = message["status"]  # what this lifecycle set last: anything else came from outside
     for status, code in steps:
-        last = message["status"]
         await asyncio.sleep(timing.message_step)
         if message["status"] != last:
             break
         message.update(status=status, date_updated=rfc2822(now()),
                        **({"error_code": code} if code is not None else {}))
-        await delivery.report(message_report(message, status, code))
-    await delivery.finish()
+        last = status
+        if delivery is not None:
+            await delivery.report(message_report(message, status, code))
+    if delivery is not None:
+        await delivery.finish()
 
 
 async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timing,

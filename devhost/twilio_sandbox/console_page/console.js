@@ -168,8 +168,9 @@ function renderBubble(li, message) {
       " · ", h("time", {datetime: started}, clock(started)), " ",
       badge(message.status),
       message.error_code ? [" ", errorLink(message.error_code, message.error_message)] : null),
-    message.steps.length > 1 ? h("p", {class: "steps"}, message.steps.map((step, i) =>
-      h("span", {}, i ? " → " : "", step.status, i ? ` ${since(started, step.at)}` : ""))) : null,
+    message.steps.length > 1 ? h("p", {class: "steps"}, message.steps.map((step, i) => [
+      i ? " " : null,  // not drawn between flex items, but kept in the text
+      h("span", {}, i ? "→ " : "", step.status, i ? ` ${since(started, step.at)}` : "")])) : null,
   ]);
   if (outbound && !li.querySelector(".push")) li.append(pushControl("messages", message.sid, MESSAGE_PUSHES));
 }
