@@ -19,6 +19,7 @@ from aiohttp import web
 
 from devhost import auth, easy_auth, http_mapping
 from devhost.app_index import FunctionSpec
+from devhost.forwarded import forwarded_for
 from devhost.logs import function_scope
 from devhost.problem import Refusal, problem_response
 from devhost.request_guard import (
@@ -117,6 +118,7 @@ class FunctionServer:
             function.auth_level, auth.presented_key(request), self._key
         ):
             return web.Response(status=401)
+        request = forwarded_for(request)
         if self._emulate_easy_auth:
             fronted = easy_auth.front(request)
             if isinstance(fronted, web.Response):

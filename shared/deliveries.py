@@ -20,7 +20,7 @@ from shared.delivery_status import Delivery, Event, Kind, StatusReport
 from shared.identity import Caller
 from shared.problems import misconfigured, not_found, store_unavailable
 from shared.settings import Settings
-from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for
+from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
 from shared.urls import function_url
 
 logger = logging.getLogger("twilio_functions.deliveries")
@@ -136,8 +136,8 @@ def _delivery(row: Row) -> Delivery:
         owner=fields["Owner"],
         to=fields["To"],
         status=fields["Status"],
-        created=_utc(fields["Created"]),
-        updated=_utc(fields["Updated"]),
+        created=utc(fields["Created"]),
+        updated=utc(fields["Updated"]),
         history=[Event(status, datetime.fromisoformat(at), sequence)
                  for status, at, sequence in json.loads(fields["History"])],
         sequence=fields.get("Sequence"),
@@ -145,8 +145,3 @@ def _delivery(row: Row) -> Delivery:
         duration=fields.get("Duration"),
         tokens=json.loads(fields["Tokens"]),
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    """A plain UTC datetime (the table client answers its own datetime subclass)."""
-    return datetime.fromtimestamp(moment.timestamp(), UTC)

@@ -153,8 +153,22 @@ def not_found(detail: str) -> Problem:
     return Problem(404, "not-found", detail)
 
 
-def store_unavailable(retry_after: int) -> Problem:
+def store_unavailable(retry_after: int, detail: str = "the delivery status store cannot be "
+                      "reached; retry later") -> Problem:
+    return Problem(503, "store-unavailable", detail, title="Store unavailable",
+                   headers={"Retry-After": str(retry_after)})
+
+
+def rate_limited(limit: str, quota: int, window: int, retry_after: int) -> Problem:
+    """429 naming the limit, with ``Retry-After`` and the IETF httpapi RateLimit fields.
+
+    ``RateLimit-Policy`` states the limit (``q`` requests per ``w`` seconds) and
+    ``RateLimit`` what is left of it (``r``) and when it resets (``t`` seconds).
+    """
     return Problem(
-        503, "store-unavailable", "the delivery status store cannot be reached; retry later",
-        title="Store unavailable", headers={"Retry-After": str(retry_after)},
+        429, "rate-limited", f"the {limit} limit of {quota} per {window} s is reached; "
+        f"retry after {retry_after} s", title="Rate limit reached", limit=limit,
+        headers={"Retry-After": str(retry_after),
+                 "RateLimit-Policy": f'"{limit}";q={quota};w={window}',
+                 "RateLimit": f'"{limit}";r=0;t={retry_after}'},
     )

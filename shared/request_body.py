@@ -76,6 +76,10 @@ class Payload:
     def __init__(self, values: dict[str, list[Any]]) -> None:
         self._values = values
 
+    def canonical(self) -> str:
+        """The fields as one string, the same for the same fields in any order."""
+        return json.dumps(self._values, sort_keys=True, ensure_ascii=False)
+
     def reject_unknown(self, known: Iterable[str]) -> None:
         """Refuse fields the function does not take: a typo must not pass silently."""
         unknown = sorted(set(self._values) - set(known))

@@ -21,12 +21,22 @@ from shared.problems import Problem, internal_error
 Main = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
+class Answered(Exception):
+    """A complete answer found before the story's end (a replayed one): sent as it is."""
+
+    def __init__(self, response: func.HttpResponse) -> None:
+        super().__init__("answered")
+        self.response = response
+
+
 def answers_problems(function: str) -> Callable[[Main], Main]:
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
         async def guarded(req: func.HttpRequest) -> func.HttpResponse:
             try:
                 return await main(req)
+            except Answered as answered:
+                return answered.response
             except Problem as problem:
                 return _refusal(function, problem)
             except Exception as error:

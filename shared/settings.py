@@ -149,6 +149,18 @@ def _flag(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _count(raw: str) -> int:
+    if not (raw.isascii() and raw.isdecimal()) or int(raw) > 1_000_000:
+        raise ValueError("must be a whole number from 0 (no limit) to 1000000")
+    return int(raw)
+
+
+def _store_failure(raw: str) -> str:
+    if raw.lower() not in ("refuse", "allow"):
+        raise ValueError("must be refuse or allow")
+    return raw.lower()
+
+
 def _seconds(raw: str) -> float:
     try:
         value = float(raw)
@@ -314,6 +326,40 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "(App Service Authentication).",
         _flag, default="false",
     ),
+    Declaration(
+        "RATE_LIMIT_SMS_PER_CALLER", "rate_limit_sms_per_caller",
+        "SMS one caller (the signed-in user, else the client IP) may send per hour "
+        "(`0`: no limit).",
+        _count, default="30",
+    ),
+    Declaration(
+        "RATE_LIMIT_CALLS_PER_CALLER", "rate_limit_calls_per_caller",
+        "Calls one caller (the signed-in user, else the client IP) may place per hour "
+        "(`0`: no limit).",
+        _count, default="10",
+    ),
+    Declaration(
+        "RATE_LIMIT_PER_DESTINATION", "rate_limit_per_destination",
+        "Calls and SMS to one number per day (UTC), all callers together (`0`: no limit).",
+        _count, default="10",
+    ),
+    Declaration(
+        "RATE_LIMIT_PER_COUNTRY", "rate_limit_per_country",
+        "Calls and SMS to one destination country per hour, all callers together "
+        "(`0`: no limit).",
+        _count, default="200",
+    ),
+    Declaration(
+        "RATE_LIMIT_PER_ACCOUNT", "rate_limit_per_account",
+        "Calls and SMS per day (UTC) on the whole account: the budget ceiling (`0`: no limit).",
+        _count, default="1000",
+    ),
+    Declaration(
+        "RATE_LIMIT_STORE_FAILURE", "rate_limit_store_failure",
+        "When the store cannot count a request: `refuse` it (503, nothing sent) or `allow` it "
+        "uncounted (logged).",
+        _store_failure, default="refuse",
+    ),
 )
 
 
@@ -359,6 +405,12 @@ class Settings:
     webjobs_storage_client_id: str | None
     website_auth_enabled: bool | None
     require_signed_in_user: bool
+    rate_limit_sms_per_caller: int
+    rate_limit_calls_per_caller: int
+    rate_limit_per_destination: int
+    rate_limit_per_country: int
+    rate_limit_per_account: int
+    rate_limit_store_failure: str
 
     @property
     def easy_auth(self) -> bool:
@@ -406,6 +458,10 @@ def app_settings() -> Settings:
             "ALLOWED_COUNTRIES is not set: calls and SMS may go to any country, high-cost "
             "destinations sharing +1 included (Jamaica +1 876, Dominican Republic +1 809); "
             "set it to the countries your users are in")
+    if settings.state_connection is None:
+        logger.warning(
+            "no storage connection (STATE_STORAGE or AzureWebJobsStorage): rate limits, "
+            "Idempotency-Key and delivery status are off")
     return settings
 
 

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -116,6 +117,21 @@ class Store:
                 raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
         row.etag = written.get("etag")
 
+    async def delete(self, table: str, row: Row) -> None:
+        """Delete the row as read with ``row.etag``; ``Conflict`` if it changed since.
+
+        A row already gone is not an error: deleting is idempotent.
+        """
+        if row.etag is None:
+            raise ValueError("delete needs the ETag of the row as it was read")
+        async with self._reaching(table) as tables:
+            try:
+                await tables.get_table_client(table).delete_entity(
+                    row.partition, row.key, etag=row.etag,
+                    match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
+
     async def close(self) -> None:
         await self._client.close()
         if self._credential is not None:
@@ -148,6 +164,11 @@ class Store:
     async def _create(self, table: str) -> None:
         with contextlib.suppress(ResourceExistsError):
             await self._client.create_table(table)
+
+
+def utc(moment: datetime) -> datetime:
+    """A plain UTC datetime (the table client answers its own datetime subclass)."""
+    return datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
 def connect(connection: StorageConnection) -> Store:

@@ -61,6 +61,12 @@ def problem_for(error: BaseException) -> Problem | None:
     return None
 
 
+def nothing_sent(problem: Problem) -> bool:
+    """Whether a problem ``calling_twilio`` raised proves Twilio created nothing and a retry
+    may send: the request never left (``NotSent``), or Twilio answered 429."""
+    return isinstance(problem.__cause__, NotSent) or problem.type.endswith(":twilio-rate-limited")
+
+
 def _cause(error: BaseException | None) -> str:
     """What failed upstream, for the log line: the exception's type, Twilio's status."""
     if isinstance(error, NotSent):

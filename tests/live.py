@@ -29,6 +29,11 @@ from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 ROOT = Path(__file__).parents[1]
 START_TIMEOUT = 60.0
 APP_FILES = ("shared", "make_call", "send_sms", "twiml", "host.json")
+#: Limits no test trips unless it is about them: every test sends from one address
+#: to a few numbers on one account, into one Azurite for the whole session.
+ROOMY_LIMITS = {name: "1000000" for name in (
+    "RATE_LIMIT_SMS_PER_CALLER", "RATE_LIMIT_CALLS_PER_CALLER", "RATE_LIMIT_PER_DESTINATION",
+    "RATE_LIMIT_PER_COUNTRY", "RATE_LIMIT_PER_ACCOUNT")}
 
 
 def copy_app(target: Path) -> Path:
@@ -46,13 +51,15 @@ def copy_app(target: Path) -> Path:
 class LiveApp:
     """One running launcher: host on a free port, with the Twilio sandbox.
 
-    Its store is the session's Azurite unless ``env`` names another.
+    Its store is the session's Azurite unless ``env`` names another; its rate limits
+    are ``limits`` (none a test trips, unless it is about them).
     """
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("--sandbox",),
-                 module: str = "devhost", app_dir: Path = ROOT) -> None:
+                 module: str = "devhost", app_dir: Path = ROOT,
+                 limits: dict[str, str] = ROOMY_LIMITS) -> None:
         self._log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-        env = {**storage_env(), **env}
+        env = {**storage_env(), **limits, **env}
         started = start_and_wait(
             [sys.executable, "-m", module, "--app-dir", str(app_dir), "--port", "0", *args],
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=str(ROOT),

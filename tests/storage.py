@@ -7,10 +7,14 @@ failure, never a skip: `make test` installs it (devhost/azurite/install.sh).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
+from collections.abc import Coroutine
+from typing import Any
 
 from devhost.azurite import Azurite, is_installed
+from shared import store as store_module
 
 NOT_INSTALLED = ("Azurite is not installed: run `sh devhost/azurite/install.sh` (make test "
                  "does); it needs node and npm")
@@ -31,3 +35,13 @@ def shared_azurite() -> Azurite:
 def storage_env() -> dict[str, str]:
     """The app settings that point an app at the shared Azurite."""
     return {"STATE_STORAGE": shared_azurite().connection_string}
+
+
+def run[T](coroutine: Coroutine[Any, Any, T]) -> T:
+    """On a fresh loop, as the worker's; the loop's store is closed after."""
+    async def wrapped() -> T:
+        try:
+            return await coroutine
+        finally:
+            await store_module.close_stores()
+    return asyncio.run(wrapped())

@@ -59,6 +59,9 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("AzureWebJobsStorage__credential", "s3cr3t"),
         ("REQUIRE_SIGNED_IN_USER", "s3cr3t"),
         ("WEBSITE_AUTH_ENABLED", "s3cr3t"),
+        ("RATE_LIMIT_PER_ACCOUNT", "s3cr3t"),
+        ("RATE_LIMIT_SMS_PER_CALLER", "-1"),
+        ("RATE_LIMIT_STORE_FAILURE", "s3cr3t"),
     ],
 )
 def test_malformed_settings_are_named_without_their_value(name, value):
@@ -88,7 +91,10 @@ def test_defaults_apply():
         state_storage_credential=None, state_storage_client_id=None, webjobs_storage=None,
         webjobs_storage_table_uri=None, webjobs_storage_credential=None,
         webjobs_storage_client_id=None, website_auth_enabled=None,
-        require_signed_in_user=False,
+        require_signed_in_user=False, rate_limit_sms_per_caller=30,
+        rate_limit_calls_per_caller=10, rate_limit_per_destination=10,
+        rate_limit_per_country=200, rate_limit_per_account=1000,
+        rate_limit_store_failure="refuse",
     )
     assert settings.state_connection is None and not settings.easy_auth
 

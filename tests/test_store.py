@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from harness import ACCOUNT_SID, AUTH_TOKEN
-from storage import shared_azurite
+from storage import run, shared_azurite
 
 from shared import store as store_module
 from shared.deliveries import TABLE, _record, find, record_report, remember_sent
@@ -40,16 +40,6 @@ def report(sid_: str, status: str, *, kind: str = "sms", sequence: int | None = 
            token: str | None = None, **extra) -> StatusReport:
     return StatusReport(sid_, kind, status, datetime.now(UTC), sequence=sequence,
                         token=token or secrets.token_hex(8), **extra)
-
-
-def run(coroutine):
-    """On a fresh loop, as the worker's; the loop's store is closed after."""
-    async def wrapped():
-        try:
-            return await coroutine
-        finally:
-            await store_module.close_stores()
-    return asyncio.run(wrapped())
 
 
 @pytest.fixture(scope="module")
