@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=7072` when 7071 is taken.
 PORT ?= 7071
 
-.PHONY: run test lint load bench venv clean contract browser infra-tools check-infra azurite
+.PHONY: run test lint load bench venv clean contract client browser infra-tools check-infra azurite
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ run: $(STAMP)
 	sh devhost/azurite/install.sh --optional
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP) contract browser infra-tools azurite
+test: $(STAMP) contract client browser infra-tools azurite
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -54,9 +54,16 @@ azurite:
 	sh devhost/azurite/install.sh
 
 # Twilio's published OpenAPI description and the Prism mock it generates, for
-# the contract test: a no-op once installed; without node the test skips.
+# the contract test: a no-op once installed. Installs node and npm with apt when
+# they are missing and it runs as root; otherwise the test skips, saying why
+# (and fails in CI).
 contract:
 	sh tests/contract/install.sh
+
+# openapi-python-client in a virtual environment of its own (.cache/openapi-client),
+# for the test that generates a client from openapi.yaml: a no-op once installed.
+client: $(STAMP)
+	sh tests/client/install.sh $(PY)
 
 # Debian's Chromium for the console's browser tests: a no-op once installed; it
 # needs root and apt (else the tests skip, saying why; in CI they fail).
