@@ -29,6 +29,7 @@ API_KEY_SECRET = "fake-api-key-s3cr3t-0002"
 FROM_NUMBER = "+15005550006"
 SECRETS = (AUTH_TOKEN, API_KEY_SECRET)
 APP_URL = "http://localhost:7071/api"
+PROBLEM = "urn:twilio-functions:problem:"
 
 
 class SandboxThread:
@@ -116,6 +117,17 @@ def problem(response: func.HttpResponse) -> dict[str, Any]:
     document = json.loads(response.get_body())
     assert document["status"] == response.status_code
     assert {"type", "title", "status", "detail"} <= document.keys()
+    return document
+
+
+def refused(response: func.HttpResponse, status: int, kind: str) -> dict[str, Any]:
+    """The problem document of a refusal with this status and ``type`` (its slug).
+
+    A status alone passes for the wrong refusal: a bad signature and a
+    refused sender are both 403, a bad field and Twilio's refusal both 400.
+    """
+    document = problem(response)
+    assert (response.status_code, document["type"]) == (status, PROBLEM + kind), document
     return document
 
 

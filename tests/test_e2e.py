@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import ACCOUNT_SID, AUTH_TOKEN
+from harness import ACCOUNT_SID, AUTH_TOKEN, PROBLEM
 from live import ROOT, LiveApp, copy_app
 from twilio.request_validator import RequestValidator
 
@@ -61,14 +61,15 @@ def test_send_sms(app):
 @pytest.mark.parametrize(("to", "code"), [("+15005550001", 21211), ("+15005550009", 21614)])
 def test_magic_numbers_give_problem_responses(app, to, code):
     status, headers, body = http("POST", f"{app.base_url}/api/send_sms", {"to": to, "body": "x"})
-    assert status == 400
-    assert headers["Content-Type"] == "application/problem+json"
-    assert json.loads(body)["twilio_code"] == code
+    assert (status, headers["Content-Type"]) == (400, "application/problem+json")
+    document = json.loads(body)
+    assert (document["type"], document["twilio_code"]) == (PROBLEM + "twilio-refused", code)
 
 
 def test_twiml_needs_a_signature(app):
     url = f"{app.base_url}/api/twiml?message=hello"
-    assert http("GET", url)[0] == 403
+    status, _, body = http("GET", url)
+    assert (status, json.loads(body)["type"]) == (403, PROBLEM + "invalid-signature")
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
     status, headers, body = http("GET", url, headers={"X-Twilio-Signature": signature})
     assert status == 200

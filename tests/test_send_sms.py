@@ -13,7 +13,7 @@ from harness import (
     FROM_NUMBER,
     created,
     invoke,
-    problem,
+    refused,
     request,
 )
 
@@ -53,9 +53,7 @@ def test_a_sender_other_than_the_default_is_refused_before_twilio(app_env):
     """201 vs 21606 would tell a key holder which numbers the account owns: no Twilio call."""
     for other in ("+15005550007", "+14155550100"):
         response = send(json_body={"to": TO, "body": "x", "from": other})
-        assert response.status_code == 403
-        document = problem(response)
-        assert document["type"] == "urn:twilio-functions:problem:sender-refused"
+        document = refused(response, 403, "sender-refused")
         assert document["field"] == "from" and other not in document["detail"]
     assert app_env.messages == []
     created(send(json_body={"to": TO, "body": "x", "from": FROM_NUMBER}))  # the default
@@ -64,8 +62,7 @@ def test_a_sender_other_than_the_default_is_refused_before_twilio(app_env):
 def test_a_client_from_never_silently_bypasses_the_messaging_service(app_env, monkeypatch):
     monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", SERVICE)
     response = send(json_body={"to": TO, "body": "x", "from": FROM_NUMBER})
-    assert response.status_code == 403
-    assert problem(response)["type"] == "urn:twilio-functions:problem:sender-refused"
+    refused(response, 403, "sender-refused")
     assert app_env.messages == []
 
 
@@ -124,40 +121,36 @@ def test_prefers_the_api_key_when_one_is_set(app_env, monkeypatch):
 )
 def test_invalid_fields_get_400_naming_the_field(app_env, payload, field):
     response = send(json_body=payload)
-    assert response.status_code == 400
-    assert problem(response)["field"] == field
+    assert refused(response, 400, "invalid-field")["field"] == field
     assert app_env.messages == []
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "status"),
+    ("body", "content_type", "status", "kind"),
     [
-        (b"{not json", "application/json", 400),
-        (b"[1, 2]", "application/json", 400),
-        (b"\xff\xfe", "application/json", 400),
-        (b"[" * 5000 + b"]" * 5000, "application/json", 400),
-        (b"to=x", "text/plain", 415),
-        (b"{}", "", 415),
-        (b"{" + b" " * 70000 + b"}", "application/json", 413),
+        (b"{not json", "application/json", 400, "invalid-body"),
+        (b"[1, 2]", "application/json", 400, "invalid-body"),
+        (b"\xff\xfe", "application/json", 400, "invalid-body"),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400, "invalid-body"),
+        (b"to=x", "text/plain", 415, "unsupported-media-type"),
+        (b"{}", "", 415, "unsupported-media-type"),
+        (b"{" + b" " * 70000 + b"}", "application/json", 413, "body-too-large"),
     ],
 )
-def test_malformed_bodies_get_their_status(app_env, body, content_type, status):
+def test_malformed_bodies_get_their_status(app_env, body, content_type, status, kind):
     response = send(body=body, headers={"Content-Type": content_type})
-    assert response.status_code == status
-    problem(response)
+    refused(response, status, kind)
 
 
 def test_other_methods_get_405_with_allow(app_env):
     response = invoke("send_sms", request("GET", URL))
-    assert response.status_code == 405
+    refused(response, 405, "method-not-allowed")
     assert response.headers["Allow"] == "POST"
-    problem(response)
 
 
 def test_premium_destination_refused_with_403(app_env):
     response = send(json_body={"to": "+19005551234", "body": "x"})
-    assert response.status_code == 403
-    assert problem(response)["field"] == "to"
+    assert refused(response, 403, "destination-refused")["field"] == "to"
     assert app_env.messages == []
 
 
@@ -169,8 +162,8 @@ def test_premium_destination_allowed_when_configured(app_env, monkeypatch):
 def test_country_outside_the_allowed_list_refused(app_env, monkeypatch):
     monkeypatch.setenv("ALLOWED_COUNTRIES", "CA, fr")
     response = send(json_body={"to": TO, "body": "x"})
-    assert response.status_code == 403
-    assert "US" in problem(response)["detail"]
+    document = refused(response, 403, "destination-refused")
+    assert document["field"] == "to" and "US" in document["detail"]
     created(send(json_body={"to": "+33612345678", "body": "x"}))
 
 
@@ -190,8 +183,7 @@ def test_country_outside_the_allowed_list_refused(app_env, monkeypatch):
 def test_twilio_refusals_keep_their_code(app_env, monkeypatch, to, from_, code):
     monkeypatch.setenv("ALLOWED_FROM_NUMBERS", from_)
     response = send(json_body={"to": to, "body": "x", "from": from_})
-    assert response.status_code == 400
-    document = problem(response)
+    document = refused(response, 400, "twilio-refused")
     assert document["twilio_code"] == code
     assert document["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
 
@@ -216,8 +208,7 @@ def test_other_charsets_are_refused_with_415(app_env, content_type):
     if content_type.startswith("application/json"):
         body = '{"to": "+14155552671", "body": "caf\xe9"}'.encode("latin-1")
     response = send(body=body, headers={"Content-Type": content_type})
-    assert response.status_code == 415
-    assert problem(response)["type"] == "urn:twilio-functions:problem:unsupported-media-type"
+    refused(response, 415, "unsupported-media-type")
     assert app_env.messages == []
 
 
@@ -225,8 +216,7 @@ def test_other_charsets_are_refused_with_415(app_env, content_type):
                                   b"to=%2B14155552671&body=caf\xe9"])
 def test_a_form_that_is_not_utf8_is_refused_not_sent_as_mojibake(app_env, body):
     response = send(body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert response.status_code == 400
-    assert problem(response)["type"] == "urn:twilio-functions:problem:invalid-body"
+    refused(response, 400, "invalid-body")
     assert app_env.messages == []
 
 
