@@ -24,10 +24,11 @@ from pathlib import Path
 import aiohttp
 
 from bench import figures, profile, report
-from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, assemble
+from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
 from bench.direct import DirectTwilio
 from bench.figures import Row
 from bench.stack import Account, BenchError, Host, Sandbox, app_environment
+from devhost.azurite import Azurite, AzuriteError
 
 
 def progress(message: str) -> None:
@@ -45,12 +46,25 @@ async def running(host: Host) -> AsyncIterator[Host]:
 async def measure(work: Path) -> tuple[list[Row], str]:
     """Every figure, in the issue's order; the host-sharing ones on one host, in a fixed order."""
     account = Account.random()
-    app_dir = assemble(work / "app", APP_FUNCTIONS + BASELINE_FUNCTIONS)
+    app_dir = assemble(work / "app", APP_FUNCTIONS + WEBHOOK_FUNCTIONS + BASELINE_FUNCTIONS)
     cold_apps = {name: assemble(work / f"cold-{name}", (name,))
                  for name in ("hello", *APP_FUNCTIONS)}
+    try:
+        store = await asyncio.to_thread(Azurite.start)  # in memory, a free port
+    except AzuriteError as error:
+        raise BenchError(f"{error} (make bench installs it)") from None
+    try:
+        return await measure_with(work, account, app_dir, cold_apps, store)
+    finally:
+        store.stop()
+
+
+async def measure_with(work: Path, account: Account, app_dir: Path,
+                       cold_apps: dict[str, Path], store: Azurite) -> tuple[list[Row], str]:
+    """The figures, on hosts whose delivery status store is ``store``."""
     sandbox = await Sandbox.start(account, work / "sandbox.log")
     try:
-        env = app_environment(account, sandbox.url)
+        env = app_environment(account, sandbox.url, store.connection_string)
         logs = itertools.count()
 
         async def start(app: Path) -> Host:
@@ -58,7 +72,7 @@ async def measure(work: Path) -> tuple[list[Row], str]:
 
         # Processes of their own first, while nothing else runs.
         progress("import times")
-        imports = await figures.import_times(app_dir, APP_FUNCTIONS, env)
+        imports = await figures.import_times(app_dir, APP_FUNCTIONS + WEBHOOK_FUNCTIONS, env)
         progress("cold starts (a fresh host per function and run)")
         cold = await figures.cold_start(cold_apps, start, account)
 
@@ -73,10 +87,17 @@ async def measure(work: Path) -> tuple[list[Row], str]:
                 concurrency = await figures.concurrency(host, account, sandbox, direct)
                 progress("throughput")
                 throughput = await figures.throughput(host, account)
-                served = [*latency, *concurrency, throughput]
+                served = [*latency, *concurrency, *throughput]
                 if any(row.holds is False for row in served):
                     progress("profiling the host under the missed figures' load")
                 found, note = await profile.profile_missed(served, host, account, work)
+            # The same burst without the store: what recording each SID costs.
+            no_store = {name: value for name, value in env.items() if name != "STATE_STORAGE"}
+            async with running(await Host.start(app_dir, no_store,
+                                                work / "host-no-store.log")) as host:
+                progress("concurrency, store off (fresh host)")
+                without = await figures.concurrency(host, account, sandbox, direct, store=False)
+            concurrency = [*concurrency[:1], without[0], *concurrency[1:]]
         finally:
             await direct.close()
 
@@ -86,7 +107,7 @@ async def measure(work: Path) -> tuple[list[Row], str]:
             memory = await figures.memory(host, account)
     finally:
         await sandbox.stop()
-    rows = [*latency, *concurrency, connections, *cold, *imports, throughput, memory]
+    rows = [*latency, *concurrency, connections, *cold, *imports, *throughput, memory]
     if any(row.holds is False for row in (*cold, *imports, memory)):
         note = " ".join(filter(None, [note, "Cold start, import and memory figures are not "
                                      "profiled here: see the import time rows, or run "

@@ -18,16 +18,17 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import aiohttp
 from twilio.request_validator import RequestValidator
 
 from bench import load, verdicts
 from bench.direct import DirectTwilio
 from bench.load import Call
-from bench.stack import Account, BenchError, Host, Sandbox
+from bench.stack import VALID_FROM, Account, BenchError, Host, Sandbox
 from bench.verdicts import ImportProfile, Row
 
 __all__ = ["ImportProfile", "Row"]  # where the runner and the profiler take them from
@@ -45,6 +46,7 @@ CONCURRENCY_RUNS = 3
 THROUGHPUT_ROUNDS = 8
 THROUGHPUT_BLOCK = 1000
 THROUGHPUT_CONCURRENCY = 16
+CALLBACK_SIDS = 100
 MEMORY_EARLY = 100
 MEMORY_TOTAL = 10_000
 MEMORY_CONCURRENCY = 8
@@ -60,6 +62,7 @@ class Calls:
         twiml = f"{base_url}/api/twiml?{urlencode({'message': TEXT})}"
         self.twiml_url = twiml  # also what make_call's TwiML URL is, as the app builds it
         self._twiml_signature = RequestValidator(account.token).compute_signature(twiml, {})
+        self._account = account
 
     def send_sms(self) -> Call:
         body = json.dumps({"to": TO, "body": TEXT}).encode()
@@ -76,6 +79,22 @@ class Calls:
     def twiml(self) -> Call:
         """Signed as Twilio signs it: the host checks signatures in every figure."""
         return Call("GET", self.twiml_url, {"X-Twilio-Signature": self._twiml_signature})
+
+    def status_callbacks(self, sids: list[str], numbers: Iterator[int]) -> Iterator[Call]:
+        """Twilio's reports for calls the app placed, each new (a higher SequenceNumber),
+        so each is a read and an ETag-checked write of its row; signed as Twilio signs."""
+        url = f"{self.base_url}/api/status_callback"
+        validator = RequestValidator(self._account.token)
+        for number in numbers:
+            params = {"AccountSid": self._account.sid, "CallSid": sids[number % len(sids)],
+                      "CallStatus": "in-progress", "SequenceNumber": str(number),
+                      "From": VALID_FROM, "To": TO, "Direction": "outbound-api",
+                      "ApiVersion": "2010-04-01"}
+            yield Call("POST", url, {
+                "X-Twilio-Signature": validator.compute_signature(url, params),
+                "I-Twilio-Idempotency-Token": f"bench-{number}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            }, urlencode(params).encode(), 204)
 
     def hello(self) -> Call:
         return Call("GET", f"{self.base_url}/api/hello?{urlencode({'name': 'benchmark'})}")
@@ -143,11 +162,12 @@ async def connections(host: Host, account: Account, sandbox: Sandbox) -> Row:
 
 
 async def concurrency(host: Host, account: Account, sandbox: Sandbox,
-                      direct: DirectTwilio) -> list[Row]:
+                      direct: DirectTwilio, store: bool = True) -> list[Row]:
     """200 concurrent sends on one worker against 200 concurrent direct async calls.
 
     The sandbox answers each request after 100 ms, so the figure is how well
     the worker overlaps waiting: sequential handling would take 20 s.
+    ``store`` says whether the host records each SID in the store (the row's label).
     """
     calls = Calls(host.url, account)
 
@@ -172,35 +192,44 @@ async def concurrency(host: Host, account: Account, sandbox: Sandbox,
                                      (calls.naive_send_sms() for _ in range(CONCURRENT)))
     finally:
         await sandbox.set_latency(0)
-    figure = f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms"
+    figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
+              f" store {'on' if store else 'off'}")
     return verdicts.concurrency_rows(figure, ours, base, naive)
 
 
 # --- throughput ---------------------------------------------------------------
 
 
-async def throughput(host: Host, account: Account) -> Row:
-    """twiml's requests per second through the host against hello-world's.
+async def throughput(host: Host, account: Account) -> list[Row]:
+    """twiml's requests per second through the host against hello-world's, and
+    status_callback's (a store read and an ETag-checked write each) beside twiml's.
 
-    Short blocks alternate (hello first in even rounds, twiml first in odd
-    ones); the ratio is the median of the rounds' ratios, so a burst of
-    load from elsewhere on the machine spoils one round, not the figure.
+    Short blocks alternate, in a rotating order each round; each ratio is the
+    median of the rounds' ratios, so a burst of load from elsewhere on the
+    machine spoils one round, not the figure.
     """
     calls = Calls(host.url, account)
-    rates: dict[str, list[float]] = {"hello": [], "twiml": []}
-    cpu = {"hello": [0.0, 0.0], "twiml": [0.0, 0.0]}  # the host's user and system seconds
-    wall = {"hello": 0.0, "twiml": 0.0}
+    functions = ("hello", "twiml", "status_callback")
+    rates: dict[str, list[float]] = {name: [] for name in functions}
+    cpu = {name: [0.0, 0.0] for name in functions}  # the host's user and system seconds
+    wall = dict.fromkeys(functions, 0.0)
     async with load.session(THROUGHPUT_CONCURRENCY) as client:
-        for function in ("hello", "twiml"):  # warm-up: connections, first invocations
-            await load.drive(client, itertools.repeat(calls.named(function), 300),
-                             THROUGHPUT_CONCURRENCY)
+        sids = [await _placed_call(client, calls) for _ in range(CALLBACK_SIDS)]
+        numbers = itertools.count()
+
+        def block(function: str, size: int) -> Iterator[Call]:
+            if function == "status_callback":
+                return calls.status_callbacks(sids, itertools.islice(numbers, size))
+            return itertools.repeat(calls.named(function), size)
+
+        for function in functions:  # warm-up: connections, first invocations
+            await load.drive(client, block(function, 300), THROUGHPUT_CONCURRENCY)
         for round_ in range(THROUGHPUT_ROUNDS):
-            for function in ("hello", "twiml")[:: 1 if round_ % 2 == 0 else -1]:
+            shift = round_ % len(functions)
+            for function in functions[shift:] + functions[:shift]:
                 user, system = host.cpu_seconds()
-                took = await load.drive(
-                    client, itertools.repeat(calls.named(function), THROUGHPUT_BLOCK),
-                    THROUGHPUT_CONCURRENCY,
-                )
+                took = await load.drive(client, block(function, THROUGHPUT_BLOCK),
+                                        THROUGHPUT_CONCURRENCY)
                 rates[function].append(THROUGHPUT_BLOCK / took)
                 wall[function] += took
                 after = host.cpu_seconds()
@@ -215,11 +244,30 @@ async def throughput(host: Host, account: Account) -> Row:
                 f"host busy {busy:.0%} of the time)")
 
     cpu_ratio = sum(cpu["hello"]) / sum(cpu["twiml"]) if sum(cpu["twiml"]) else math.nan
-    return verdicts.throughput_row(
-        f"throughput: requests/s, {THROUGHPUT_CONCURRENCY} in flight", rates,
-        f"the host's CPU per request (/proc): {per_request('twiml')}, "
-        f"{per_request('hello')}; hello's CPU over twiml's: {cpu_ratio:.2f}x (a host "
-        "busy all the time serves at the rate its CPU per request allows)")
+    figure = f"throughput: requests/s, {THROUGHPUT_CONCURRENCY} in flight"
+    return [
+        verdicts.throughput_row(
+            figure, rates,
+            f"the host's CPU per request (/proc): {per_request('twiml')}, "
+            f"{per_request('hello')}; hello's CPU over twiml's: {cpu_ratio:.2f}x (a host "
+            "busy all the time serves at the rate its CPU per request allows)"),
+        verdicts.callback_throughput_row(
+            figure, rates,
+            f"each callback is signed, then a read and an ETag-checked replace of its row "
+            f"in Azurite (in memory, on this machine), over {CALLBACK_SIDS} calls; the host's "
+            f"CPU per request: {per_request('status_callback')}"),
+    ]
+
+
+async def _placed_call(client: aiohttp.ClientSession, calls: Calls) -> str:
+    """A call placed through the app (the store records its SID), for callbacks to report on."""
+    call = calls.make_call()
+    async with client.request(call.method, call.url, headers=call.headers,
+                              data=call.body) as response:
+        answer = await response.json()
+    if response.status != 201:
+        raise BenchError(f"make_call answered {response.status}: {answer}")
+    return answer["sid"]
 
 
 # --- memory -------------------------------------------------------------------

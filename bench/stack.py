@@ -139,10 +139,11 @@ class Sandbox(Child):
 
     @classmethod
     async def start(cls, account: Account, log_path: Path) -> Sandbox:
-        # No TwiML fetches: a call's callback would load the host during the figures.
+        # No TwiML fetches nor status callbacks: they would load the host during the
+        # figures (status_callback has a figure of its own).
         argv = [sys.executable, "-m", "devhost.twilio_sandbox", "--account-sid", account.sid,
                 "--auth-token", account.token, "--port", "0", "--no-fetch-twiml",
-                "--log-level", "WARNING"]
+                "--no-status-callbacks", "--log-level", "WARNING"]
         child = await cls.spawn(argv, cwd=ROOT, env=dict(os.environ), ready=SANDBOX_READY,
                                 log_path=log_path)
         assert isinstance(child, Sandbox)
@@ -178,8 +179,12 @@ class Sandbox(Child):
         await super().stop()
 
 
-def app_environment(account: Account, sandbox_url: str) -> dict[str, str]:
-    """The environment of a host: only the settings named here, whatever the shell has."""
+def app_environment(account: Account, sandbox_url: str, storage: str) -> dict[str, str]:
+    """The environment of a host: only the settings named here, whatever the shell has.
+
+    The store is on (``storage``, a connection string), as deployed: every send
+    records its SID before answering.
+    """
     # PYTHONDONTWRITEBYTECODE off: every cold start then reads the bytecode the first
     # (unmeasured) run wrote, as a deployed app's packages do, instead of compiling.
     dropped = {d.name for d in DECLARATIONS} | {"PYTHONDONTWRITEBYTECODE"}
@@ -191,6 +196,7 @@ def app_environment(account: Account, sandbox_url: str) -> dict[str, str]:
         "TWILIO_API_BASE_URL": sandbox_url,
         # Signatures stay checked: the benchmark signs its twiml requests as Twilio does.
         "TWILIO_VALIDATE_SIGNATURE": "true",
+        "STATE_STORAGE": storage,
         # The app folder first on sys.path (its shared/), devhost from the repository.
         "PYTHONPATH": str(ROOT),
     })

@@ -135,6 +135,16 @@ def throughput_row(figure: str, rates: Mapping[str, Sequence[float]], detail: st
                THROUGHPUT.holds(ratio), "twiml", detail)
 
 
+def callback_throughput_row(figure: str, rates: Mapping[str, Sequence[float]],
+                            detail: str) -> Row:
+    """status_callback's requests per second beside twiml's (both Twilio's webhooks)."""
+    ratio = paired_ratio(rates["status_callback"], rates["twiml"])
+    return Row(f"{figure}: status_callback",
+               f"{statistics.median(rates['status_callback']):.0f}/s status_callback",
+               f"{statistics.median(rates['twiml']):.0f}/s twiml", ratio, "shown", None,
+               None, detail)
+
+
 def memory_row(figure: str, early_kib: int, late_kib: int, early_requests: int) -> Row:
     ratio = ratio_or_nan(late_kib, early_kib)
     return Row(figure, f"{late_kib / 1024:.1f} MiB",

@@ -51,6 +51,8 @@ RETRY_AFTER = 5
 # default of ten retries with backoff.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 1, "retry_backoff_factor": 0.1, "connection_timeout": 2, "read_timeout": 4,
+    # No proxy or netrc lookups: aiohttp makes them in a thread, twice per request.
+    "use_env_settings": False,
 }
 
 

@@ -94,6 +94,13 @@ def test_throughput_must_reach_a_share_of_hellos(twiml: float, holds: bool) -> N
     assert (row.holds, row.target, row.detail) == (holds, ">= 0.8x", "why")
 
 
+def test_status_callback_throughput_is_shown_beside_twimls_without_a_verdict() -> None:
+    rates = {"status_callback": [300.0, 310.0, 280.0], "twiml": [1000.0, 1000.0, 1000.0]}
+    row = verdicts.callback_throughput_row("throughput", rates, "detail")
+    assert (row.ratio, row.holds, row.target) == (0.3, None, "shown")
+    assert (row.ours, row.baseline) == ("300/s status_callback", "1000/s twiml")
+
+
 @pytest.mark.parametrize(("late", "holds"), [(1050, True), (1051, False)])
 def test_memory_may_grow_five_percent(late: int, holds: bool) -> None:
     assert verdicts.memory_row("memory", 1000, late, 100).holds is holds
