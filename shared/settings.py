@@ -465,6 +465,11 @@ def app_settings() -> Settings:
     return settings
 
 
+# Azure hands the app a Key Vault reference's own text when it cannot read the
+# secret (missing secret, missing role): never use that text as a credential.
+UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the declared settings from ``environ`` (default: the process environment).
 
@@ -479,6 +484,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if declaration.required:
                 raise SettingError(declaration.name, "is required but not set")
             text = declaration.default or ""
+        if text.startswith(UNRESOLVED_KEY_VAULT_REFERENCE):
+            raise SettingError(declaration.name, "is a Key Vault reference Azure could not "
+                               "resolve: check that the secret exists and that the app's "
+                               "identity may read it (Key Vault Secrets User)")
         try:
             values[declaration.field] = declaration.parse(text) if text else None
         except ValueError as error:

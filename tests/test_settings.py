@@ -199,3 +199,16 @@ def test_identity_based_storage_by_azure_functions_conventions():
     assert connection.connection_string is None
     assert connection.table_service_uri == "https://acct.table.core.windows.net"
     assert (connection.credential, connection.client_id) == ("managedidentity", client_id)
+
+
+@pytest.mark.parametrize("reference", [
+    "@Microsoft.KeyVault(SecretUri=https://kv-s3cr3t.vault.azure.net/secrets/twilio-auth-token/)",
+    "@Microsoft.KeyVault(VaultName=kv-s3cr3t;SecretName=twilio-auth-token)",
+])
+def test_an_unresolved_key_vault_reference_is_named_not_used(reference):
+    """Azure passes the reference's text when it cannot read the secret: a 500
+    naming the setting, never a Twilio request signed with that text."""
+    with pytest.raises(SettingError) as raised:
+        load_settings({**VALID, "TWILIO_AUTH_TOKEN": reference})
+    assert raised.value.name == "TWILIO_AUTH_TOKEN"
+    assert "Key Vault" in raised.value.reason and "s3cr3t" not in str(raised.value)
