@@ -92,9 +92,7 @@ class Store:
                 entity = await tables.get_table_client(table).get_entity(partition, key)
             except ResourceNotFoundError:
                 return None
-        fields = {name: value for name, value in entity.items()
-                  if name not in ("PartitionKey", "RowKey")}
-        return Row(partition, key, fields, entity.metadata.get("etag"))
+        return _row(entity)
 
     async def insert(self, table: str, row: Row) -> bool:
         """Add the row if no row has its keys (atomically); False if one already does."""
@@ -134,6 +132,39 @@ class Store:
             except ResourceModifiedError:
                 raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
 
+    async def upsert(self, table: str, row: Row) -> None:
+        """Write the row whatever is there: last writer wins, for facts where newest is right."""
+        async with self._reaching(table) as tables:
+            written = await tables.get_table_client(table).upsert_entity(
+                row.entity(), mode=UpdateMode.REPLACE)
+        row.etag = written.get("etag")
+
+    async def rows(self, table: str, partition: str | None = None, *, start: str | None = None,
+                   stop: str | None = None, limit: int | None = None) -> list[Row]:
+        """Rows in RowKey order, ``start`` <= RowKey < ``stop``: in one partition, or in all.
+
+        A key range is what Table Storage answers without scanning a partition,
+        so the features that list (``shared.conversations``) write keys that
+        sort as they must be read. At most ``limit`` rows.
+        """
+        conditions, parameters = [], {}
+        for clause, name, value in (("PartitionKey eq @partition", "partition", partition),
+                                    ("RowKey ge @start", "start", start),
+                                    ("RowKey lt @stop", "stop", stop)):
+            if value is not None:
+                conditions.append(clause)
+                parameters[name] = value
+        found: list[Row] = []
+        async with self._reaching(table) as tables:
+            entities = tables.get_table_client(table).query_entities(
+                " and ".join(conditions) or "RowKey ge ''", parameters=parameters,
+                results_per_page=min(limit or 1000, 1000))
+            async for entity in entities:
+                found.append(_row(entity))
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
     async def close(self) -> None:
         await self._client.close()
         if self._credential is not None:
@@ -171,6 +202,12 @@ class Store:
 def utc(moment: datetime) -> datetime:
     """A plain UTC datetime (the table client answers its own datetime subclass)."""
     return datetime.fromtimestamp(moment.timestamp(), UTC)
+
+
+def _row(entity: Any) -> Row:
+    fields = {name: value for name, value in entity.items()
+              if name not in ("PartitionKey", "RowKey")}
+    return Row(entity["PartitionKey"], entity["RowKey"], fields, entity.metadata.get("etag"))
 
 
 def connect(connection: StorageConnection) -> Store:
