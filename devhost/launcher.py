@@ -148,6 +148,12 @@ def try_it(
         status_url = urls["status"].replace("{sid}", "<sid>")
         lines.append(f"curl '{status_url}'{keyed}   # <sid>: what send_sms or make_call "
                      "answered")
+    if sandbox is not None and "conversations" in urls:
+        reply = json.dumps({"from": "+14155552671", "body": "Sounds good!"})
+        lines.append(f"curl -X POST {shown(sandbox.base_url)}/_sandbox/inbound/sms -H "
+                     f"'Content-Type: application/json' -d {shlex.quote(reply)}   # they reply")
+        thread_url = urls["conversations"].replace("{number?}", "+14155552671")
+        lines.append(f"curl '{thread_url}'{keyed}   # the conversation, both ways")
     if sandbox is not None:
         lines.append(f"curl {shown(sandbox.base_url)}/_sandbox/state   # what the sandbox received")
     return lines

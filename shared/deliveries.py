@@ -110,6 +110,12 @@ async def find(settings: Settings, caller: Caller, sid: str) -> Delivery:
     return _delivery(row)
 
 
+async def find_many(store: Store, sids: list[str]) -> dict[str, Delivery]:
+    """The deliveries of these SIDs that the store has, read at once (a conversation's page)."""
+    rows = await asyncio.gather(*(store.get(TABLE, sid, ROW_KEY) for sid in sids))
+    return {row.partition: _delivery(row) for row in rows if row is not None}
+
+
 def _row(delivery: Delivery, etag: str | None = None) -> Row:
     fields: dict[str, Any] = {
         "Kind": delivery.kind,

@@ -210,11 +210,11 @@ class Delivery:
             "more_info": TWILIO_ERROR_DOCS.format(code=self.error_code)
             if self.error_code else None,
             "duration": self.duration,
-            "created": _iso(self.created),
-            "updated": _iso(self.updated),
-            "history": [{"status": e.status, "at": _iso(e.at)} for e in self.history],
+            "created": iso(self.created),
+            "updated": iso(self.updated),
+            "history": [{"status": e.status, "at": iso(e.at)} for e in self.history],
         }
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

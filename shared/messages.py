@@ -29,6 +29,14 @@ class SmsRequest:
     messaging_service_sid: str | None = None
     status_callback: str | None = None
 
+    @property
+    def line(self) -> str:
+        """What it is sent from: the number, else the Messaging Service (a recipient's
+        opt-out and replies belong to it)."""
+        line = self.from_ or self.messaging_service_sid
+        assert line is not None
+        return line
+
 
 def read_sms(payload: Payload, settings: Settings,
              status_callback: str | None = None) -> SmsRequest:

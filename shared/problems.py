@@ -114,6 +114,18 @@ def _refused(problem: Problem, reason: str) -> Problem:
     return problem
 
 
+RECIPIENT_OPTED_OUT = "urn:twilio-functions:problem:recipient-opted-out"
+
+
+def recipient_opted_out(field: str, twilio_code: int | None = None) -> Problem:
+    """The recipient texted STOP to this line (or Twilio says so, 21610): nothing is sent."""
+    return Problem(
+        403, "recipient-opted-out", f"'{field}' opted out of messages from this number (they "
+        "replied STOP); they can opt back in by texting START", title="Recipient opted out",
+        field=field, twilio_code=twilio_code,
+        more_info=TWILIO_ERROR_DOCS.format(code=twilio_code) if twilio_code else None)
+
+
 def misconfigured(setting: str, reason: str) -> Problem:
     return Problem(
         500, "misconfigured", f"App setting {setting} {reason}",

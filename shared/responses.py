@@ -94,6 +94,7 @@ def acknowledged(function: str, sid: str, outcome: str) -> func.HttpResponse:
     return func.HttpResponse(status_code=204)
 
 
-def twiml(function: str, document: str) -> func.HttpResponse:
-    log_outcome(function, 200)
+def twiml(function: str, document: str, *, sid: str | None = None,
+          outcome: str | None = None) -> func.HttpResponse:
+    log_outcome(function, 200, sid=sid, outcome=outcome)
     return func.HttpResponse(document, status_code=200, mimetype="text/xml", charset="utf-8")

@@ -171,6 +171,12 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _days(raw: str) -> int:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= int(raw) <= 3650:
+        raise ValueError("must be a whole number of days from 1 to 3650")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Declaration:
     """One app setting: the single source of its name, meaning and parsing."""
@@ -299,8 +305,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "SMS_REPLY_MESSAGE", "sms_reply_message",
-        "Reply sent to incoming SMS that reach `twiml`. Unset: no reply.",
+        "Reply sent to incoming SMS that reach `twiml` (not to STOP, START or HELP, which "
+        "Twilio answers). Unset: no reply.",
         _text,
+    ),
+    Declaration(
+        "MESSAGE_RETENTION_DAYS", "message_retention_days",
+        "Days the SMS of conversations (bodies included, both ways) are kept: older ones are "
+        "never shown and are deleted (docs/storage.md).",
+        _days, default="30",
     ),
     *_connection_declarations(
         "STATE_STORAGE", "state_storage",
@@ -322,8 +335,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "REQUIRE_SIGNED_IN_USER", "require_signed_in_user",
-        "Answer 401 to `make_call`, `send_sms` and `status` without a signed-in user "
-        "(App Service Authentication).",
+        "Answer 401 to `make_call`, `send_sms`, `status` and `conversations` without a "
+        "signed-in user (App Service Authentication).",
         _flag, default="false",
     ),
     Declaration(
@@ -395,6 +408,7 @@ class Settings:
     api_base_url: str
     timeout_seconds: float
     sms_reply_message: str | None
+    message_retention_days: int
     state_storage: str | None
     state_storage_table_uri: str | None
     state_storage_credential: str | None

@@ -15,7 +15,10 @@ from collections.abc import Awaitable
 from aiohttp import ClientError
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
-from shared.problems import TWILIO_ERROR_DOCS, Problem
+from shared.problems import TWILIO_ERROR_DOCS, Problem, recipient_opted_out
+
+#: Twilio's "Attempt to send to unsubscribed recipient": the recipient replied STOP.
+UNSUBSCRIBED = 21610
 
 
 class NotSent(Exception):
@@ -79,6 +82,8 @@ def _refusal(error: TwilioRestException | TwilioServiceException) -> Problem:
     status = error.status if isinstance(error.status, int) else 502
     code = error.code if isinstance(error.code, int) and error.code != status else None
     more_info = TWILIO_ERROR_DOCS.format(code=code) if code else None
+    if code == UNSUBSCRIBED:
+        return recipient_opted_out("to", code)
     if status == 429:
         retry_after = str(getattr(error, "retry_after", None) or "")
         retry_after = retry_after if retry_after.isascii() and retry_after.isdecimal() else "1"

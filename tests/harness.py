@@ -20,6 +20,7 @@ import azure.functions as func
 
 from devhost.twilio_sandbox import Fault, TwilioSandbox
 from shared.settings import app_settings
+from shared.store import close_stores
 from shared.twilio_client import close_clients
 
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -87,6 +88,7 @@ def invoke(function: str, req: func.HttpRequest) -> func.HttpResponse:
             return await function_main(function)(req)
         finally:
             await close_clients()
+            await close_stores()
     return asyncio.run(run())
 
 

@@ -139,8 +139,10 @@ def test_the_client_places_a_call(client: ModuleType, live_app: LiveApp) -> None
 
 
 @pytest.mark.parametrize(("operation", "body", "problem", "slug", "details"), [
-    ("send_sms", {"to": "+19005551234", "body": "hi"}, "DestinationRefusedProblem",
+    ("send_sms", {"to": "+19005551234", "body": "hi"}, "SmsRefusedProblem",
      "destination-refused", {"field": "to"}),
+    ("send_sms", {"to": "+15005550004", "body": "hi"}, "SmsRefusedProblem",
+     "recipient-opted-out", {"field": "to"}),
     ("make_call", {"to": "+1234567"}, "BadRequestProblem", "invalid-field", {"field": "to"}),
     ("send_sms", {"to": "+15005550001", "body": "hi"}, "BadRequestProblem", "twilio-refused",
      {"twilio_code": 21211}),

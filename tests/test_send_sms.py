@@ -173,7 +173,6 @@ def test_country_outside_the_allowed_list_refused(app_env, monkeypatch):
         ("+15005550001", FROM_NUMBER, 21211),
         ("+15005550002", FROM_NUMBER, 21612),
         ("+15005550003", FROM_NUMBER, 21408),
-        ("+15005550004", FROM_NUMBER, 21610),
         ("+15005550009", FROM_NUMBER, 21614),
         (TO, "+15005550001", 21212),
         (TO, "+15005550007", 21606),

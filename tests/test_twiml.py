@@ -85,14 +85,16 @@ def test_single_twimlet_message(app_env):
 
 def test_incoming_sms_gets_the_reply(app_env, monkeypatch):
     monkeypatch.setenv("SMS_REPLY_MESSAGE", "Thanks & bye <3")
-    params = {"MessageSid": "SM" + "e5" * 16, "From": "+14155552671", "Body": "hi"}
+    params = {"MessageSid": "SM" + "e5" * 16, "AccountSid": CALL["AccountSid"],
+              "From": "+14155552671", "To": "+15005550006", "Body": "hi"}
     root = document(post(URL, params, sign(URL, params)))
     [message] = list(root)
     assert message.tag == "Message" and message.text == "Thanks & bye <3"
 
 
 def test_incoming_sms_without_reply_gets_an_empty_response(app_env):
-    params = {"SmsSid": "SM" + "e5" * 16, "From": "+14155552671", "Body": "hi"}
+    params = {"SmsSid": "SM" + "e5" * 16, "AccountSid": CALL["AccountSid"],
+              "From": "+14155552671", "To": "+15005550006", "Body": "hi"}
     assert list(document(post(URL, params, sign(URL, params)))) == []
 
 

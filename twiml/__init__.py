@@ -1,12 +1,17 @@
-"""twiml: Twilio fetches what to do with a call (or an incoming SMS) from here.
+"""twiml: Twilio fetches what to do with a call, or tells the app an SMS arrived.
 
 Anonymous on purpose, since Twilio cannot send a function key: Twilio's
-request signature is what authenticates the request. Imports no
+request signature is what authenticates the request. One URL for the
+number's voice and messaging webhooks: an incoming SMS is stored in its
+conversation (``shared.incoming_sms``) before it is answered. Imports no
 ``twilio.rest``, to keep cold starts short.
 """
 
+from datetime import UTC, datetime
+
 import azure.functions as func
 
+from shared.incoming_sms import auto_reply, read_incoming, receive
 from shared.request_body import require_method
 from shared.responses import answers_problems, twiml
 from shared.settings import app_settings
@@ -22,5 +27,8 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     params = read_webhook(req, settings)
     if is_incoming_sms(params):
-        return twiml(FUNCTION, reply_document(settings.sms_reply_message))
+        incoming = read_incoming(params, datetime.now(UTC))
+        outcome = await receive(settings, incoming)
+        document = reply_document(auto_reply(settings, incoming))
+        return twiml(FUNCTION, document, sid=incoming.message.sid, outcome=outcome)
     return twiml(FUNCTION, voice_document(req.params))

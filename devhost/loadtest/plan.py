@@ -135,7 +135,9 @@ def twiml_call_webhook(plan: Plan, i: int, rng: random.Random) -> Planned:
 
 
 def twiml_incoming_sms(plan: Plan, i: int, rng: random.Random) -> Planned:
-    params = {"MessageSid": f"SM{i:032x}", "From": rng.choice(DESTINATIONS), "Body": "STOP"}
+    # Not a keyword: a STOP would opt the number out, and later sends to it be refused.
+    params = {"MessageSid": f"SM{i:032x}", "AccountSid": plan.account_sid,
+              "From": rng.choice(DESTINATIONS), "To": "+15005550006", "Body": "Thanks!"}
     return Planned(i, "twiml-sms", "twiml", "POST", "/api/twiml",
                    {"X-Twilio-Signature": plan.signature("/api/twiml", params),
                     "Content-Type": FORM},

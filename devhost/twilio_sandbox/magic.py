@@ -17,6 +17,8 @@ Param = Literal["From", "To"]
 
 #: The one sender that succeeds, for both messages and calls.
 VALID_FROM = "+15005550006"
+#: Twilio's refusal of a message to a recipient who texted STOP to its sender.
+UNSUBSCRIBED = 21610
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ MAGIC_NUMBERS: tuple[MagicNumber, ...] = (
                 "Permission to send an SMS has not been enabled for the region indicated "
                 "by the 'To' number: {number}.",
                 "The account lacks the international (geo) permission for this number."),
-    MagicNumber("message", "To", "+15005550004", 21610,
+    MagicNumber("message", "To", "+15005550004", UNSUBSCRIBED,
                 "Attempt to send to unsubscribed recipient",
                 "The recipient replied STOP (blocked / unsubscribed)."),
     MagicNumber("message", "To", "+15005550009", 21614,

@@ -96,6 +96,8 @@ class TwilioSandbox:
         self._sequences: dict[str, Iterator[int]] = {}
         self.calls: list[Resource] = []
         self.messages: list[Resource] = []
+        #: (Twilio number, recipient) pairs where the recipient texted STOP, as Twilio keeps them.
+        self.opted_out: set[tuple[str, str]] = set()
         self.connections_accepted = 0
         self.requests = 0
         self.in_flight = 0
@@ -253,6 +255,7 @@ class TwilioSandbox:
         self._dialed.clear()
         self.calls.clear()
         self.messages.clear()
+        self.opted_out.clear()
         self.callbacks_sent.clear()
         self._sequences.clear()
         self.callback_faults.clear()
@@ -268,6 +271,8 @@ class TwilioSandbox:
         return {
             "calls": list(self.calls),
             "messages": list(self.messages),
+            "opted_out": [{"number": number, "recipient": recipient}
+                          for number, recipient in sorted(self.opted_out)],
             "connections_accepted": self.connections_accepted,
             "requests": self.requests,
             "faults_applied": dict(self.faults_applied),
@@ -319,6 +324,18 @@ class TwilioSandbox:
             del items[: len(items) - self.history]
         record.changed()
         return record
+
+    def opt_out(self, number: str, recipient: str, opted_out: bool) -> None:
+        """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list."""
+        if opted_out:
+            self.opted_out.add((number, recipient))
+        else:
+            self.opted_out.discard((number, recipient))
+
+    def is_opted_out(self, sender: str | None, recipient: str) -> bool:
+        """Whether Twilio refuses (21610) a message from ``sender`` (None: a Messaging Service,
+        sending from the default number) to ``recipient``."""
+        return (sender or self.default_number, recipient) in self.opted_out
 
     def record_message(self, message: Resource) -> Resource:
         """Store a message (created, received or a reply); the stored record is returned."""

@@ -17,6 +17,7 @@ from . import console, resources, validation
 from .auth import authorize, basic_credentials
 from .errors import TwilioApiError, error_response
 from .faults import Fault
+from .magic import UNSUBSCRIBED
 from .status_callbacks import CallbackFault
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ async def create_message(request: web.Request) -> web.Response:
     form = await _form(request)
     media_urls = form.getall("MediaUrl", [])
     validation.validate_message(form, media_urls)
+    if sandbox.is_opted_out(form.get("From"), form.get("To", "")):
+        raise TwilioApiError(400, UNSUBSCRIBED, "Attempt to send to unsubscribed recipient")
     snapshot = resources.request_snapshot(form.items())
     message = resources.build_message(request[ACCOUNT], form, media_urls, snapshot)
     message["auth_username"] = _credential_user(request)

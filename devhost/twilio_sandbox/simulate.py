@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import yarl
 
+from shared.sms_keywords import keyword_of
+
 from . import resources
 from .callbacks import read_response, signed_request
 from .resources import Resource
@@ -50,6 +52,14 @@ DRIVEN = ("send_sms", "make_call")
 MAX_BODY = 1600
 MAX_MEDIA = 10
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+#: What Twilio itself answers to its standard keywords (default opt-out handling).
+KEYWORD_REPLIES = {
+    "opt-out": "You have successfully been unsubscribed. You will not receive any more "
+               "messages from this number. Reply START to resubscribe.",
+    "opt-in": "You have successfully been re-subscribed to messages from this number. "
+              "Reply HELP for help. Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+    "help": "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+}
 
 
 class ActionError(Exception):
@@ -145,12 +155,20 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
     message = resources.build_message(account_sid, form, media, {**form, "MediaUrl": media})
     message.update(direction="inbound", status="received", date_sent=message["date_created"])
     message = sandbox.record_message(message)
+    keyword = keyword_of(body)
+    if keyword in ("opt-out", "opt-in"):
+        sandbox.opt_out(to, sender, keyword == "opt-out")
     signed_url, form_body, headers = signed_request(url, "POST", inbound_params(message, media),
                                                     token)
     webhook = await sandbox.webhooks.send(
         sandbox.session, "POST", yarl.URL(signed_url, encoded=True), headers=headers,
         data=form_body, kind="inbound-sms", sid=message["sid"])
     outcome: dict[str, Any] = {"message": message, "webhook": webhook, "replies": []}
+    if keyword is not None:  # Twilio answers its keywords itself, whatever the app says
+        form = {"From": to, "To": sender, "Body": KEYWORD_REPLIES[keyword]}
+        answered = resources.build_message(account_sid, form, [], {**form, "MediaUrl": []})
+        answered["direction"] = "outbound-reply"
+        outcome["replies"].append(sandbox.record_message(answered))
     answer = webhook["answer"]
     if answer is None or not 200 <= answer["status"] < 300:
         outcome["error"] = "11200 HTTP retrieval failure: the app did not answer 2xx"
@@ -162,6 +180,9 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
         return outcome
     for reply in replies:
         form = {"From": reply["from"] or to, "To": reply["to"] or sender, "Body": reply["body"]}
+        if sandbox.is_opted_out(form["From"], form["To"]):
+            outcome["error"] = "21610 Attempt to send to unsubscribed recipient: reply dropped"
+            continue
         created = resources.build_message(account_sid, form, reply["media"],
                                           {**form, "MediaUrl": reply["media"]})
         created["direction"] = "outbound-reply"

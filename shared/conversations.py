@@ -1,0 +1,353 @@
+"""Conversations: the SMS a user and one remote number exchanged, both ways (docs/storage.md).
+
+Three tables, each keyed for the one way it is read:
+
+- ``messages``: one row per SMS. Partition: the conversation (its owner, then
+  the remote number), so a thread is one partition; row key: newest first
+  (an inverted time, then the SID), so a page is one key-range query.
+- ``conversations``: one row per thread. Partition: the owner; row key: the
+  remote number. The last message and the unread count, for the list.
+- ``senders``: who last wrote to a remote number from a line (the Twilio
+  number, or the Messaging Service that sent). This is the attribution rule:
+  an incoming message belongs to the user who last sent from the number it
+  reached (else from that number's Messaging Service) to its sender. Nobody
+  did: it is kept unattributed, shown to nobody, and counted in the log.
+
+Bodies are stored because the user must read them, for
+``MESSAGE_RETENTION_DAYS``: older messages are never read back (every query
+stops at the cutoff) and ``purge_expired`` deletes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote
+
+from shared import deliveries
+from shared.delivery_status import Delivery, iso
+from shared.identity import Caller
+from shared.logs import mask
+from shared.problems import (
+    TWILIO_ERROR_DOCS,
+    invalid_field,
+    misconfigured,
+    not_found,
+    store_unavailable,
+)
+from shared.settings import Settings
+from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
+
+logger = logging.getLogger("twilio_functions.conversations")
+
+MESSAGES = "messages"
+CONVERSATIONS = "conversations"
+SENDERS = "senders"
+RECEIVED = "received"
+UNATTRIBUTED = "unattributed"
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+#: Threads one list request reads (a user with more sees the newest ones).
+MAX_CONVERSATIONS = 5000
+MAX_ATTEMPTS = 10
+_NEWEST = 10**17  # microseconds since 1970 stay below this until the year 5138
+#: What Twilio writes in From and To for SMS: E.164, or a short code.
+ADDRESS = re.compile(r"\+[1-9][0-9]{6,14}|[0-9]{3,8}")
+_MESSAGE_CURSOR = re.compile(r"[0-9]{17}-(SM|MM)[0-9a-f]{32}")
+_LIST_CURSOR = re.compile(r"[0-9]{17}-(\+[1-9][0-9]{6,14}|[0-9]{3,8})")
+
+Direction = Literal["incoming", "outgoing"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One SMS of a conversation. ``line`` is the app's side: its number (or Messaging
+    Service SID); ``remote`` the other side's number."""
+
+    sid: str
+    direction: Direction
+    remote: str
+    line: str
+    body: str | None
+    media_urls: tuple[str, ...] = ()
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> str:
+        return f"{_time_key(self.at)}-{self.sid}"
+
+    def view(self, delivery: Delivery | None = None) -> dict[str, Any]:
+        """The public shape (openapi.yaml's ConversationMessage)."""
+        incoming = self.direction == "incoming"
+        error_code = delivery.error_code if delivery else None
+        return {
+            "sid": self.sid, "direction": self.direction,
+            "from": self.remote if incoming else self.line,
+            "to": self.line if incoming else self.remote,
+            "body": self.body, "media_urls": list(self.media_urls), "at": iso(self.at),
+            "status": "received" if incoming else delivery.status if delivery else None,
+            "error_code": error_code,
+            "more_info": TWILIO_ERROR_DOCS.format(code=error_code) if error_code else None,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which page of a list a client asks for: at most ``limit`` items from ``cursor`` on."""
+
+    cursor: str | None = None
+    limit: int = DEFAULT_PAGE
+
+
+def read_page(params: dict[str, str], cursor_shape: re.Pattern[str]) -> Page:
+    """``limit`` (1-100) and ``cursor`` (as a previous page's ``next`` gave it); 400 if not.
+
+    Blank is unset, for both: Azure drops empty query parameters before the app sees them.
+    """
+    limit = params.get("limit") or str(DEFAULT_PAGE)
+    if not (limit.isascii() and limit.isdecimal()) or not 1 <= int(limit) <= MAX_PAGE:
+        raise invalid_field("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+    cursor = params.get("cursor") or None
+    if cursor is not None and not cursor_shape.fullmatch(cursor):
+        raise invalid_field("cursor", "must be the 'next' of a previous page")
+    return Page(cursor, int(limit))
+
+
+def read_number(text: str) -> str:
+    """The remote number of a conversation, as Twilio wrote it; 400 if it cannot be one."""
+    if not ADDRESS.fullmatch(text):
+        raise invalid_field("number", "must be a phone number in E.164 form (+14155552671) "
+                            "or a short code")
+    return text
+
+
+def message_page(params: dict[str, str]) -> Page:
+    return read_page(params, _MESSAGE_CURSOR)
+
+
+def list_page(params: dict[str, str]) -> Page:
+    return read_page(params, _LIST_CURSOR)
+
+
+# --- writing -----------------------------------------------------------------------
+
+
+async def record_outgoing(settings: Settings, caller: Caller, line: str | None,
+                          sent: dict[str, Any], body: str | None,
+                          media_urls: list[str], now: datetime) -> None:
+    """Keep a message the caller just sent, and make the caller its sender's next replies' owner.
+
+    Never raises: the message was sent whatever happens here, so a store
+    failure is logged with the SID and the client still gets its 201.
+    """
+    store = store_for(settings)
+    if store is None or line is None:
+        return
+    message = Message(sent["sid"], "outgoing", sent["to"], sent.get("from") or line, body,
+                      tuple(media_urls), now)
+    try:
+        await asyncio.gather(
+            store.upsert(SENDERS, Row(line, message.remote, {"Owner": caller.owner, "At": now})),
+            _keep(store, caller.owner, message, unread=0))
+    except StoreUnavailable as error:
+        logger.error("store=unavailable sid=%s cause=%s: the message is missing from its "
+                     "conversation", message.sid, str(error).replace(" ", "_"))
+
+
+async def record_incoming(store: Store, settings: Settings, message: Message,
+                          service: str | None) -> str:
+    """Keep an incoming message in the conversation it continues: ``attributed``,
+    ``unattributed`` (kept, shown to nobody) or ``duplicate`` (Twilio's retry)."""
+    if not await store.insert(RECEIVED, Row(message.sid, "received", {"At": message.at})):
+        return "duplicate"  # Twilio delivered the webhook again: kept once
+    owner = await attributed_owner(store, settings, message, service)
+    await _keep(store, owner or UNATTRIBUTED, message, unread=1, summary=owner is not None)
+    if owner is None:
+        logger.warning("incoming sms sid=%s from=%s unattributed: nobody wrote to this sender "
+                       "from this number within MESSAGE_RETENTION_DAYS", message.sid,
+                       mask(message.remote))
+        return "unattributed"
+    return "attributed"
+
+
+async def attributed_owner(store: Store, settings: Settings, message: Message,
+                           service: str | None) -> str | None:
+    """The user who last sent to the sender from the number it wrote to (else its service)."""
+    cutoff = _cutoff(settings, message.at)
+    for line in (message.line, service):
+        if line is None:
+            continue
+        row = await store.get(SENDERS, line, message.remote)
+        if row is not None and utc(row.fields["At"]) >= cutoff:
+            return str(row.fields["Owner"])
+    return None
+
+
+async def _keep(store: Store, owner: str, message: Message, *, unread: int,
+                summary: bool = True) -> None:
+    """Add the message to its thread, and move the thread's summary (if it has one) to it."""
+    fields = {"Sid": message.sid, "Direction": message.direction, "Line": message.line,
+              "Body": message.body, "Media": json.dumps(list(message.media_urls)),
+              "At": message.at}
+    inserted = store.insert(MESSAGES, Row(_thread(owner, message.remote), message.key, {
+        name: value for name, value in fields.items() if value is not None}))
+    await asyncio.gather(inserted, *([_summarise(store, owner, message, unread)]
+                                     if summary else []))
+
+
+async def _summarise(store: Store, owner: str, message: Message, unread: int) -> None:
+    """Move the thread's summary to this message if it is the newest; count it unread."""
+    owner_key = _owner_key(owner)
+    for attempt in range(MAX_ATTEMPTS):
+        row = await store.get(CONVERSATIONS, owner_key, message.remote)
+        fields = dict(row.fields) if row else {"Unread": 0}
+        fields["Unread"] = int(fields.get("Unread", 0)) + unread
+        if row is None or utc(fields["LastAt"]) <= message.at:
+            fields.update(LastSid=message.sid, LastDirection=message.direction,
+                          LastBody=message.body or "", LastAt=message.at)
+        try:
+            if row is None:
+                if await store.insert(CONVERSATIONS, Row(owner_key, message.remote, fields)):
+                    return
+            else:
+                await store.replace(CONVERSATIONS, Row(owner_key, message.remote, fields,
+                                                       row.etag))
+                return
+        except Conflict:
+            pass
+        await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+    raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on a conversation")
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+async def list_for(settings: Settings, caller: Caller, page: Page,
+                   now: datetime) -> dict[str, Any]:
+    """The caller's conversations, the latest first: number, last message, unread count."""
+    store = _required(settings)
+    cutoff = _cutoff(settings, now)
+    try:
+        rows = await store.rows(CONVERSATIONS, _owner_key(caller.owner), limit=MAX_CONVERSATIONS)
+    except StoreUnavailable:
+        raise store_unavailable(RETRY_AFTER) from None
+    threads = sorted((f"{_time_key(utc(row.fields['LastAt']))}-{row.key}", row)
+                     for row in rows if utc(row.fields["LastAt"]) >= cutoff)
+    listed = [(key, row) for key, row in threads if page.cursor is None or key >= page.cursor]
+    shown = listed[:page.limit]
+    return {
+        "conversations": [{
+            "number": row.key, "unread": int(row.fields.get("Unread", 0)),
+            "last_message": {"sid": row.fields["LastSid"],
+                             "direction": row.fields["LastDirection"],
+                             "body": row.fields.get("LastBody", ""),
+                             "at": iso(utc(row.fields["LastAt"]))},
+        } for _, row in shown],
+        "next": listed[page.limit][0] if len(listed) > page.limit else None,
+    }
+
+
+async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page,
+                     now: datetime) -> dict[str, Any]:
+    """The caller's messages with ``remote``, newest first, outgoing ones with their status.
+
+    404 alike for a conversation of another user and none at all. Reading its
+    first page marks the conversation read.
+    """
+    store = _required(settings)
+    cutoff = _cutoff(settings, now)
+    try:
+        summary = await store.get(CONVERSATIONS, _owner_key(caller.owner), remote)
+        if summary is None or utc(summary.fields["LastAt"]) < cutoff:
+            raise not_found(f"no conversation with {mask(remote)} for this caller")
+        rows = await store.rows(MESSAGES, _thread(caller.owner, remote), start=page.cursor,
+                                stop=_time_key(cutoff), limit=page.limit + 1)
+        messages = [_message(row, remote) for row in rows[:page.limit]]
+        sent = await deliveries.find_many(store, [m.sid for m in messages
+                                                  if m.direction == "outgoing"])
+        if page.cursor is None and summary.fields.get("Unread"):
+            await _mark_read(store, summary)
+    except StoreUnavailable:
+        raise store_unavailable(RETRY_AFTER) from None
+    return {
+        "number": remote,
+        "messages": [m.view(sent.get(m.sid)) for m in messages],
+        "next": rows[page.limit].key if len(rows) > page.limit else None,
+    }
+
+
+async def _mark_read(store: Store, summary: Row) -> None:
+    """Unread back to 0, unless a message arrived meanwhile (then it stays unread)."""
+    summary.fields["Unread"] = 0
+    with contextlib.suppress(Conflict):
+        await store.replace(CONVERSATIONS, summary)
+
+
+def _message(row: Row, remote: str) -> Message:
+    fields = row.fields
+    return Message(fields["Sid"], fields["Direction"], remote, fields["Line"],
+                   fields.get("Body"), tuple(json.loads(fields.get("Media", "[]"))),
+                   utc(fields["At"]))
+
+
+# --- retention ---------------------------------------------------------------------
+
+
+async def purge_expired(settings: Settings, now: datetime) -> int:
+    """Delete what is older than ``MESSAGE_RETENTION_DAYS``: messages, threads, senders,
+    received SIDs.
+
+    Run daily by ``purge_messages``; reads stop at the cutoff anyway, so what
+    waits here for deletion is never shown. Answers how many rows went.
+    """
+    store = _required(settings)
+    cutoff = _cutoff(settings, now)
+    deleted = 0
+    while expired := await store.rows(MESSAGES, start=_time_key(cutoff), limit=1000):
+        for row in expired:  # a message row never changes: no conflict to lose
+            await store.delete(MESSAGES, row)
+        deleted += len(expired)
+    for table in (CONVERSATIONS, SENDERS, RECEIVED):
+        moment = "LastAt" if table == CONVERSATIONS else "At"
+        for row in await store.rows(table):
+            if utc(row.fields[moment]) < cutoff:
+                with contextlib.suppress(Conflict):  # written since: a new message, kept
+                    await store.delete(table, row)
+                    deleted += 1
+    return deleted
+
+
+def _cutoff(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(days=settings.message_retention_days)
+
+
+# --- keys --------------------------------------------------------------------------
+
+
+def _owner_key(owner: str) -> str:
+    """The owner as a key: Table Storage keys may not hold / \\ # ? (nor | used below)."""
+    return quote(owner, safe=":@!$&'()*+,;=-._~")
+
+
+def _thread(owner: str, remote: str) -> str:
+    return f"{_owner_key(owner)}|{remote}"
+
+
+def _time_key(at: datetime) -> str:
+    """Newest first: microseconds before the far future, 17 digits so text order is time order."""
+    return f"{_NEWEST - int(at.timestamp() * 1_000_000):017d}"
+
+
+def _required(settings: Settings) -> Store:
+    store = store_for(settings)
+    if store is None:
+        raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "
+                            "conversations")
+    return store
