@@ -17,7 +17,15 @@ from urllib.parse import quote, urlencode
 
 import azure.functions as func
 import pytest
-from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, invoke, problem, request
+from harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    function_main,
+    invoke,
+    problem,
+    request,
+)
 from live import ROOMY_LIMITS
 from storage import run, shared_azurite
 from twilio.request_validator import RequestValidator
@@ -34,7 +42,7 @@ from shared.conversations import (
 )
 from shared.identity import Caller
 from shared.opt_outs import refuse_opted_out
-from shared.settings import load_settings
+from shared.settings import app_settings, load_settings
 from shared.store import store_for
 
 ORIGIN = "https://contoso.azurewebsites.net"
@@ -367,6 +375,22 @@ def test_messages_past_the_retention_are_gone(on_azure, monkeypatch):
     assert in_store(lambda store: store.rows("messages", f"{owner}|{remote}"), settings) == []
     assert in_store(lambda store: store.rows("conversations", owner), settings) == []
     assert in_store(lambda store: store.get("senders", FROM_NUMBER, remote), settings) is None
+
+
+def test_the_nightly_timer_deletes_what_is_past_the_retention(on_azure, monkeypatch, caplog):
+    """purge_messages, run as the host runs a timer function: its main, awaited."""
+    settings = load_settings()
+    oscar = Caller(f"oscar-{secrets.token_hex(4)}", "aad")
+    remote, now = number(), datetime.now(UTC)
+    record_sent(oscar, remote, FROM_NUMBER, "a month ago", now - timedelta(days=31), settings)
+    record_sent(oscar, remote, FROM_NUMBER, "yesterday", now - timedelta(days=1), settings)
+    app_settings.cache_clear()  # as invoke() does: this test's environment
+    with caplog.at_level(logging.INFO, logger="twilio_functions"):
+        run(function_main("purge_messages")(func.TimerRequest(past_due=False)))
+    assert "function=purge_messages deleted=" in caplog.text
+    owner = f"user:aad:{oscar.user_id}"
+    kept = in_store(lambda store: store.rows("messages", f"{owner}|{remote}"), settings)
+    assert [row.fields["Body"] for row in kept] == ["yesterday"]
 
 
 def test_an_old_send_attributes_nothing(on_azure, monkeypatch):
