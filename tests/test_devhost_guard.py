@@ -180,6 +180,8 @@ def test_a_slow_request_head_is_not_held_open(host: HostProcess) -> None:
                     break
             except TimeoutError:
                 continue
+            except ConnectionResetError:  # closed with our unread bytes pending: an RST
+                break
         assert time.monotonic() - started < HANG_GUARD_SECONDS / 2, "the host held the connection"
 
 
