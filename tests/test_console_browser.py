@@ -96,6 +96,18 @@ def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
+def submit(page: Page, form: str, fields: dict[str, str], button: str) -> None:
+    """Fill a form of the page by its labels, as a person would, and send it."""
+    located = page.locator(form)
+    for label, value in fields.items():
+        field = located.get_by_label(label, exact=True)
+        if field.evaluate("element => element.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    located.get_by_role("button", name=button).click()
+
+
 def screenshot(page: Page, name: str) -> Path:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     path = OUTPUT / name
@@ -154,10 +166,8 @@ def test_a_placed_call_shows_what_the_callee_heard(app: LiveApp, console: Page) 
 
 
 def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, console: Page) -> None:
-    form = console.locator("#inbound-sms")
-    form.get_by_label("From").fill("+14155550123")
-    form.get_by_label("Body").fill("Is my order ready?")
-    form.get_by_role("button", name="Send to the app").click()
+    submit(console, "#inbound-sms", {"From": "+14155550123", "Body": "Is my order ready?"},
+           "Send to the app")
     thread = console.locator("#thread-14155550123")
     expect(thread.locator(".bubble.in")).to_contain_text("Is my order ready?")
     expect(thread.locator(".bubble.out")).to_contain_text(REPLY)
@@ -171,11 +181,7 @@ def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, consol
 
 
 def test_a_twilio_500_shows_as_the_apps_502(app: LiveApp, console: Page) -> None:
-    faults = console.locator("#fault")
-    faults.get_by_label("Fault").select_option("status")
-    faults.get_by_label("Status").fill("500")
-    faults.get_by_label("Count").fill("1")
-    faults.get_by_role("button", name="Add fault").click()
+    submit(console, "#fault", {"Fault": "status", "Status": "500", "Count": "1"}, "Add fault")
     expect(console.locator("#faults")).to_contain_text("HTTP 500 · 1 left")
     console.get_by_text("Send an SMS through the app").click()
     console.locator("#app-sms").get_by_role("button", name="POST send_sms").click()
@@ -195,6 +201,20 @@ def test_a_twilio_500_shows_as_the_apps_502(app: LiveApp, console: Page) -> None
     expect(console.locator("#webhooks .webhook:visible")).to_have_count(2)
     kinds.select_option("")
     screenshot(console, "console-fault.png")
+
+
+def test_a_status_callback_fault_set_from_the_page_holds_back_the_reports(
+        app: LiveApp, console: Page) -> None:
+    submit(console, "#callback-fault", {"Status callbacks": "drop", "Of": "message", "Count": "1"},
+           "Add")
+    expect(console.locator("#faults")).to_contain_text("callbacks never sent (messages) · 1 left")
+    status, sent = post(f"{app.base_url}/api/send_sms", {"to": "+14155552671", "body": "Lost?"})
+    assert status == 201, sent
+    # Twilio's side moves on; the app hears nothing of it.
+    expect(console.locator(f"#msg-{sent['sid']} .meta .badge")).to_have_text("delivered")
+    expect(console.locator("#faults")).to_contain_text("No faults")
+    expect(console.locator("#webhooks .webhook", has_text="status callback")).to_have_count(0)
+    assert [c["error"] for c in app.state()["status_callbacks"]] == ["dropped", "dropped"]
 
 
 def test_numbers_are_masked_until_shown_and_the_page_fits_narrow_windows(

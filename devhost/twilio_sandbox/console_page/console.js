@@ -21,6 +21,7 @@ const MESSAGE_PUSHES = [
   ["failed:30008", "failed · 30008 unknown error"],
 ];
 const CALL_PUSHES = ["ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"];
+const CALLBACK_FAULTS = {duplicate: "sent twice", reorder: "out of order", late: "late", drop: "never sent"};
 const KIND_LABELS = {
   "twiml": "TwiML fetch", "status-callback": "status callback", "inbound-sms": "inbound SMS",
   "app": "mobile app", "webhook": "webhook",
@@ -315,7 +316,13 @@ function renderControls(controls) {
     f.kind === "status" ? `HTTP ${f.status}` : f.kind.replace("_", " "),
     f.count !== null ? ` · ${f.count} left` : " on every request",
     f.path_contains ? ` · path has “${f.path_contains}”` : "")));
-  if (!controls.faults.length) list.append(h("li", {class: "none"}, "No faults: the sandbox answers like Twilio."));
+  const callbackFaults = controls.callback_faults || [];
+  fill(list, callbackFaults.map((f) => h("li", {},
+    `callbacks ${CALLBACK_FAULTS[f.kind] || f.kind}`, f.resource ? ` (${f.resource}s)` : "",
+    f.count !== null ? ` · ${f.count} left` : " for every one")), false);
+  if (!controls.faults.length && !callbackFaults.length) {
+    list.append(h("li", {class: "none"}, "No faults: the sandbox answers like Twilio."));
+  }
   const hits = Object.entries(controls.faults_applied).filter(([, n]) => n);
   if (hits.length) list.append(h("li", {class: "hits"}, "Applied: " + hits.map(([k, n]) => `${k} ${n}`).join(", ")));
 }
@@ -432,7 +439,28 @@ function wireForms() {
     if (form.path_contains.value) fault.path_contains = form.path_contains.value;
     const response = await fetch("/_sandbox/faults", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fault)});
     const data = await response.json();
-    say(response.ok ? `Fault added: the next ${fault.count || "every"} matching Twilio request${fault.count === 1 ? "" : "s"} fail` : data.error, response.ok ? "good" : "bad");
+    const which = !fault.count ? "every matching Twilio request fails"
+      : fault.count === 1 ? "the next matching Twilio request fails"
+      : `the next ${fault.count} matching Twilio requests fail`;
+    say(response.ok ? `Fault added: ${which}` : data.error, response.ok ? "good" : "bad");
+  });
+  document.getElementById("callback-fault").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const fault = {kind: form.kind.value};
+    if (form.resource.value) fault.resource = form.resource.value;
+    if (form.count.value) fault.count = Number(form.count.value);
+    const response = await fetch("/_sandbox/callback_faults", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fault)});
+    const data = await response.json();
+    const what = fault.resource || "message or call";
+    const which = !fault.count ? `every ${what}` : fault.count === 1 ? `the next ${what}`
+      : `the next ${fault.count} ${fault.resource ? what + "s" : "messages or calls"}`;
+    say(response.ok ? `Status callbacks ${CALLBACK_FAULTS[fault.kind]} for ${which}` : data.error,
+        response.ok ? "good" : "bad");
+  });
+  document.getElementById("clear-callback-faults").addEventListener("click", async () => {
+    await fetch("/_sandbox/callback_faults", {method: "DELETE"});
+    say("Status callbacks go out normally again");
   });
   document.getElementById("clear-faults").addEventListener("click", async () => {
     await fetch("/_sandbox/faults", {method: "DELETE"});
