@@ -4,6 +4,7 @@ import azure.functions as func
 
 from shared.calls import place_call, read_call
 from shared.deliveries import remember_sent, status_callback_url
+from shared.idempotency import first_attempt, idempotency_key
 from shared.identity import read_caller
 from shared.limits import admit, caller_scope
 from shared.request_body import read_payload, require_method
@@ -18,9 +19,11 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     require_method(req, ("POST",))
     settings = app_settings()
     caller = read_caller(req, settings)
+    key = idempotency_key(req)
     payload = read_payload(req)
     call = read_call(payload, settings, req.url, status_callback_url(req.url, settings))
-    await admit(settings, "call", caller_scope(req, caller), call.to)
-    placed = await place_call(call, settings)
-    await remember_sent(settings, caller, "call", placed)
-    return created(FUNCTION, placed)
+    async with first_attempt(settings, caller, key, FUNCTION, payload) as attempt:
+        await admit(settings, "call", caller_scope(req, caller), call.to)
+        placed = await place_call(call, settings)
+        await remember_sent(settings, caller, "call", placed)
+        return await attempt.keep(created(FUNCTION, placed))

@@ -7,6 +7,7 @@ import azure.functions as func
 
 from shared.conversations import record_outgoing
 from shared.deliveries import remember_sent, status_callback_url
+from shared.idempotency import first_attempt, idempotency_key
 from shared.identity import read_caller
 from shared.limits import admit, caller_scope
 from shared.messages import read_sms, send_message
@@ -24,13 +25,15 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     now = datetime.now(UTC)
     caller = read_caller(req, settings)
+    key = idempotency_key(req)
     payload = read_payload(req)
     sms = read_sms(payload, settings, status_callback_url(req.url, settings))
     await refuse_opted_out(settings, sms.line, sms.to)
-    await admit(settings, "sms", caller_scope(req, caller), sms.to)
-    async with learning_opt_outs(settings, sms.line, sms.to, now):
-        sent = await send_message(sms, settings)
-    await asyncio.gather(
-        remember_sent(settings, caller, "sms", sent),
-        record_outgoing(settings, caller, sms.line, sent, sms.body, sms.media_urls, now))
-    return created(FUNCTION, sent)
+    async with first_attempt(settings, caller, key, FUNCTION, payload) as attempt:
+        await admit(settings, "sms", caller_scope(req, caller), sms.to)
+        async with learning_opt_outs(settings, sms.line, sms.to, now):
+            sent = await send_message(sms, settings)
+        await asyncio.gather(
+            remember_sent(settings, caller, "sms", sent),
+            record_outgoing(settings, caller, sms.line, sent, sms.body, sms.media_urls, now))
+        return await attempt.keep(created(FUNCTION, sent))

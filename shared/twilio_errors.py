@@ -55,12 +55,14 @@ def problem_for(error: BaseException) -> Problem | None:
                        title="Upstream failure")
     if isinstance(error, asyncio.TimeoutError):
         return Problem(504, "twilio-timeout", "Twilio did not answer in time; the call or "
-                       "message may still have been created, so check before retrying",
+                       "message may still have been created: retry only with the same "
+                       "Idempotency-Key",
                        title="Upstream timeout")
     if isinstance(error, ClientError | OSError | TwilioException | ValueError):
         return Problem(502, "twilio-unavailable", "Twilio could not be reached or answered "
                        "with something unreadable; the call or message may still have been "
-                       "created, so check before retrying", title="Upstream failure")
+                       "created: retry only with the same Idempotency-Key",
+                       title="Upstream failure")
     return None
 
 
