@@ -29,7 +29,7 @@ from devhost.loadtest.runner import (
 
 
 def test_small_load_passes_every_check(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["--requests", "200", "--concurrency", "20", "--seed", "7"])
+    status = main(["--requests", "200", "--concurrency", "20", "--seed", "7", "--profile", "mixed"])
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert "RESULT: PASS" in printed
@@ -149,3 +149,15 @@ def test_each_check_catches_its_failure(break_it: Callable[[LoadReport], None],
     report = clean_run()
     break_it(report)
     assert failed_checks(report) == failing
+
+
+def test_sms_pumping_is_stopped_at_the_limits_and_users_are_served(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`make load`'s pumping profile: each phase gets exactly its limit, no more."""
+    status = main(["--profile", "pumping"])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "RESULT: PASS" in printed
+    assert "legitimate users meanwhile: 30 of 30 served" in printed
+    assert "25 let through (limit 25)" in printed and "15 let through (limit 15)" in printed
+    assert "3 let through (limit 3)" in printed

@@ -51,18 +51,22 @@ class AppError(RuntimeError):
 class AppProcess:
     """One launcher process: the host on a free loopback port, with the Twilio sandbox.
 
-    ``env`` is added to this process's environment; with ``enforce_keys`` the host
+    ``env`` is added to this process's environment (the pinned settings first, so
+    ``env`` may set its own rate limits); with ``enforce_keys`` the host
     requires ``FUNCTIONS_LOCAL_KEY`` from it for the keyed functions. The sandbox
     keeps at least ``sandbox_history`` messages and calls (each).
     """
 
     def __init__(self, env: dict[str, str], *, enforce_keys: bool = False,
-                 app_dir: Path = ROOT, sandbox_history: int = DEFAULT_HISTORY) -> None:
+                 app_dir: Path = ROOT, sandbox_history: int = DEFAULT_HISTORY,
+                 auth: bool = False) -> None:
         self._env = {**os.environ, **PINNED_SETTINGS, **env, "PYTHONUNBUFFERED": "1"}
         self._args = ["--sandbox", "--host", LOOPBACK, "--port", "0",
                       "--sandbox-history", str(max(sandbox_history, DEFAULT_HISTORY))]
         if enforce_keys:
             self._args.append("--enforce-keys")
+        if auth:  # App Service Authentication emulated: Bearer dev:<user> signs a user in
+            self._args.append("--auth")
         self._app_dir = app_dir
         self._log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             "w+", prefix="loadtest-", suffix=".log", delete=False, encoding="utf-8")
