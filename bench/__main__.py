@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import figures, profile, report
+from bench import figures, profile, report, store_checks
 from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
 from bench.direct import DirectTwilio
 from bench.figures import Row
@@ -87,7 +87,11 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                 concurrency = await figures.concurrency(host, account, sandbox, direct)
                 progress("throughput")
                 throughput = await figures.throughput(host, account)
-                served = [*latency, *concurrency, *throughput]
+                progress("the store's checks (Idempotency-Key and every limit, fresh host)")
+                async with running(await Host.start(app_dir, store_checks.guarded_environment(
+                        env), work / "host-guarded.log")) as guarded:
+                    checks = await store_checks.figures(guarded, host, sandbox, direct)
+                served = [*latency, *concurrency, *checks, *throughput]
                 if any(row.holds is False for row in served):
                     progress("profiling the host under the missed figures' load")
                 found, note = await profile.profile_missed(served, host, account, work)
@@ -107,7 +111,7 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
             memory = await figures.memory(host, account)
     finally:
         await sandbox.stop()
-    rows = [*latency, *concurrency, connections, *cold, *imports, *throughput, memory]
+    rows = [*latency, *concurrency, *checks, connections, *cold, *imports, *throughput, memory]
     if any(row.holds is False for row in (*cold, *imports, memory)):
         note = " ".join(filter(None, [note, "Cold start, import and memory figures are not "
                                      "profiled here: see the import time rows, or run "

@@ -170,7 +170,18 @@ async def concurrency(host: Host, account: Account, sandbox: Sandbox,
     ``store`` says whether the host records each SID in the store (the row's label).
     """
     calls = Calls(host.url, account)
+    ours, base, naive = await paired_bursts(calls.send_sms, sandbox, direct,
+                                            calls.naive_send_sms)
+    figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
+              f" store {'on' if store else 'off'}")
+    return verdicts.concurrency_rows(figure, ours, base, naive)
 
+
+async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: DirectTwilio,
+                        then: Callable[[], Call] | None = None,
+                        ) -> tuple[list[float], list[float], float]:
+    """Bursts of ``make()`` through the host, each beside a burst made directly, at Twilio
+    100 ms; then one burst of ``then()`` (0.0 without)."""
     async def direct_burst() -> float:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
@@ -183,18 +194,16 @@ async def concurrency(host: Host, account: Account, sandbox: Sandbox,
         async with load.session(0) as client:
             ours, base = [], []
             for run in range(CONCURRENCY_RUNS + 1):  # the first opens the connections
-                host_wall = await load.burst(client, (calls.send_sms() for _ in range(CONCURRENT)))
+                host_wall = await load.burst(client, (make() for _ in range(CONCURRENT)))
                 direct_wall = await direct_burst()
                 if run:
                     ours.append(host_wall)
                     base.append(direct_wall)
-            naive = await load.burst(client,
-                                     (calls.naive_send_sms() for _ in range(CONCURRENT)))
+            extra = (await load.burst(client, (then() for _ in range(CONCURRENT)))
+                     if then else 0.0)
     finally:
         await sandbox.set_latency(0)
-    figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
-              f" store {'on' if store else 'off'}")
-    return verdicts.concurrency_rows(figure, ours, base, naive)
+    return ours, base, extra
 
 
 # --- throughput ---------------------------------------------------------------

@@ -137,3 +137,16 @@ def test_the_report_says_missed_for_every_miss_and_yes_only_for_a_hold() -> None
     assert verdict_column == {"held": "yes", "missed": "MISSED", "compared": "shown"}
     assert report.summary(rows).startswith("1 of 2 targets hold; MISSED: missed")
     assert report.summary([rows[0], rows[2]]).startswith("All 1 targets hold.")
+
+
+@pytest.mark.parametrize(("guarded", "holds"), [(1.4, True), (1.6, False)])
+def test_the_guarded_burst_has_the_same_target_as_the_plain_one(guarded: float,
+                                                                holds: bool) -> None:
+    row = verdicts.concurrency_row("with the store", [guarded] * 3, [1.0, 1.0, 1.0])
+    assert (row.ratio, row.holds, row.target) == (pytest.approx(guarded), holds, "<= 1.5x")
+
+
+def test_the_store_checks_latency_is_shown_as_added_milliseconds() -> None:
+    row = verdicts.store_latency_row([0.012] * 9 + [0.5], [0.004] * 10)
+    assert row.holds is None and row.ratio == pytest.approx(3.0)
+    assert row.ours == "12.00 ms (+8.00)" and row.baseline.startswith("4.00 ms")
