@@ -60,7 +60,7 @@ TERMINAL_CALL_STATES = frozenset({"completed", "failed", "busy", "no-answer", "c
 SETTLE_SECONDS = 20.0
 
 _TAG = re.compile(r"load-\d+")
-_UNMASKED_NUMBER = re.compile(r"\+\d{8,15}")
+UNMASKED_NUMBER = re.compile(r"\+\d{8,15}")
 _LOG_RECORD = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>\w+) \[(?P<function>[^\]]*)\] "
     r"(?P<logger>[\w.]+): (?P<message>.*)$")
@@ -419,7 +419,7 @@ def _log_hygiene(log: str) -> list[Check]:
     # The sandbox stands in for Twilio and logs like it; the app's and host's lines are
     # what ships to Application Insights.
     ours = [r for r in records if not r["logger"].startswith("devhost.twilio_sandbox")]
-    unmasked = [r["message"] for r in ours if _UNMASKED_NUMBER.search(r["message"])]
+    unmasked = [r["message"] for r in ours if UNMASKED_NUMBER.search(r["message"])]
     queries = [r["message"] for r in records
                if r["logger"] == "aiohttp.access" and ("?" in r["message"]
                                                        or "code=" in r["message"])]
