@@ -30,8 +30,10 @@ import hashlib
 import ipaddress
 import logging
 import random
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -164,45 +166,100 @@ async def admit(settings: Settings, kind: str, who: str, to: str | None = None, 
                             "was sent; retry later")
 
 
+@dataclass
+class _Shard:
+    """This instance's turn at one counter shard, and the row as it last read or wrote it.
+
+    Requests of one instance take turns at a shard instead of racing each other
+    to the store (the ETag still settles races between instances), and a turn
+    starts from the row the last one left: one write per unit while no other
+    instance writes the shard, instead of a read, a write and the conflicts.
+    """
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    row: Row | None = None  # None: not known here, read it
+
+
+#: Shards this instance remembers, per store (one per event loop: a lock belongs to its loop).
+_SHARDS_KEPT = 4096
+_shards: weakref.WeakKeyDictionary[Store, OrderedDict[tuple[str, str], _Shard]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _shard(store: Store, partition: str, key: str) -> _Shard:
+    kept = _shards.setdefault(store, OrderedDict())
+    found = kept.get((partition, key))
+    if found is None:
+        found = kept[(partition, key)] = _Shard()
+        while len(kept) > _SHARDS_KEPT:
+            oldest = next(iter(kept))
+            if kept[oldest].lock.locked():
+                break
+            del kept[oldest]
+    kept.move_to_end((partition, key))
+    return found
+
+
 async def _take(store: Store, limit: Limit, now: datetime) -> int | None:
     """Take one unit of ``limit``: the shard it came from, or None when every shard is full."""
     shares = limit.shares()
-    order = random.sample(range(len(shares)), len(shares))
     attempts = 0
-    for shard in order:
-        while True:
-            attempts += 1
-            if attempts > MAX_ATTEMPTS:
-                raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on {limit.name}")
-            row = await store.get(TABLE, _partition(limit, shard), _row_key(limit, now))
-            count = row.fields.get("Count", 0) if row else 0
-            if count >= shares[shard]:
-                break  # this shard is full: try the next
-            try:
-                if row is None:
-                    if await store.insert(TABLE, _counter(limit, shard, now, 1)):
-                        return shard
-                    continue  # created meanwhile: read it
-                row.fields["Count"] = count + 1
-                await store.replace(TABLE, row)
+    for shard in random.sample(range(len(shares)), len(shares)):
+        partition, key = _partition(limit, shard), _row_key(limit, now)
+        local = _shard(store, partition, key)
+        async with local.lock:
+            row, read = local.row, False
+            local.row = None  # until the store agrees again
+            while True:
+                attempts += 1
+                if attempts > MAX_ATTEMPTS:
+                    raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on {limit.name}")
+                if row is None or (not read and _count(row) >= shares[shard]):
+                    row, read = await store.get(TABLE, partition, key), True
+                count = _count(row)
+                if count >= shares[shard]:
+                    local.row = row
+                    break  # this shard is full: try the next
+                try:
+                    if row is None:
+                        row = _counter(limit, shard, now, 1)
+                        if not await store.insert(TABLE, row):
+                            row, read = None, False  # created meanwhile: read it
+                            continue
+                    else:
+                        row.fields["Count"] = count + 1
+                        await store.replace(TABLE, row)
+                except Conflict:
+                    row, read = None, False  # another instance wrote it: read it again
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempts, 8)))  # noqa: S311
+                    continue
+                local.row = row
                 return shard
-            except Conflict:
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempts, 8)))  # noqa: S311
     return None
 
 
 async def _give_back(store: Store, limit: Limit, shard: int, now: datetime) -> None:
     """Undo ``_take`` for a request another limit refused (bounded; a failure over-counts)."""
-    for _ in range(MAX_ATTEMPTS):
-        row = await store.get(TABLE, _partition(limit, shard), _row_key(limit, now))
-        if row is None or row.fields.get("Count", 0) <= 0:
+    partition, key = _partition(limit, shard), _row_key(limit, now)
+    local = _shard(store, partition, key)
+    async with local.lock:
+        local.row = None
+        for _ in range(MAX_ATTEMPTS):
+            row = await store.get(TABLE, partition, key)
+            if row is None or _count(row) <= 0:
+                return
+            row.fields["Count"] -= 1
+            try:
+                await store.replace(TABLE, row)
+            except Conflict:
+                await asyncio.sleep(random.uniform(0, 0.005))  # noqa: S311
+                continue
+            local.row = row
             return
-        row.fields["Count"] -= 1
-        try:
-            await store.replace(TABLE, row)
-            return
-        except Conflict:
-            await asyncio.sleep(random.uniform(0, 0.005))  # noqa: S311
+
+
+def _count(row: Row | None) -> int:
+    return int(row.fields.get("Count", 0)) if row is not None else 0
 
 
 def _tripped(limit: Limit, kind: str, who: str, to: str | None, now: datetime) -> Problem:

@@ -248,3 +248,27 @@ def test_limits_hold_across_two_hosts_and_other_users_continue():
     finally:
         assert first.stop() == 0
         assert second.stop() == 0
+
+
+def test_an_instance_that_remembers_a_counter_still_sees_another_instances_writes():
+    """One instance's requests take turns and start from the row it last wrote; a write by
+    another instance since is found by the ETag, never overwritten."""
+    settings = settings_with(per_account=6)
+    first, second = (store_module.connect(settings.state_connection) for _ in range(2))
+    limit = Limit("per-account", f"AC{secrets.token_hex(16)}", 6, limits.DAY)
+
+    async def scenario():
+        try:
+            together = await asyncio.gather(*(limits._take(first, limit, NOON)
+                                              for _ in range(4)))
+            by_second = [await limits._take(second, limit, NOON) for _ in range(3)]
+            after = await limits._take(first, limit, NOON)  # remembers 4: must learn of 6
+            return together, by_second, after
+        finally:
+            await first.close()
+            await second.close()
+
+    together, by_second, after = asyncio.run(scenario())
+    assert None not in together
+    assert by_second[:2] != [None, None] and by_second[2] is None
+    assert after is None
