@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=7072` when 7071 is taken.
 PORT ?= 7071
 
-.PHONY: run test lint load bench venv clean contract client browser infra-tools check-infra azurite
+.PHONY: run test test-tools node-tools lint load bench venv clean contract client browser infra-tools check-infra azurite
 
 venv: $(STAMP)
 
@@ -26,9 +26,20 @@ run: $(STAMP)
 	sh devhost/azurite/install.sh --optional
 	$(PY) -m devhost --port $(PORT)
 
-test: $(STAMP) contract client browser infra-tools azurite
+test:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target test-tools
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# What the tests need, installed side by side (each a no-op once installed): the
+# virtual environments, and one after another what goes through apt and node
+# (the contract step installs node when it is missing; apt takes one at a time).
+test-tools: $(STAMP) client infra-tools node-tools
+
+node-tools:
+	sh tests/contract/install.sh
+	sh tests/browser/install.sh
+	sh devhost/azurite/install.sh
 
 # checkov, pycep-parser, check-jsonschema and pathspec for the offline checks
 # of infra/, .github/ and the deployment package, in a virtual environment of
