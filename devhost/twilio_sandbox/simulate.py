@@ -230,8 +230,10 @@ def push_status(sandbox: TwilioSandbox, sid: str, data: dict[str, Any]) -> Resou
         changes: dict[str, Any] = {"status": status, "date_updated": now}
         if status == "in-progress" and not found.get("start_time"):
             changes["start_time"] = now
-        if status in TERMINAL_CALL:
-            changes.update(end_time=now, duration=str(_seconds_since(found.get("start_time"))))
+        if status in TERMINAL_CALL:  # only a call that connected has lasted (busy: 0)
+            connected = status == "completed"
+            changes.update(end_time=now, duration=str(
+                _seconds_since(found.get("start_time")) if connected else 0))
         found.update(changes)
         return found
     if status in DEFAULT_ERROR:
