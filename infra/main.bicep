@@ -36,6 +36,12 @@ param twilioMessagingServiceSid string = ''
 @description('ALLOWED_FROM_NUMBERS: E.164 numbers a request may choose as caller ID or sender, comma-separated; empty: only the default sender.')
 param allowedFromNumbers string = ''
 
+@description('TWILIO_TWIML_APP_SID (AP...): the TwiML App whose Voice URL is the app\'s /api/voice; empty: voice_token answers 500.')
+param twilioTwimlAppSid string = ''
+
+@description('TWILIO_PUSH_CREDENTIAL_SID (CR...): APNs/FCM credential that wakes the mobile app for incoming calls, or empty.')
+param twilioPushCredentialSid string = ''
+
 @description('TWILIO_API_KEY_SID (SK...), or empty to use the auth token for REST. Its secret goes to Key Vault.')
 param twilioApiKeySid string = ''
 
@@ -154,6 +160,8 @@ module functionApp 'app/function-app.bicep' = {
     twilioMessagingServiceSid: twilioMessagingServiceSid
     allowedFromNumbers: allowedFromNumbers
     twilioApiKeySid: twilioApiKeySid
+    twilioTwimlAppSid: twilioTwimlAppSid
+    twilioPushCredentialSid: twilioPushCredentialSid
     allowedCountries: allowedCountries
     allowPremiumNumbers: allowPremiumNumbers
     publicBaseUrl: publicBaseUrl

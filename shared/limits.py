@@ -60,7 +60,8 @@ DAY = timedelta(days=1)
 # Per-caller limits by kind: the setting's field in ``Settings``. A feature
 # with its own kind (voice tokens) adds its entry here.
 CALLER_LIMITS: dict[str, str] = {"sms": "rate_limit_sms_per_caller",
-                                 "call": "rate_limit_calls_per_caller"}
+                                 "call": "rate_limit_calls_per_caller",
+                                 "voice-token": "rate_limit_voice_tokens_per_caller"}
 
 
 @dataclass(frozen=True)

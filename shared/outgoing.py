@@ -14,13 +14,17 @@ def destination(payload: Payload, settings: Settings) -> str:
     """The ``to`` number, once it is valid and the destination policy allows it."""
     number = payload.text("to", required=True, max_length=NUMBER_LENGTH)
     assert number is not None
-    policy = DestinationPolicy(settings.allowed_countries, settings.allow_premium_numbers)
     try:
-        return policy.check(number)
+        return destination_policy(settings).check(number)
     except NumberError as error:
         raise invalid_field("to", str(error)) from None
     except DestinationRefused as error:
         raise destination_refused("to", str(error)) from None
+
+
+def destination_policy(settings: Settings) -> DestinationPolicy:
+    """The policy every call and message obeys, whichever function places it."""
+    return DestinationPolicy(settings.allowed_countries, settings.allow_premium_numbers)
 
 
 def sender(payload: Payload, settings: Settings, *, default: str | None) -> str | None:

@@ -132,6 +132,13 @@ def read_payload(req: func.HttpRequest) -> Payload:
     raise unsupported_media_type(ACCEPTED_TYPES)
 
 
+def require_no_fields(req: func.HttpRequest) -> None:
+    """For a function that takes nothing: an empty body, or a JSON object or form with no
+    fields; a field sent anyway (``identity``, say) is refused rather than ignored."""
+    if capped_body(req):
+        read_payload(req).reject_unknown(())
+
+
 def form_fields(req: func.HttpRequest) -> MultiDict[str, str]:
     """A form body's fields, decoded strictly in its declared charset.
 

@@ -82,7 +82,8 @@ def created(function: str, resource: dict[str, Any]) -> func.HttpResponse:
 
 
 def found(function: str, resource: dict[str, Any]) -> func.HttpResponse:
-    """200 with a stored resource: private to its owner, so never cached on the way."""
+    """200 with a stored resource or a credential: private to its owner, so never cached on
+    the way."""
     log_outcome(function, 200, sid=resource.get("sid"))
     return func.HttpResponse(json.dumps(resource), status_code=200, mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

@@ -93,6 +93,12 @@ def _hostname(raw: str) -> str:
     return raw.lower()
 
 
+#: A Voice SDK client identity as Twilio takes it in tokens and ``client:`` addresses.
+CLIENT_IDENTITY = re.compile(r"[A-Za-z0-9_]{1,121}")
+#: How a signed-in user's identity starts (``shared.client_identity``).
+SIGNED_IN_PREFIX = "user_3a"
+#: Twilio refuses access tokens valid for longer than 24 hours.
+MAX_TOKEN_TTL = 86400
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
@@ -138,6 +144,28 @@ def _countries(raw: str) -> frozenset[str] | None:
     if unknown:
         raise ValueError("must be ISO 3166 alpha-2 codes separated by commas, like US,CA,FR")
     return frozenset(codes) or None
+
+
+def _client_identity_or_user(raw: str) -> str:
+    if not CLIENT_IDENTITY.fullmatch(raw):
+        raise ValueError("must be 1 to 121 ASCII letters, digits or underscores")
+    return raw
+
+
+def _client_identity(raw: str) -> str:
+    """An identity of its own: never one a signed-in user's could be."""
+    if _client_identity_or_user(raw).startswith(SIGNED_IN_PREFIX):
+        raise ValueError(f"must not start with {SIGNED_IN_PREFIX} (signed-in users' identities do)")
+    return raw
+
+
+def _whole(low: int, high: int, unit: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isascii() or not raw.isdecimal() or not low <= int(raw) <= high:
+            raise ValueError(f"must be a whole number of {unit} from {low} to {high}")
+        return int(raw)
+
+    return parse
 
 
 def _flag(raw: str) -> bool:
@@ -373,6 +401,46 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "uncounted (logged).",
         _store_failure, default="refuse",
     ),
+    Declaration(
+        "TWILIO_TWIML_APP_SID", "twiml_app_sid",
+        "TwiML App (`AP...`) whose Voice URL is this app's `voice`: the outgoing application "
+        "of the Voice SDK tokens `voice_token` answers. Unset: `voice_token` answers 500.",
+        _sid("AP"),
+    ),
+    Declaration(
+        "TWILIO_PUSH_CREDENTIAL_SID", "push_credential_sid",
+        "Push credential (`CR...`, APNs or FCM) that wakes the mobile app for an incoming "
+        "call. Unset: incoming calls ring only while the app is open.",
+        _sid("CR"),
+    ),
+    Declaration(
+        "VOICE_TOKEN_TTL_SECONDS", "voice_token_ttl",
+        "How long a Voice SDK token is valid, in seconds (60 to 86400, Twilio's 24 hours).",
+        _whole(60, MAX_TOKEN_TTL, "seconds"), default="3600",
+    ),
+    Declaration(
+        "VOICE_SINGLE_USER_IDENTITY", "voice_single_user_identity",
+        "Voice SDK identity (letters, digits, `_`) of a caller without a signed-in user, for "
+        "single-user setups. Unset: `voice_token` answers 401 to them.",
+        _client_identity,
+    ),
+    Declaration(
+        "VOICE_INCOMING_IDENTITY", "voice_incoming_identity",
+        "Voice SDK identity that calls to the Twilio number ring (as `voice_token` answered "
+        "it). Unset: callers hear that the number takes no calls.",
+        _client_identity_or_user,
+    ),
+    Declaration(
+        "VOICE_ALLOW_CLIENT_TO_CLIENT", "voice_allow_client_to_client",
+        "Let an app user call another app user (`To=client:<identity>`) through `voice`.",
+        _flag, default="false",
+    ),
+    Declaration(
+        "RATE_LIMIT_VOICE_TOKENS_PER_CALLER", "rate_limit_voice_tokens_per_caller",
+        "Voice SDK tokens one caller (the signed-in user, else the client IP) may get per "
+        "hour (`0`: no limit). In-app calls count as calls (`RATE_LIMIT_CALLS_PER_CALLER`).",
+        _count, default="60",
+    ),
 )
 
 
@@ -425,6 +493,13 @@ class Settings:
     rate_limit_per_country: int
     rate_limit_per_account: int
     rate_limit_store_failure: str
+    twiml_app_sid: str | None
+    push_credential_sid: str | None
+    voice_token_ttl: int
+    voice_single_user_identity: str | None
+    voice_incoming_identity: str | None
+    voice_allow_client_to_client: bool
+    rate_limit_voice_tokens_per_caller: int
 
     @property
     def easy_auth(self) -> bool:

@@ -77,3 +77,28 @@ def _script(payload: Payload, params: Mapping[str, str]) -> list[tuple[str, str]
     if parts:
         return parts
     return [("message", payload.text("message", max_length=MAX_MESSAGE) or DEFAULT_MESSAGE)]
+
+
+def spoken_document(text: str, *, hang_up: bool) -> str:
+    """``<Say>`` in the default voice, then ``<Hangup/>`` if asked: a refusal or a notice."""
+    response = VoiceResponse()
+    response.say(text, voice=DEFAULT_VOICE)
+    if hang_up:
+        response.hangup()
+    return _document(response)
+
+
+def dial_document(*, number: str | None = None, client: str | None = None,
+                  caller_id: str | None = None) -> str:
+    """``<Dial>`` one phone number or one Voice SDK client.
+
+    ``answerOnBridge``: the caller hears ringing until the callee answers, and
+    the call is not answered (nor billed as such) before.
+    """
+    response = VoiceResponse()
+    dial = response.dial(caller_id=caller_id, answer_on_bridge=True)
+    if number is not None:
+        dial.number(number)
+    if client is not None:
+        dial.client(client)
+    return _document(response)

@@ -80,7 +80,8 @@ def function_main(name: str) -> Callable[[func.HttpRequest], Any]:
 
 
 def invoke(function: str, req: func.HttpRequest) -> func.HttpResponse:
-    """Await the function's main on a fresh loop, as the worker does, then close clients."""
+    """Await the function's main on a fresh loop, as the worker does, then close clients
+    (Twilio's and the store's, which belong to that loop)."""
     app_settings.cache_clear()  # tests change the environment between invocations
 
     async def run() -> func.HttpResponse:

@@ -58,6 +58,12 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("AzureWebJobsStorage__clientId", "s3cr3t"),
         ("AzureWebJobsStorage__credential", "s3cr3t"),
         ("REQUIRE_SIGNED_IN_USER", "s3cr3t"),
+        ("TWILIO_TWIML_APP_SID", "s3cr3t"),
+        ("TWILIO_PUSH_CREDENTIAL_SID", "AP" + "c3" * 16),
+        ("VOICE_TOKEN_TTL_SECONDS", "86401"),
+        ("VOICE_SINGLE_USER_IDENTITY", "s3cr3t bob"),
+        ("VOICE_INCOMING_IDENTITY", "client:s3cr3t"),
+        ("RATE_LIMIT_VOICE_TOKENS_PER_CALLER", "-3"),
         ("WEBSITE_AUTH_ENABLED", "s3cr3t"),
         ("RATE_LIMIT_PER_ACCOUNT", "s3cr3t"),
         ("RATE_LIMIT_SMS_PER_CALLER", "-1"),
@@ -96,6 +102,9 @@ def test_defaults_apply():
         rate_limit_calls_per_caller=10, rate_limit_per_destination=10,
         rate_limit_per_country=200, rate_limit_per_account=1000,
         rate_limit_store_failure="refuse",
+        twiml_app_sid=None, push_credential_sid=None, voice_token_ttl=3600,
+        voice_single_user_identity=None, voice_incoming_identity=None,
+        voice_allow_client_to_client=False, rate_limit_voice_tokens_per_caller=60,
     )
     assert settings.state_connection is None and not settings.easy_auth
 

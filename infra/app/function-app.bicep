@@ -20,6 +20,8 @@ param twilioFromNumber string
 param twilioMessagingServiceSid string
 param allowedFromNumbers string
 param twilioApiKeySid string
+param twilioTwimlAppSid string
+param twilioPushCredentialSid string
 param allowedCountries string
 param allowPremiumNumbers bool
 param publicBaseUrl string
@@ -210,6 +212,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TWILIO_VALIDATE_SIGNATURE: 'true'
     REQUIRE_SIGNED_IN_USER: 'true'
     SMS_REPLY_MESSAGE: smsReplyMessage
+    TWILIO_TWIML_APP_SID: twilioTwimlAppSid
+    TWILIO_PUSH_CREDENTIAL_SID: twilioPushCredentialSid
   }, empty(twilioApiKeySid) ? {} : {
     TWILIO_API_KEY_SID: twilioApiKeySid
     TWILIO_API_KEY_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${apiKeyVaultEntry})'

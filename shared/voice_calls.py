@@ -1,0 +1,116 @@
+"""What the TwiML App's Voice URL answers: whom a call from the app, or to the Twilio
+number, reaches.
+
+A call from the app (``From=client:<identity>``) to a phone number obeys
+exactly what ``make_call`` obeys (the destination policy, ``ALLOWED_COUNTRIES``
+and the rate limits, counted for the user the identity names), and goes out
+with the app's caller ID; to another app user only when ``VOICE_ALLOW_CLIENT_TO_CLIENT``.
+A call the app will not connect is told so aloud and hung up (Twilio would
+otherwise read an error answer as "application error" to the caller), and
+logged. A call to the Twilio number from a phone rings ``VOICE_INCOMING_IDENTITY``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.client_identity import CLIENT_PREFIX, caller_of, client_identity
+from shared.deliveries import remember_sent
+from shared.delivery_status import CALL_ORDER, is_sid
+from shared.limits import admit
+from shared.logs import mask
+from shared.outgoing import default_sender, destination_policy
+from shared.phone import DestinationRefused, NumberError
+from shared.problems import Problem, invalid_field
+from shared.settings import Settings
+from shared.twiml import dial_document, spoken_document
+
+logger = logging.getLogger("twilio_functions.voice")
+
+NOT_PLACED = "This call cannot be placed from this app. Goodbye."
+NOT_ALLOWED = "This app cannot call that number. Goodbye."
+NOT_A_NUMBER = "That is not a phone number this app can call. Goodbye."
+NO_CLIENTS = "Calls between app users are not enabled. Goodbye."
+TOO_MANY = "You have placed too many calls. Please try again later. Goodbye."
+UNAVAILABLE = "Calls cannot be placed right now. Please try again later. Goodbye."
+NO_INCOMING = "This number does not take calls. Goodbye."
+_ADDRESS_LENGTH = 160  # client: plus 121 characters, or a number, with room to spare
+
+
+@dataclass(frozen=True)
+class VoiceCall:
+    """The parameters of Twilio's voice webhook this app acts on."""
+
+    sid: str
+    from_: str
+    to: str
+    status: str
+
+
+class CallRefused(Exception):
+    """A call the app will not connect: what the caller hears, and why (for the log)."""
+
+    def __init__(self, spoken: str, cause: str, to: str | None = None) -> None:
+        super().__init__(cause)
+        self.spoken, self.cause, self.to = spoken, cause, to
+
+    def document(self) -> str:
+        return spoken_document(self.spoken, hang_up=True)
+
+    def log(self, function: str, call: VoiceCall) -> None:
+        logger.warning("function=%s refused call=%s to=%s cause=%s", function, call.sid,
+                       mask(self.to) if self.to else "-", self.cause.replace(" ", "_"))
+
+
+def read_voice_call(params: Mapping[str, str]) -> VoiceCall:
+    """The call ``read_webhook`` checked; 400 if it lacks what a voice webhook carries."""
+    sid = params.get("CallSid", "")
+    if not (is_sid(sid) and sid.startswith("CA")):
+        raise invalid_field("CallSid", "must be a Twilio call SID")
+    addresses = {name: params.get(name, "") for name in ("From", "To")}
+    for name, value in addresses.items():
+        if not value or len(value) > _ADDRESS_LENGTH:
+            raise invalid_field(name, "must be a phone number or client address")
+    status = params.get("CallStatus", "")
+    return VoiceCall(sid, addresses["From"], addresses["To"],
+                     status if status in CALL_ORDER else "ringing")
+
+
+async def connect(call: VoiceCall, settings: Settings) -> str:
+    """The TwiML that connects ``call``; ``CallRefused`` when it must not be connected."""
+    if call.from_.startswith(CLIENT_PREFIX):
+        return await _from_app(call, settings)
+    if settings.voice_incoming_identity is None:
+        return spoken_document(NO_INCOMING, hang_up=True)
+    return dial_document(client=settings.voice_incoming_identity)
+
+
+async def _from_app(call: VoiceCall, settings: Settings) -> str:
+    identity = client_identity(call.from_)
+    caller = caller_of(identity, settings) if identity else None
+    if identity is None or caller is None:
+        raise CallRefused(NOT_PLACED, "not a client identity this app issues")
+    if call.to.startswith(CLIENT_PREFIX):
+        callee = client_identity(call.to)
+        if not settings.voice_allow_client_to_client:
+            raise CallRefused(NO_CLIENTS, "client-to-client calls are off")
+        if callee is None:
+            raise CallRefused(NOT_PLACED, "malformed client address in To")
+        return dial_document(client=callee)
+    try:
+        number = destination_policy(settings).check(call.to)
+    except NumberError as error:
+        raise CallRefused(NOT_A_NUMBER, str(error), call.to) from None
+    except DestinationRefused as error:
+        raise CallRefused(NOT_ALLOWED, str(error), call.to) from None
+    caller_id = default_sender(settings)  # 500 misconfigured without one: nothing counted
+    try:
+        await admit(settings, "call", caller.owner, number)  # make_call's limits
+    except Problem as problem:
+        spoken = TOO_MANY if problem.status == 429 else UNAVAILABLE
+        raise CallRefused(spoken, problem.type.rsplit(":", 1)[-1], number) from None
+    await remember_sent(settings, caller, "call", {"sid": call.sid, "to": number,
+                                                   "status": call.status})
+    return dial_document(number=number, caller_id=caller_id)
