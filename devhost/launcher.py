@@ -5,8 +5,13 @@ With a Twilio account configured (``TWILIO_ACCOUNT_SID`` and
 to Twilio. Without one, or with ``--sandbox``, a local Twilio sandbox starts in
 the same process and the app is pointed at it: the account's credentials (the
 configured ones, else random ones), ``TWILIO_FROM_NUMBER`` set to the
-sandbox's always-valid sender +15005550006, and no API key, Messaging Service
-or ``PUBLIC_BASE_URL``, so nothing can reach Twilio or another host. It
+sandbox's always-valid sender +15005550006, an API key and a TwiML App only
+the sandbox knows (Voice SDK tokens work without a Twilio account; the App's
+Voice URL is the app's ``voice``), and no Messaging Service or
+``PUBLIC_BASE_URL``, so nothing can reach Twilio or another host. Callers
+without a signed-in user get the Voice SDK identity ``developer`` (unless
+``VOICE_SINGLE_USER_IDENTITY`` is set), which calls to the sandbox's number
+ring too (unless ``VOICE_INCOMING_IDENTITY`` is set). It
 prints the function URLs and a ready-to-paste ``curl`` for each; Ctrl-C stops
 the host and the sandbox together.
 
@@ -45,6 +50,7 @@ from devhost.sign import signed_curl
 from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
 from devhost.twilio_sandbox.sandbox import DEFAULT_HISTORY
+from devhost.twilio_sandbox.voice_sdk import TwimlApp
 
 DESCRIPTION = (
     "Serve this function app on http://localhost:7071 with Azure's Python v1 runtime. "
@@ -59,9 +65,11 @@ STORAGE_SETTINGS = tuple(f"{prefix}{suffix}" for prefix in ("STATE_STORAGE", "Az
                          for suffix in ("", "__tableServiceUri"))
 AZURITE_DATA = ".azurite"
 DEV_USER = "alice"
-# Settings that could send a sandbox run to Twilio or another host.
-CLEARED_IN_SANDBOX = ("TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
-                      "TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
+# The Voice SDK identity of a sandbox run's callers without a signed-in user.
+DEV_IDENTITY = "developer"
+# Settings that could send a sandbox run to Twilio or another host (the API key
+# is replaced by one only the sandbox knows).
+CLEARED_IN_SANDBOX = ("TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
 
 
 def configured(name: str, file_values: dict[str, str]) -> str:
@@ -81,6 +89,15 @@ class SandboxRun:
         self.settings = settings
         self.token_generated = token_generated
 
+    def connect(self, urls: dict[str, str], key: str | None) -> None:
+        """Tell the sandbox where the app answers: the console's traffic, the TwiML App."""
+        self.sandbox.app.functions = urls
+        self.sandbox.app.key = key
+        if "voice" in urls:
+            self.sandbox.add_twiml_app(TwimlApp(
+                self.settings["TWILIO_TWIML_APP_SID"], self.settings["TWILIO_ACCOUNT_SID"],
+                urls["voice"], urls.get("status_callback")))
+
 
 async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY
                         ) -> SandboxRun:
@@ -89,13 +106,21 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
     auth_token = configured("TWILIO_AUTH_TOKEN", file_values)
     generated = not auth_token
     auth_token = auth_token or secrets.token_hex(16)
-    sandbox = TwilioSandbox(accounts={account_sid: auth_token}, history=history)
+    key_sid, key_secret = "SK" + secrets.token_hex(16), secrets.token_hex(16)
+    sandbox = TwilioSandbox(accounts={account_sid: auth_token},
+                            api_keys={key_sid: (key_secret, account_sid)}, history=history)
     base_url = await sandbox.start("127.0.0.1", 0)
+    identity = configured("VOICE_SINGLE_USER_IDENTITY", file_values) or DEV_IDENTITY
     settings = {
         "TWILIO_ACCOUNT_SID": account_sid,
         "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_API_KEY_SID": key_sid,
+        "TWILIO_API_KEY_SECRET": key_secret,
+        "TWILIO_TWIML_APP_SID": "AP" + secrets.token_hex(16),
         "TWILIO_FROM_NUMBER": VALID_FROM,
         "TWILIO_API_BASE_URL": base_url,
+        "VOICE_SINGLE_USER_IDENTITY": identity,
+        "VOICE_INCOMING_IDENTITY": configured("VOICE_INCOMING_IDENTITY", file_values) or identity,
         **dict.fromkeys(CLEARED_IN_SANDBOX, ""),
     }
     os.environ.update(settings)
@@ -154,6 +179,13 @@ def try_it(
                      f"'Content-Type: application/json' -d {shlex.quote(reply)}   # they reply")
         thread_url = urls["conversations"].replace("{number?}", "+14155552671")
         lines.append(f"curl '{thread_url}'{keyed}   # the conversation, both ways")
+    if "voice_token" in urls:
+        lines.append(f"curl -X POST {urls['voice_token']}{keyed}   # a Voice SDK token")
+    if sandbox is not None and "voice_token" in urls:
+        client_call = json.dumps({"token": "<token>", "to": "+14155552671"})
+        lines.append(f"curl -X POST {shown(sandbox.base_url)}/_sandbox/client_calls -H "
+                     f"'Content-Type: application/json' -d {shlex.quote(client_call)}   # the "
+                     "app calls with <token>, what voice_token answered; shows what was dialed")
     if sandbox is not None:
         lines.append(f"curl {shown(sandbox.base_url)}/_sandbox/state   # what the sandbox received")
     return lines
@@ -220,8 +252,7 @@ async def serve(args: argparse.Namespace) -> int:
             return 1
         urls = function_urls(host, shown(base_url))
         if run is not None:  # the console sends inbound traffic and app requests here
-            run.sandbox.app.functions = urls
-            run.sandbox.app.key = key
+            run.connect(urls, key)
         _banner(host, shown(base_url), run, key, args.auth)
         print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()

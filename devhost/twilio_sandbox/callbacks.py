@@ -143,7 +143,7 @@ def signed_request(
     return url, body, headers
 
 
-def _finish(call: Resource, status: str, error: str | None = None) -> None:
+def finish(call: Resource, status: str, error: str | None = None) -> None:
     stamp = rfc2822(now())
     call.update(status=status, error=error, end_time=stamp, date_updated=stamp, duration="0")
     if error:
@@ -152,12 +152,14 @@ def _finish(call: Resource, status: str, error: str | None = None) -> None:
         log.info("call %s %s", call["sid"], status)
 
 
-async def _fetch(session: aiohttp.ClientSession, call: Resource, auth_token: str) -> str:
-    """Fetch the call's Url; record the answer on the call; raise unless it is 2xx."""
+async def fetch_twiml(session: aiohttp.ClientSession, call: Resource, auth_token: str,
+                      params: dict[str, str] | None = None) -> str:
+    """Fetch the call's Url (with ``params`` over the usual ones); record the answer on the
+    call; raise unless it is 2xx."""
     request = call["request"]
     method = (_one(request, "Method") or "POST").upper()
     url, body, headers = signed_request(
-        _one(request, "Url") or "", method, call_params(call), auth_token
+        _one(request, "Url") or "", method, {**call_params(call), **(params or {})}, auth_token
     )
     # Fetch the URL exactly as signed, as Twilio does: a plain string would be
     # re-quoted by yarl (%21 -> !) and no longer match its signature.
@@ -181,16 +183,16 @@ async def dial(session: aiohttp.ClientSession, call: Resource, auth_token: str) 
     call.update(status="in-progress", start_time=stamp, date_updated=stamp)
     try:
         if _one(call["request"], "Url"):
-            text = await _fetch(session, call, auth_token)
+            text = await fetch_twiml(session, call, auth_token)
         else:
             text = call["twiml"] = _one(call["request"], "Twiml") or ""
         call["heard"] = parse_twiml(text)
     except CallFailure as exc:
-        _finish(call, "failed", str(exc))
+        finish(call, "failed", str(exc))
         return
     except (aiohttp.ClientError, TimeoutError) as exc:
-        _finish(call, "failed", f"11205 HTTP connection failure: {exc!r}")
+        finish(call, "failed", f"11205 HTTP connection failure: {exc!r}")
         return
     for item in call["heard"]:
         log.info("call %s to %s: callee hears %s", call["sid"], mask(call["to"]), describe(item))
-    _finish(call, "completed")
+    finish(call, "completed")

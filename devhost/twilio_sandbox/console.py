@@ -9,7 +9,8 @@ API a test or a script uses:
 ``GET  /_sandbox/history``             messages, calls, webhooks, controls (JSON)
 ``GET  /_sandbox/events``              the same, then live events (SSE, see events.py)
 ``POST /_sandbox/inbound/sms``         an SMS arrives: ``{from, to?, body, media_url?, url?}``
-``POST /_sandbox/inbound/call``        a call comes in: ``{from, to?, url?}``
+``POST /_sandbox/inbound/call``        a call comes in: ``{from, to?, url?, application_sid?}``
+``POST /_sandbox/client_calls``        the Voice SDK places a call: ``{token, to, params?}``
 ``POST /_sandbox/messages/{sid}/status``  ``{status, error_code?}``
 ``POST /_sandbox/calls/{sid}/status``  ``{status}``
 ``POST /_sandbox/webhooks/{id}/resend``  send a logged request again
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from . import simulate
+from . import simulate, voice_sdk
 from .events import RESYNC, Tracked, envelope
 from .simulate import ActionError
 
@@ -65,6 +66,7 @@ def add_routes(app: web.Application, key: Key) -> None:
     app.router.add_post("/_sandbox/calls/{sid}/status", routes.action(routes.push_status))
     app.router.add_post("/_sandbox/webhooks/{id}/resend", routes.action(routes.resend))
     app.router.add_post("/_sandbox/app/{function}", routes.action(routes.app_request))
+    app.router.add_post("/_sandbox/client_calls", routes.action(routes.client_call))
 
 
 def history(sandbox: TwilioSandbox) -> dict[str, Any]:
@@ -79,10 +81,12 @@ def history(sandbox: TwilioSandbox) -> dict[str, Any]:
     }
 
 
-def problem(status: int, title: str, detail: str) -> web.Response:
+def problem(status: int, title: str, detail: str, code: int | None = None) -> web.Response:
     slug = title.lower().replace(" ", "-")
-    body = {"type": PROBLEM_TYPE.format(slug=slug), "title": title, "status": status,
-            "detail": detail}
+    body: dict[str, Any] = {"type": PROBLEM_TYPE.format(slug=slug), "title": title,
+                            "status": status, "detail": detail}
+    if code is not None:
+        body["code"] = code
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
@@ -153,7 +157,7 @@ class Routes:
             try:
                 result = await act(self.sandbox(request), request, data)
             except ActionError as exc:
-                return problem(exc.status, exc.title, exc.detail)
+                return problem(exc.status, exc.title, exc.detail, exc.code)
             return web.json_response(_views(result))
 
         return handle
@@ -164,7 +168,13 @@ class Routes:
 
     @staticmethod
     async def inbound_call(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+        if "application_sid" in data:  # the number's voice configuration is a TwiML App
+            return await voice_sdk.inbound_call(sandbox, data)
         return await simulate.inbound_call(sandbox, data)
+
+    @staticmethod
+    async def client_call(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+        return await voice_sdk.client_call(sandbox, data)
 
     @staticmethod
     async def push_status(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:

@@ -18,7 +18,8 @@ import phonenumbers
 
 API_VERSION = "2010-04-01"
 #: Keys kept on stored resources for tests, never sent in REST answers.
-SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "heard", "error"})
+SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "heard", "error",
+                          "application_sid", "actions", "dialed"})
 #: Parameters Twilio accepts repeated; stored as lists even when sent once.
 LIST_PARAMS = frozenset({"MediaUrl", "StatusCallbackEvent"})
 
@@ -163,6 +164,10 @@ def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, An
         "twiml_status": None,
         "heard": [],
         "error": None,
+        # A Voice SDK call's: its TwiML App, and what its TwiML did.
+        "application_sid": None,
+        "actions": [],
+        "dialed": [],
     }
 
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -36,10 +36,13 @@ from .status_callbacks import (
     message_lifecycle,
     message_report,
 )
+from .voice_sdk import TwimlApp
 from .webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
 
+#: How a call is answered: fetch and carry out its TwiML (session, call, auth token).
+Play = Callable[[aiohttp.ClientSession, Resource, str], Awaitable[None]]
 #: Seconds stop() lets in-flight requests finish before cancelling them.
 SHUTDOWN_GRACE = 1.0
 #: How many messages, calls and webhooks the sandbox keeps (each), by default.
@@ -95,6 +98,8 @@ class TwilioSandbox:
         self.callback_faults: list[CallbackFault] = []
         self._sequences: dict[str, Iterator[int]] = {}
         self.calls: list[Resource] = []
+        #: The TwiML Apps Voice SDK tokens may name, by SID.
+        self.twiml_apps: dict[str, TwimlApp] = {}
         self.messages: list[Resource] = []
         #: (Twilio number, recipient) pairs where the recipient texted STOP, as Twilio keeps them.
         self.opted_out: set[tuple[str, str]] = set()
@@ -280,6 +285,7 @@ class TwilioSandbox:
             "status_callbacks": list(self.callbacks_sent),
             "callback_faults": [fault.to_json() for fault in self.callback_faults],
             "latency": self.latency,
+            "twiml_apps": [app._asdict() for app in self.twiml_apps.values()],
         }
 
     # --- requests ------------------------------------------------------------
@@ -397,9 +403,16 @@ class TwilioSandbox:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def record_call(self, call: Resource) -> Resource:
+    def add_twiml_app(self, app: TwimlApp) -> None:
+        """Know a TwiML App, as one created in Twilio's console: tokens may name it."""
+        if app.account_sid not in self.accounts:
+            raise ValueError(f"TwiML App {app.sid} belongs to unknown account {app.account_sid}")
+        self.twiml_apps[app.sid] = app
+
+    def record_call(self, call: Resource, play: Play | None = None) -> Resource:
         """Store a created call and, like Twilio, start answering it in the background.
 
+        ``play`` answers it (default: fetch its TwiML and record what is heard).
         Returns the stored record, which the background work goes on changing.
         """
         call = self._keep("call", self.calls, call)
@@ -408,7 +421,8 @@ class TwilioSandbox:
         session = self._session
         if session is None:
             return call
-        playable = self.fetch_twiml and bool(request.get("Url") or request.get("Twiml"))
+        playable = ((play is not None or self.fetch_twiml)
+                    and bool(request.get("Url") or request.get("Twiml")))
         delivery = self._delivery(call, "call")
         outcome = delivery_outcome("call", call["to"])
         if not playable and delivery is None and outcome is None:
@@ -418,7 +432,7 @@ class TwilioSandbox:
 
         async def answer() -> bool:
             if playable:
-                await self._dial(call, session)
+                await self._dial(call, session, play)
             return call["status"] != "failed"
 
         async def run() -> None:
@@ -435,9 +449,10 @@ class TwilioSandbox:
         self._spawn(run(), f"dial {call['sid']}")
         return call
 
-    async def _dial(self, call: Resource, session: aiohttp.ClientSession) -> None:
+    async def _dial(self, call: Resource, session: aiohttp.ClientSession,
+                    play: Play | None) -> None:
         try:
-            await callbacks.dial(session, call, self.accounts[call["account_sid"]])
+            await (play or callbacks.dial)(session, call, self.accounts[call["account_sid"]])
         except Exception as exc:
             log.exception("call %s: the sandbox failed answering it", call["sid"])
             call.update(status="failed", error=f"sandbox error: {exc!r}")

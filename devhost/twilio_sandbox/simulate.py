@@ -63,7 +63,10 @@ KEYWORD_REPLIES = {
 
 
 class ActionError(Exception):
-    """A request the sandbox cannot act on: answered as a problem document."""
+    """A request the sandbox cannot act on: answered as a problem document (with Twilio's
+    error ``code`` when Twilio would answer one)."""
+
+    code: int | None = None
 
     def __init__(self, status: int, title: str, detail: str) -> None:
         super().__init__(detail)
@@ -86,7 +89,7 @@ class AppLink:
         return url
 
 
-def _number(value: Any, name: str) -> str:
+def phone_number(value: Any, name: str) -> str:
     if not isinstance(value, str) or not _E164.fullmatch(value):
         raise ActionError(400, "Invalid field", f"'{name}' must be an E.164 number (+14155550100)")
     return value
@@ -136,8 +139,8 @@ def parse_replies(text: str) -> list[dict[str, Any]]:
 
 async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
     """An SMS from ``from`` to ``to`` reaches the app's twiml; its replies are sent back."""
-    sender = _number(data.get("from"), "from")
-    to = _number(data.get("to") or sandbox.default_number, "to")
+    sender = phone_number(data.get("from"), "from")
+    to = phone_number(data.get("to") or sandbox.default_number, "to")
     body = data.get("body", "")
     media = data.get("media_url") or []
     if isinstance(media, str):
@@ -195,8 +198,8 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
 
 async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
     """A call from ``from`` to ``to``: the app's twiml is fetched, signed, and played."""
-    caller = _number(data.get("from"), "from")
-    to = _number(data.get("to") or sandbox.default_number, "to")
+    caller = phone_number(data.get("from"), "from")
+    to = phone_number(data.get("to") or sandbox.default_number, "to")
     url = data.get("url") or sandbox.app.url("twiml")
     account_sid, _ = _account(sandbox)
     form = {"From": caller, "To": to, "Url": url, "Method": "POST"}

@@ -1,0 +1,230 @@
+"""The Voice SDK's side of Twilio: access tokens checked as Twilio checks them, the TwiML
+Apps they name, and calls an app places with one.
+
+``POST /_sandbox/client_calls`` plays the mobile app's SDK: ``{token, to, params?}``.
+The token is verified (HS256 over the API key's secret, ``cty: twilio-fpa;v=1``,
+issuer an API key of the account it names as subject, not expired, at most 24
+hours long, a voice grant whose TwiML App the sandbox knows) and refused with
+Twilio's error code otherwise. Then the TwiML App's Voice URL is fetched, signed
+with the account's auth token, and its TwiML executed: ``Say``, ``Play``,
+``Pause``, ``Dial`` with ``Number``/``Client``, ``Hangup``, ``Reject``. What
+happened is recorded on the call, step by step ("dialed +1415•••2671 with caller
+ID +1500•••0006"), and the TwiML App's status callback hears ``completed``.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import aiohttp
+import jwt
+
+from . import resources
+from .callbacks import CallFailure, fetch_twiml, finish, read_response
+from .resources import Resource
+from .simulate import ActionError, phone_number
+
+if TYPE_CHECKING:
+    from .sandbox import TwilioSandbox
+
+#: Twilio refuses tokens valid for more than 24 hours.
+MAX_TTL = 86400
+CONTENT_TYPE = "twilio-fpa;v=1"
+MAX_PARAMS = 20
+
+
+class TwimlApp(NamedTuple):
+    """A TwiML App: where Twilio asks what an SDK call connects to, and reports its end."""
+
+    sid: str
+    account_sid: str
+    voice_url: str
+    status_callback: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a verified token lets its holder do."""
+
+    account_sid: str
+    identity: str
+    application_sid: str
+
+
+class TokenRefused(ActionError):
+    """A token Twilio would refuse, with its error code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(401, "Access token refused", f"{code} {message}")
+        self.code: int | None = code
+
+
+def verify_token(sandbox: TwilioSandbox, token: Any, now: float | None = None) -> Grant:
+    """The token's grant, or ``TokenRefused`` with the code Twilio would answer."""
+    if not isinstance(token, str) or not token:
+        raise TokenRefused(20101, "Invalid Access Token")
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise TokenRefused(20101, "Invalid Access Token") from None
+    if header.get("alg") != "HS256" or header.get("cty") != CONTENT_TYPE:
+        raise TokenRefused(20102, "Invalid Access Token header")
+    key = sandbox.api_keys.get(unverified.get("iss"))  # type: ignore[arg-type]
+    if key is None or key[1] != unverified.get("sub"):
+        raise TokenRefused(20103, "Invalid Access Token issuer/subject")
+    secret, account_sid = key
+    moment = time.time() if now is None else now
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"],
+                            options={"require": ["exp"], "verify_exp": False,
+                                     "verify_nbf": False})
+    except jwt.InvalidSignatureError:
+        raise TokenRefused(20107, "Invalid Access Token signature") from None
+    except jwt.InvalidTokenError:
+        raise TokenRefused(20101, "Invalid Access Token") from None
+    expires, starts = claims["exp"], claims.get("nbf", claims.get("iat", moment))
+    if not isinstance(expires, int) or expires <= moment:
+        raise TokenRefused(20104, "Access Token expired or expiration date invalid")
+    if isinstance(starts, int) and starts > moment:
+        raise TokenRefused(20105, "Access Token not yet valid")
+    if expires - (starts if isinstance(starts, int) else moment) > MAX_TTL:
+        raise TokenRefused(20157, "Expiration Time Exceeds Maximum Time Allowed")
+    grants = claims.get("grants")
+    voice = grants.get("voice") if isinstance(grants, dict) else None
+    outgoing = voice.get("outgoing") if isinstance(voice, dict) else None
+    identity = grants.get("identity") if isinstance(grants, dict) else None
+    app_sid = outgoing.get("application_sid") if isinstance(outgoing, dict) else None
+    if not isinstance(identity, str) or not identity or not isinstance(app_sid, str):
+        raise TokenRefused(20106, "Invalid Access Token grants")
+    app = sandbox.twiml_apps.get(app_sid)
+    if app is None or app.account_sid != account_sid:
+        raise TokenRefused(21218, f"Invalid ApplicationSid {app_sid}")
+    return Grant(account_sid, identity, app_sid)
+
+
+def shown(number: str | None) -> str:
+    """A number as the sandbox's records show it: ``+14155552671`` -> ``+1415•••2671``."""
+    if not number or not number.startswith("+") or len(number) < 10:
+        return number or "(none)"
+    return f"{number[:5]}•••{number[-4:]}"
+
+
+def _custom_params(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_PARAMS or not all(
+            isinstance(k, str) and k.isascii() and k.isalnum() and isinstance(v, str)
+            for k, v in value.items()):
+        raise ActionError(400, "Invalid field", f"'params' takes up to {MAX_PARAMS} "
+                          "string values under ASCII letter-and-digit names")
+    return value
+
+
+async def client_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> Resource:
+    """The SDK places a call with ``token`` to ``to``: the whole call, once it ended."""
+    grant = verify_token(sandbox, data.get("token"))
+    to = data.get("to")
+    if not isinstance(to, str) or not to or len(to) > 160:
+        raise ActionError(400, "Invalid field", "'to' must be a phone number or client:<identity>")
+    app = sandbox.twiml_apps[grant.application_sid]
+    caller = f"client:{grant.identity}"
+    form = {"From": caller, "To": to, "Url": app.voice_url, "Method": "POST"}
+    if app.status_callback:
+        form["StatusCallback"] = app.status_callback  # a TwiML App reports completed only
+    call = resources.build_call(grant.account_sid, form, dict(form))
+    call.update(direction="inbound", status="ringing", application_sid=app.sid)
+    params = {"ApplicationSid": app.sid, "Caller": caller, "Called": "", "CallStatus": "ringing",
+              **_custom_params(data.get("params")), "From": caller, "To": to}
+    return await _run(sandbox, call, params)
+
+
+async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """A call from a phone (``from``) to a Twilio number (``to``, default the sandbox's)
+    whose voice configuration is the TwiML App ``application_sid``."""
+    caller = phone_number(data.get("from"), "from")
+    to = phone_number(data.get("to") or sandbox.default_number, "to")
+    app = sandbox.twiml_apps.get(data.get("application_sid"))  # type: ignore[arg-type]
+    if app is None:
+        raise ActionError(404, "Not found", "'application_sid' is no TwiML App of the sandbox")
+    form = {"From": caller, "To": to, "Url": app.voice_url, "Method": "POST"}
+    call = resources.build_call(app.account_sid, form, dict(form))
+    call.update(direction="inbound", status="ringing", application_sid=app.sid)
+    return {"call": await _run(sandbox, call, {"ApplicationSid": app.sid, "Caller": caller,
+                                                "CallStatus": "ringing", "Called": to})}
+
+
+async def _run(sandbox: TwilioSandbox, call: Resource, params: dict[str, str]) -> Resource:
+    async def play(session: aiohttp.ClientSession, record: Resource, auth_token: str) -> None:
+        await execute(session, record, auth_token, params)
+
+    record = sandbox.record_call(call, play=play)
+    await sandbox.wait_for_twiml(record["sid"], timeout=30)
+    return record
+
+
+async def execute(session: aiohttp.ClientSession, call: Resource, auth_token: str,
+                  params: dict[str, str]) -> None:
+    """Fetch the call's TwiML, signed, and carry out its verbs, recording each step."""
+    stamp = resources.rfc2822(resources.now())
+    call.update(status="in-progress", start_time=stamp, date_updated=stamp)
+    try:
+        root = read_response(await fetch_twiml(session, call, auth_token, params))
+    except CallFailure as failure:
+        _step(call, f"failed: {failure}")
+        finish(call, "failed", str(failure))
+        return
+    except (aiohttp.ClientError, TimeoutError) as error:
+        finish(call, "failed", f"11205 HTTP connection failure: {error!r}")
+        return
+    for verb in root:
+        if not _carry_out(call, verb):
+            break
+    finish(call, "busy" if call["status"] == "busy" else "completed")
+
+
+def _step(call: Resource, text: str) -> None:
+    call["actions"] = [*call["actions"], text]
+
+
+def _carry_out(call: Resource, verb: ET.Element) -> bool:
+    """Record one verb's effect; False when the call ends with it."""
+    text = " ".join("".join(verb.itertext()).split())
+    if verb.tag == "Say":
+        _step(call, f"said: {text}")
+    elif verb.tag == "Play":
+        _step(call, f"played {text}")
+    elif verb.tag == "Pause":
+        _step(call, f"paused {verb.get('length', '1')} s")
+    elif verb.tag == "Hangup":
+        _step(call, "hung up")
+        return False
+    elif verb.tag == "Reject":
+        _step(call, f"rejected ({verb.get('reason', 'rejected')})")
+        call["status"] = "busy"
+        return False
+    elif verb.tag == "Dial":
+        _dial(call, verb, text)
+    else:
+        _step(call, f"ignored <{verb.tag}>: not a verb the sandbox plays")
+    return True
+
+
+def _dial(call: Resource, verb: ET.Element, text: str) -> None:
+    caller_id = verb.get("callerId")
+    targets = [(child.tag, " ".join("".join(child.itertext()).split())) for child in verb]
+    if not targets and text:
+        targets = [("Number", text)]
+    for kind, target in targets:
+        if kind == "Number":
+            _step(call, f"dialed {shown(target)} with caller ID {shown(caller_id)}")
+        elif kind == "Client":
+            _step(call, f"rang client {target}")
+        else:
+            _step(call, f"ignored <Dial><{kind}>")
+            continue
+        call["dialed"] = [*call["dialed"], {"kind": kind.lower(), "to": target,
+                                            "caller_id": caller_id}]

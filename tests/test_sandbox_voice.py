@@ -1,0 +1,97 @@
+"""The sandbox checks Voice SDK tokens as Twilio does, with Twilio's error codes."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+
+from devhost.twilio_sandbox import TwilioSandbox
+from devhost.twilio_sandbox.voice_sdk import TokenRefused, TwimlApp, shown, verify_token
+
+APP_SID = "AP" + "c3" * 16
+OTHER_ACCOUNT = "AC" + "f0" * 16
+OTHER_KEY = "SK" + "f1" * 16
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
+
+@pytest.fixture
+def sandbox() -> TwilioSandbox:
+    """Not started: verifying a token needs only the accounts, keys and TwiML Apps."""
+    sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN, OTHER_ACCOUNT: "other-token"},
+                            api_keys={API_KEY_SID: (API_KEY_SECRET, ACCOUNT_SID),
+                                      OTHER_KEY: ("other-s3cr3t", OTHER_ACCOUNT)})
+    sandbox.add_twiml_app(TwimlApp(APP_SID, ACCOUNT_SID, "http://localhost/api/voice"))
+    return sandbox
+
+
+def token(*, key: str = API_KEY_SID, secret: str = API_KEY_SECRET, account: str = ACCOUNT_SID,
+          app: str = APP_SID, ttl: int = 3600, nbf: int | None = None,
+          identity: str | None = "alice") -> str:
+    issued = int(time.time()) if nbf is None else nbf
+    grant = VoiceGrant(incoming_allow=True, outgoing_application_sid=app)
+    return AccessToken(account, key, secret, grants=[grant], identity=identity, nbf=issued,
+                       valid_until=issued + ttl).to_jwt()
+
+
+def refused(sandbox: TwilioSandbox, value: object) -> int:
+    with pytest.raises(TokenRefused) as raised:
+        verify_token(sandbox, value)
+    assert raised.value.status == 401
+    return raised.value.code  # type: ignore[return-value]
+
+
+def test_a_good_token_grants_its_identity_and_app(sandbox):
+    grant = verify_token(sandbox, token())
+    assert (grant.account_sid, grant.identity, grant.application_sid) == (
+        ACCOUNT_SID, "alice", APP_SID)
+
+
+def test_malformed_tokens_are_20101(sandbox):
+    assert refused(sandbox, "not.a.jwt") == 20101
+    assert refused(sandbox, "") == 20101
+    assert refused(sandbox, None) == 20101
+
+
+def test_a_token_without_twilios_content_type_is_20102(sandbox):
+    plain = jwt.encode({"iss": API_KEY_SID, "sub": ACCOUNT_SID, "exp": int(time.time()) + 60,
+                        "grants": {"identity": "alice"}}, API_KEY_SECRET, algorithm="HS256")
+    assert refused(sandbox, plain) == 20102
+
+
+@pytest.mark.parametrize("kind", ["unknown key", "other account's key", "auth token"])
+def test_a_wrong_issuer_or_subject_is_20103(sandbox, kind):
+    if kind == "unknown key":
+        value = token(key="SK" + "00" * 16)
+    elif kind == "other account's key":
+        value = token(key=OTHER_KEY, secret="other-s3cr3t")
+    else:  # signed by the account itself: Twilio takes only API keys
+        value = token(key=ACCOUNT_SID, secret=AUTH_TOKEN)
+    assert refused(sandbox, value) == 20103
+
+
+def test_a_forged_signature_is_20107(sandbox):
+    assert refused(sandbox, token(secret="guessed-s3cr3t")) == 20107
+
+
+def test_an_expired_token_is_20104(sandbox):
+    assert refused(sandbox, token(nbf=int(time.time()) - 7200, ttl=3600)) == 20104
+
+
+def test_a_token_valid_over_24_hours_is_20157(sandbox):
+    assert refused(sandbox, token(ttl=86401)) == 20157
+    verify_token(sandbox, token(ttl=86400))
+
+
+def test_a_token_without_identity_or_for_an_unknown_app_is_refused(sandbox):
+    assert refused(sandbox, token(identity=None)) == 20106
+    assert refused(sandbox, token(app="AP" + "00" * 16)) == 21218
+
+
+def test_numbers_are_shown_masked():
+    assert shown("+14155552671") == "+1415•••2671"
+    assert shown(None) == "(none)"
