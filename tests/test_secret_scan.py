@@ -227,13 +227,13 @@ def test_no_secret_in_any_response(live_run: Run) -> None:
 def test_no_secret_in_the_log_or_the_banner(live_run: Run) -> None:
     assert "function=send_sms status=201" in live_run.log  # the log is the app's
     # With --enforce-keys the banner's curls for the keyed functions (make_call,
-    # send_sms, status, conversations) carry the developer's own local key, ready
-    # to paste; no other line of it holds any secret.
+    # send_sms, status, conversations, voice_token) carry the developer's own local
+    # key, ready to paste; no other line of it holds any secret.
     key_header = f"x-functions-key: {FUNCTION_KEY}"
     keyed = [line for line in live_run.stdout.splitlines()
              if line.strip().startswith("curl ") and key_header in line
              and "/api/twiml" not in line]
-    assert len(keyed) == 4
+    assert len(keyed) == 5
     rest = "\n".join(line for line in live_run.stdout.splitlines() if line not in keyed)
     for secret in SECRETS:
         assert secret not in live_run.log
