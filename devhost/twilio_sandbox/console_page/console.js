@@ -232,6 +232,8 @@ function renderCall(card, call) {
       w.ms !== null ? ` in ${w.ms} ms` : "")),
     call.heard && call.heard.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "The callee heard"),
       h("ol", {}, call.heard.map(heardItem))) : null,
+    call.actions && call.actions.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "What the call did"),
+      h("ol", {}, call.actions.map((action) => h("li", {}, maskText(action))))) : null,
     call.error ? h("p", {class: "error"}, codedError(maskText(call.error))) : null,
   ]);
   if (!card.querySelector(".push")) card.append(pushControl("calls", call.sid, CALL_PUSHES.map((s) => [s, s])));
