@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, invoke, problem, request
@@ -159,3 +162,21 @@ def test_a_webhook_without_a_call_is_refused():
     form = params(f"client:{user_identity()}", ALLOWED)
     del form["CallSid"]
     assert problem(post(form))["field"] == "CallSid"
+
+
+def test_voice_imports_neither_the_rest_client_nor_the_token_library():
+    """Twilio waits on voice while the caller hears silence: cold starts stay short."""
+    probe = ("import sys, voice; "
+             "print(sorted(m for m in ('twilio.rest', 'twilio.jwt') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).parents[1])
+    assert result.stdout.strip() == "[]"
+
+
+def test_only_the_token_module_touches_twilio_jwt():
+    root = Path(__file__).parents[1]
+    importers = {path.relative_to(root).as_posix()
+                 for folder in ("shared", "voice", "voice_token", "make_call", "send_sms",
+                                "twiml", "status", "status_callback")
+                 for path in (root / folder).glob("*.py") if "twilio.jwt" in path.read_text()}
+    assert importers == {"shared/voice_token.py"}
