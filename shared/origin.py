@@ -12,9 +12,7 @@ from __future__ import annotations
 from urllib.parse import SplitResult
 
 from shared.problems import misconfigured
-from shared.settings import Settings
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})  # hostname drops [ ] of [::1]
+from shared.settings import LOOPBACK_HOSTS, Settings
 
 
 def is_loopback(parts: SplitResult) -> bool:

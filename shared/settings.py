@@ -79,10 +79,14 @@ def _origin(raw: str) -> str:
     return raw.rstrip("/")
 
 
+# Host names that are loopback as written (urlsplit's hostname drops the [ ] of [::1]).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def _api_origin(raw: str) -> str:
     origin = _origin(raw)
     parts = urlsplit(origin)
-    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
         raise ValueError("must be https (plain http only on loopback): it carries the credentials")
     return origin
 
