@@ -20,12 +20,11 @@ from test_delivery_e2e import http, wait_for_status
 ALLOWED = "+14155552671"
 
 
-def start(**settings: str) -> LiveApp:
+def start(*args: str, **settings: str) -> LiveApp:
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "ALLOWED_COUNTRIES": "US,CA",
-           # A user of its own: the limits count in the session's shared Azurite.
            "VOICE_SINGLE_USER_IDENTITY": f"dev_{secrets.token_hex(6)}", **settings}
-    return LiveApp(env)
+    return LiveApp(env, args=("--sandbox", *args))
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +34,8 @@ def app() -> Iterator[LiveApp]:
     assert running.stop() == 0
 
 
-def new_token(app: LiveApp) -> str:
-    status, answer, _ = http("POST", f"{app.base_url}/api/voice_token")
+def new_token(app: LiveApp, headers: dict[str, str] | None = None) -> str:
+    status, answer, _ = http("POST", f"{app.base_url}/api/voice_token", headers=headers)
     assert status == 200, answer
     return answer["token"]
 
@@ -79,9 +78,11 @@ def test_client_to_client_when_enabled():
 
 
 def test_calls_over_the_limit_are_refused():
-    limited = start(RATE_LIMIT_CALLS_PER_CALLER="1")
+    # A signed-in user of its own: without sign-in every app user is the one
+    # anonymous caller, whose calls every other test counts in the shared Azurite.
+    limited = start("--auth", RATE_LIMIT_CALLS_PER_CALLER="1")
     try:
-        token = new_token(limited)
+        token = new_token(limited, {"Authorization": f"Bearer dev:{secrets.token_hex(6)}"})
         assert client_call(limited, ALLOWED, token)["actions"][0].startswith("dialed")
         refused = client_call(limited, ALLOWED, token)
         assert refused["actions"][0].startswith("said: You have placed too many calls")
