@@ -32,7 +32,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableServiceClient
+from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.per_loop import PerLoop
 from shared.settings import Settings, StorageConnection
@@ -84,21 +84,25 @@ class Store:
         self._client = client
         self._credential = credential
         self._tables: dict[str, asyncio.Future[None]] = {}
+        # One client per table, made once: making one builds a whole request
+        # pipeline, which cost as much CPU as the request itself. They share
+        # the service client's connections.
+        self._table_clients: dict[str, TableClient] = {}
 
     async def get(self, table: str, partition: str, key: str) -> Row | None:
         """The row with these keys, with its ETag; None if there is none."""
-        async with self._reaching(table) as tables:
+        async with self._reaching(table) as client:
             try:
-                entity = await tables.get_table_client(table).get_entity(partition, key)
+                entity = await client.get_entity(partition, key)
             except ResourceNotFoundError:
                 return None
         return _row(entity)
 
     async def insert(self, table: str, row: Row) -> bool:
         """Add the row if no row has its keys (atomically); False if one already does."""
-        async with self._reaching(table) as tables:
+        async with self._reaching(table) as client:
             try:
-                created = await tables.get_table_client(table).create_entity(row.entity())
+                created = await client.create_entity(row.entity())
             except ResourceExistsError:
                 return False
         row.etag = created.get("etag")
@@ -108,9 +112,9 @@ class Store:
         """Write the row over the one read with ``row.etag``; ``Conflict`` if it changed since."""
         if row.etag is None:
             raise ValueError("replace needs the ETag of the row as it was read")
-        async with self._reaching(table) as tables:
+        async with self._reaching(table) as client:
             try:
-                written = await tables.get_table_client(table).update_entity(
+                written = await client.update_entity(
                     row.entity(), mode=UpdateMode.REPLACE, etag=row.etag,
                     match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -124,9 +128,9 @@ class Store:
         """
         if row.etag is None:
             raise ValueError("delete needs the ETag of the row as it was read")
-        async with self._reaching(table) as tables:
+        async with self._reaching(table) as client:
             try:
-                await tables.get_table_client(table).delete_entity(
+                await client.delete_entity(
                     row.partition, row.key, etag=row.etag,
                     match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError:
@@ -134,8 +138,8 @@ class Store:
 
     async def upsert(self, table: str, row: Row) -> None:
         """Write the row whatever is there: last writer wins, for facts where newest is right."""
-        async with self._reaching(table) as tables:
-            written = await tables.get_table_client(table).upsert_entity(
+        async with self._reaching(table) as client:
+            written = await client.upsert_entity(
                 row.entity(), mode=UpdateMode.REPLACE)
         row.etag = written.get("etag")
 
@@ -155,8 +159,8 @@ class Store:
                 conditions.append(clause)
                 parameters[name] = value
         found: list[Row] = []
-        async with self._reaching(table) as tables:
-            entities = tables.get_table_client(table).query_entities(
+        async with self._reaching(table) as client:
+            entities = client.query_entities(
                 " and ".join(conditions) or "RowKey ge ''", parameters=parameters,
                 results_per_page=min(limit or 1000, 1000))
             async for entity in entities:
@@ -171,12 +175,15 @@ class Store:
             await self._credential.close()
 
     @contextlib.asynccontextmanager
-    async def _reaching(self, table: str) -> AsyncIterator[TableServiceClient]:
-        """The client, once ``table`` exists; every failure to reach it as ``StoreUnavailable``."""
+    async def _reaching(self, table: str) -> AsyncIterator[TableClient]:
+        """The table's client, once it exists; every failure to reach it as ``StoreUnavailable``."""
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
                 await self._created(table)
-                yield self._client
+                client = self._table_clients.get(table)
+                if client is None:
+                    client = self._table_clients[table] = self._client.get_table_client(table)
+                yield client
         except (Conflict, StoreUnavailable):
             raise
         except (AzureError, OSError, TimeoutError) as error:
