@@ -44,6 +44,7 @@ from shared.problems import (
 )
 from shared.settings import Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
+from shared.turns import Turn, Turns
 
 logger = logging.getLogger("twilio_functions.conversations")
 
@@ -202,27 +203,77 @@ async def _keep(store: Store, owner: str, message: Message, *, unread: int,
                                      if summary else []))
 
 
+@dataclass
+class _Summary(Turn):
+    """A thread's summary as this instance writes it: what waits for the next write.
+
+    Messages of one thread that arrive while a write is under way wait
+    together, and the next write carries them all: 200 concurrent sends to
+    one number make two or three writes, not 200 racing on one ETag.
+    """
+
+    newest: Message | None = None
+    unread: int = 0
+    written: asyncio.Future[None] | None = None  # the write the waiting messages go with
+
+
+_summaries: Turns[_Summary] = Turns(_Summary)
+
+
 async def _summarise(store: Store, owner: str, message: Message, unread: int) -> None:
     """Move the thread's summary to this message if it is the newest; count it unread."""
+    summary = _summaries.at(store, _owner_key(owner), message.remote)
+    if summary.newest is None or summary.newest.at <= message.at:
+        summary.newest = message
+    summary.unread += unread
+    if summary.written is None:
+        summary.written = asyncio.get_running_loop().create_future()
+    written = summary.written
+    async with summary.lock:
+        if not written.done():  # nobody wrote it meanwhile: this request does
+            newest, unread, summary.newest, summary.unread, summary.written = (
+                summary.newest, summary.unread, None, 0, None)
+            assert newest is not None
+            try:
+                await _write_summary(store, summary, owner, newest, unread)
+            except Exception as error:
+                written.set_exception(error)
+            except BaseException:  # cancelled: the messages waiting with this one fail too
+                written.set_exception(StoreUnavailable("a summary write was cancelled"))
+                written.exception()  # seen here, so never reported as unretrieved
+                raise
+            else:
+                written.set_result(None)
+    await written
+
+
+async def _write_summary(store: Store, summary: _Summary, owner: str, newest: Message,
+                         unread: int) -> None:
+    """One write of the summary from the row as last seen here (read again on a conflict)."""
     owner_key = _owner_key(owner)
+    row, summary.row = summary.row, None  # until the store agrees again
+    if row is None:
+        row = await store.get(CONVERSATIONS, owner_key, newest.remote)
     for attempt in range(MAX_ATTEMPTS):
-        row = await store.get(CONVERSATIONS, owner_key, message.remote)
         fields = dict(row.fields) if row else {"Unread": 0}
         fields["Unread"] = int(fields.get("Unread", 0)) + unread
-        if row is None or utc(fields["LastAt"]) <= message.at:
-            fields.update(LastSid=message.sid, LastDirection=message.direction,
-                          LastBody=message.body or "", LastAt=message.at)
+        if row is None or utc(fields["LastAt"]) <= newest.at:
+            fields.update(LastSid=newest.sid, LastDirection=newest.direction,
+                          LastBody=newest.body or "", LastAt=newest.at)
+        written = Row(owner_key, newest.remote, fields, row.etag if row else None)
         try:
             if row is None:
-                if await store.insert(CONVERSATIONS, Row(owner_key, message.remote, fields)):
+                if await store.insert(CONVERSATIONS, written):
+                    summary.row = written
                     return
             else:
-                await store.replace(CONVERSATIONS, Row(owner_key, message.remote, fields,
-                                                       row.etag))
+                await store.replace(CONVERSATIONS, written)
+                summary.row = written
                 return
         except Conflict:
             pass
         await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+        row = await store.get(CONVERSATIONS, owner_key, newest.remote)
     raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on a conversation")
 
 

@@ -30,10 +30,8 @@ import hashlib
 import ipaddress
 import logging
 import random
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -45,6 +43,7 @@ from shared.logs import mask
 from shared.problems import Problem, rate_limited, store_unavailable
 from shared.settings import Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for
+from shared.turns import Turn, Turns
 
 logger = logging.getLogger("twilio_functions.limits")
 
@@ -167,38 +166,8 @@ async def admit(settings: Settings, kind: str, who: str, to: str | None = None, 
                             "was sent; retry later")
 
 
-@dataclass
-class _Shard:
-    """This instance's turn at one counter shard, and the row as it last read or wrote it.
-
-    Requests of one instance take turns at a shard instead of racing each other
-    to the store (the ETag still settles races between instances), and a turn
-    starts from the row the last one left: one write per unit while no other
-    instance writes the shard, instead of a read, a write and the conflicts.
-    """
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    row: Row | None = None  # None: not known here, read it
-
-
-#: Shards this instance remembers, per store (one per event loop: a lock belongs to its loop).
-_SHARDS_KEPT = 4096
-_shards: weakref.WeakKeyDictionary[Store, OrderedDict[tuple[str, str], _Shard]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _shard(store: Store, partition: str, key: str) -> _Shard:
-    kept = _shards.setdefault(store, OrderedDict())
-    found = kept.get((partition, key))
-    if found is None:
-        found = kept[(partition, key)] = _Shard()
-        while len(kept) > _SHARDS_KEPT:
-            oldest = next(iter(kept))
-            if kept[oldest].lock.locked():
-                break
-            del kept[oldest]
-    kept.move_to_end((partition, key))
-    return found
+#: This instance's turns at the counter shards (see ``shared.turns``).
+_shards: Turns[Turn] = Turns(Turn)
 
 
 async def _take(store: Store, limit: Limit, now: datetime) -> int | None:
@@ -207,7 +176,7 @@ async def _take(store: Store, limit: Limit, now: datetime) -> int | None:
     attempts = 0
     for shard in random.sample(range(len(shares)), len(shares)):
         partition, key = _partition(limit, shard), _row_key(limit, now)
-        local = _shard(store, partition, key)
+        local = _shards.at(store, partition, key)
         async with local.lock:
             row, read = local.row, False
             local.row = None  # until the store agrees again
@@ -242,7 +211,7 @@ async def _take(store: Store, limit: Limit, now: datetime) -> int | None:
 async def _give_back(store: Store, limit: Limit, shard: int, now: datetime) -> None:
     """Undo ``_take`` for a request another limit refused (bounded; a failure over-counts)."""
     partition, key = _partition(limit, shard), _row_key(limit, now)
-    local = _shard(store, partition, key)
+    local = _shards.at(store, partition, key)
     async with local.lock:
         local.row = None
         for _ in range(MAX_ATTEMPTS):

@@ -8,9 +8,11 @@ signs them.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
+import random
 import secrets
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -34,17 +36,19 @@ from twilio.request_validator import RequestValidator
 from shared import conversations as conversations_module
 from shared import opt_outs
 from shared.conversations import (
+    CONVERSATIONS,
     Message,
     list_for,
     list_page,
     message_page,
     purge_expired,
+    record_incoming,
     thread_for,
 )
 from shared.identity import Caller
 from shared.opt_outs import refuse_opted_out
 from shared.settings import app_settings, load_settings
-from shared.store import store_for
+from shared.store import Store, connect, store_for
 
 ORIGIN = "https://contoso.azurewebsites.net"
 TWIML = f"{ORIGIN}/api/twiml"
@@ -255,6 +259,65 @@ def test_conversations_list_newest_first_with_unread_counts(on_azure):
     assert listed[1]["unread"] == 0
     thread_of(first, carol)  # reading the thread marks it read
     assert listing(carol)["conversations"][0]["unread"] == 0
+
+
+def test_messages_arriving_at_once_on_one_thread_all_count(on_azure):
+    """60 at once, in random order, half on a second instance: each counted unread once,
+    the newest shown. An instance's writes to one summary take turns; instances race
+    on the ETag."""
+    erin = user(f"erin-{secrets.token_hex(4)}")
+    remote = number()
+    sent(remote, erin)
+    app_settings.cache_clear()
+    settings = app_settings()
+    now = datetime.now(UTC)
+    messages = [Message("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, f"m{n}",
+                        at=now + timedelta(milliseconds=n)) for n in range(60)]
+
+    async def arrive() -> list[str]:
+        assert settings.state_connection is not None
+        other = connect(settings.state_connection)
+        try:
+            instances = [store_for(settings), other]
+            return await asyncio.gather(*(
+                record_incoming(instances[n % 2], settings, message, None)
+                for n, message in enumerate(random.sample(messages, len(messages)))))
+        finally:
+            await other.close()
+
+    assert run(arrive()) == ["attributed"] * 60
+    [thread] = listing(erin)["conversations"]
+    assert (thread["unread"], thread["last_message"]["body"]) == (60, "m59")
+
+
+def test_one_instance_writes_a_busy_summary_a_few_times_not_once_per_message(on_azure,
+                                                                           monkeypatch):
+    frank = user(f"frank-{secrets.token_hex(4)}")
+    remote = number()
+    sent(remote, frank)
+    app_settings.cache_clear()
+    settings = app_settings()
+    writes: list[str] = []
+    for name in ("insert", "replace"):
+        original = getattr(Store, name)
+
+        async def counted(self, table, row, original=original, name=name):
+            if table == CONVERSATIONS:
+                writes.append(name)
+            return await original(self, table, row)
+        monkeypatch.setattr(Store, name, counted)
+    messages = [Message("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, "hi")
+                for _ in range(60)]
+
+    async def arrive() -> list[str]:
+        store = store_for(settings)
+        assert store is not None
+        return await asyncio.gather(*(record_incoming(store, settings, message, None)
+                                      for message in messages))
+
+    assert run(arrive()) == ["attributed"] * 60
+    assert len(writes) <= 4, writes  # one per message, and their conflicts, before
+    assert listing(frank)["conversations"][0]["unread"] == 60
 
 
 def test_a_thread_is_paged_newest_first(on_azure):
