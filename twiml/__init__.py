@@ -3,15 +3,15 @@
 Anonymous on purpose, since Twilio cannot send a function key: Twilio's
 request signature is what authenticates the request. One URL for the
 number's voice and messaging webhooks: an incoming SMS is stored in its
-conversation (``shared.incoming_sms``) before it is answered. Imports no
-``twilio.rest``, to keep cold starts short.
+conversation (``shared.incoming_sms``) before it is answered. Imports
+neither ``twilio.rest`` nor the store until an SMS needs it: a call's TwiML
+is fetched while the caller waits, so its cold start stays short.
 """
 
 from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.incoming_sms import auto_reply, read_incoming, receive
 from shared.request_body import require_method
 from shared.responses import answers_problems, twiml
 from shared.settings import app_settings
@@ -27,6 +27,8 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     params = read_webhook(req, settings)
     if is_incoming_sms(params):
+        from shared.incoming_sms import auto_reply, read_incoming, receive  # the store: see above
+
         incoming = read_incoming(params, datetime.now(UTC))
         outcome = await receive(settings, incoming)
         document = reply_document(auto_reply(settings, incoming))
