@@ -27,6 +27,7 @@ from bench import figures, profile, report, store_checks
 from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
 from bench.direct import DirectTwilio
 from bench.figures import Row
+from bench.in_process import InProcessApp
 from bench.stack import Account, BenchError, Host, Sandbox, app_environment
 from devhost.azurite import Azurite, AzuriteError
 
@@ -81,26 +82,38 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
             async with running(await start(app_dir)) as host:
                 progress("connections (fresh host)")
                 connections = await figures.connections(host, account, sandbox)
-                progress("added latency")
-                latency = await figures.added_latency(host, account, direct)
+                progress("added latency, store on")
+                stored_latency = await figures.added_latency(host, account, direct, store=True)
                 progress("concurrency")
-                concurrency = await figures.concurrency(host, account, sandbox, direct)
+                same_app = InProcessApp(env)
+                try:
+                    concurrency = await figures.concurrency(host, account, sandbox, direct,
+                                                            same_app)
+                finally:
+                    await same_app.close()
                 progress("throughput")
                 throughput = await figures.throughput(host, account)
                 progress("the store's checks (Idempotency-Key and every limit, fresh host)")
                 async with running(await Host.start(app_dir, store_checks.guarded_environment(
                         env), work / "host-guarded.log")) as guarded:
-                    checks = await store_checks.figures(guarded, host, sandbox, direct)
-                served = [*latency, *concurrency, *checks, *throughput]
+                    same_app = InProcessApp(store_checks.guarded_environment(env), keyed=True)
+                    try:
+                        checks = await store_checks.figures(guarded, host, sandbox, direct,
+                                                            same_app)
+                    finally:
+                        await same_app.close()
+                served = [*concurrency, *checks, *throughput]
                 if any(row.holds is False for row in served):
                     progress("profiling the host under the missed figures' load")
                 found, note = await profile.profile_missed(served, host, account, work)
-            # The same burst without the store: what recording each SID costs.
+            # Without the store: the app's own latency, and what recording each SID costs.
             no_store = {name: value for name, value in env.items() if name != "STATE_STORAGE"}
             async with running(await Host.start(app_dir, no_store,
                                                 work / "host-no-store.log")) as host:
+                progress("added latency, store off (fresh host)")
+                latency = await figures.added_latency(host, account, direct)
                 progress("concurrency, store off (fresh host)")
-                without = await figures.concurrency(host, account, sandbox, direct, store=False)
+                without = await figures.concurrency(host, account, sandbox, direct)
             concurrency = [*concurrency[:1], without[0], *concurrency[1:]]
         finally:
             await direct.close()
@@ -111,10 +124,12 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
             memory = await figures.memory(host, account)
     finally:
         await sandbox.stop()
-    rows = [*latency, *concurrency, *checks, connections, *cold, *imports, *throughput, memory]
-    if any(row.holds is False for row in (*cold, *imports, memory)):
-        note = " ".join(filter(None, [note, "Cold start, import and memory figures are not "
-                                     "profiled here: see the import time rows, or run "
+    rows = [*latency, *stored_latency, *concurrency, *checks, connections, *cold, *imports,
+            *throughput, memory]
+    if any(row.holds is False for row in (*latency, *cold, *imports, memory)):
+        note = " ".join(filter(None, [note, "Latency without the store, cold start, import and "
+                                     "memory figures are not profiled here: see the import "
+                                     "time rows, or run "
                                      "`python -X importtime` / tracemalloc on the host."]))
     return rows, profile.markdown(found, note)
 

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -27,6 +28,7 @@ from twilio.request_validator import RequestValidator
 
 from bench import load, verdicts
 from bench.direct import DirectTwilio
+from bench.in_process import InProcessApp
 from bench.load import Call
 from bench.stack import VALID_FROM, Account, BenchError, Host, Sandbox
 from bench.verdicts import ImportProfile, Row
@@ -106,7 +108,8 @@ class Calls:
 # --- added latency ------------------------------------------------------------
 
 
-async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> list[Row]:
+async def added_latency(host: Host, account: Account, direct: DirectTwilio,
+                        store: bool = False) -> list[Row]:
     """Sequential requests through the host against the same Twilio request made directly.
 
     hello through the same host is measured alongside: the latency the app
@@ -133,7 +136,7 @@ async def added_latency(host: Host, account: Account, direct: DirectTwilio) -> l
                 await measured[name]()
                 if round_ >= LATENCY_WARMUP:
                     samples[name].append(time.perf_counter() - started)
-    return verdicts.latency_rows(samples)
+    return verdicts.latency_rows(samples, store)
 
 
 # --- connections --------------------------------------------------------------
@@ -161,23 +164,35 @@ async def connections(host: Host, account: Account, sandbox: Sandbox) -> Row:
 # --- concurrency --------------------------------------------------------------
 
 
+class Sender(Protocol):
+    """What a burst's baseline sends with: direct twilio calls, or send_sms in process."""
+
+    async def send_sms(self, to: str, body: str) -> None: ...
+
+
+
 async def concurrency(host: Host, account: Account, sandbox: Sandbox,
-                      direct: DirectTwilio, store: bool = True) -> list[Row]:
+                      direct: DirectTwilio, in_process: InProcessApp | None = None) -> list[Row]:
     """200 concurrent sends on one worker against 200 concurrent direct async calls.
 
     The sandbox answers each request after 100 ms, so the figure is how well
     the worker overlaps waiting: sequential handling would take 20 s.
-    ``store`` says whether the host records each SID in the store (the row's label).
+    ``in_process``: the host records each SID in the store, and its bursts are
+    also paired with bursts of the same send_sms awaited in this process (the
+    same store writes, without the host); None: the host has no store.
     """
     calls = Calls(host.url, account)
     ours, base, naive = await paired_bursts(calls.send_sms, sandbox, direct,
                                             calls.naive_send_sms)
     figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
-              f" store {'on' if store else 'off'}")
-    return verdicts.concurrency_rows(figure, ours, base, naive)
+              f" store {'on' if in_process else 'off'}")
+    if in_process is None:
+        return verdicts.concurrency_rows(figure, ours, base, naive)
+    served, same_work, _ = await paired_bursts(calls.send_sms, sandbox, in_process)
+    return verdicts.stored_concurrency_rows(figure, ours, base, naive, served, same_work)
 
 
-async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: DirectTwilio,
+async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: Sender,
                         then: Callable[[], Call] | None = None,
                         ) -> tuple[list[float], list[float], float]:
     """Bursts of ``make()`` through the host, each beside a burst made directly, at Twilio

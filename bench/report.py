@@ -132,12 +132,19 @@ are there to compare.
   library's async client. The latency the app adds (the difference, in
   parentheses, ms) is judged against hello's latency through the same host at
   the same percentile, measured in the same rounds: the ratio is added over
-  hello, so the target scales with the machine.
+  hello, so the target scales with the machine. Judged on a host without
+  the store (the app's own work); the same rounds on the store-on host are
+  shown beside them, and the store's checks have rows of their own.
 - **Concurrency**: {f.CONCURRENT} concurrent `send_sms` on one worker with the
   sandbox answering after {f.CONCURRENCY_LATENCY * 1000:.0f} ms, against {f.CONCURRENT}
   concurrent direct async twilio calls; {f.CONCURRENCY_RUNS} pairs after a warm-up
   pair. Both clients pool at most 100 connections, the library's default and
   the app's. `naive_send_sms` runs on the runtime's thread pool (its default size).
+  With the store on, direct calls (which store nothing) are shown, and the
+  target is against the same `send_sms` awaited {f.CONCURRENT} at once in the
+  benchmark's process with the host's settings, store and sandbox
+  (`bench/in_process.py`): the same store writes without the Functions host,
+  paired burst by burst likewise.
 - **Connections**: TCP connections the sandbox accepted while a fresh host
   served {f.SEQUENTIAL_SENDS} sequential sends.
 - **Cold start**: a fresh host process per function whose app holds only

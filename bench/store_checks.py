@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from bench import load, verdicts
 from bench.direct import DirectTwilio
 from bench.figures import CONCURRENCY_LATENCY, CONCURRENT, TEXT, TO, paired_bursts
+from bench.in_process import InProcessApp
 from bench.load import Call
 from bench.stack import Host, Sandbox
 from bench.verdicts import Row
@@ -50,9 +51,11 @@ def plain_send(base_url: str) -> Call:
                 body, 201)
 
 
-async def figures(guarded: Host, plain: Host, sandbox: Sandbox,
-                  direct: DirectTwilio) -> list[Row]:
-    return [await added_latency(guarded, plain), await concurrency(guarded, sandbox, direct)]
+async def figures(guarded: Host, plain: Host, sandbox: Sandbox, direct: DirectTwilio,
+                  in_process: InProcessApp) -> list[Row]:
+    """``in_process``: send_sms with the guarded host's settings, sending keys likewise."""
+    return [await added_latency(guarded, plain),
+            *await concurrency(guarded, sandbox, direct, in_process)]
 
 
 async def added_latency(guarded: Host, plain: Host) -> Row:
@@ -71,8 +74,13 @@ async def added_latency(guarded: Host, plain: Host) -> Row:
     return verdicts.store_latency_row(samples["guarded"], samples["plain"])
 
 
-async def concurrency(guarded: Host, sandbox: Sandbox, direct: DirectTwilio) -> Row:
-    ours, base, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox, direct)
+async def concurrency(guarded: Host, sandbox: Sandbox, direct: DirectTwilio,
+                      in_process: InProcessApp) -> list[Row]:
     figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
-              " Idempotency-Key and all limits on (Azurite): send_sms")
-    return verdicts.concurrency_row(figure, ours, base)
+              " Idempotency-Key and all limits on (Azurite)")
+    ours, base, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox, direct)
+    served, same_work, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox,
+                                               in_process)
+    return [verdicts.shown(verdicts.concurrency_row(f"{figure}: send_sms", ours, base),
+                           verdicts.STORE_WORK),
+            verdicts.stored_concurrency_row(f"{figure}: send_sms", served, same_work)]

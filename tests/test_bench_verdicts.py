@@ -74,6 +74,14 @@ def test_a_slower_machine_gives_the_same_latency_verdicts() -> None:
     assert {r.holds for r in here if r.holds is not None} == {True}
 
 
+def test_latency_with_the_store_on_is_shown_not_judged() -> None:
+    rows = verdicts.latency_rows(latency_samples(send_sms=9.0, make_call=5.0, hello=1.0),
+                                 store=True)
+    assert rows and all(row.holds is None and row.target == "shown" for row in rows)
+    assert all(row.figure.endswith(", store on") and row.load is None for row in rows)
+    assert rows[0].detail == verdicts.STORE_LATENCY
+
+
 def test_latency_against_a_hello_of_zero_is_missed_not_held() -> None:
     rows = verdicts.latency_rows(latency_samples(send_sms=1.5, make_call=1.5, hello=0.0))
     assert all(row.holds is False for row in rows if not row.figure.endswith("naive_send_sms"))
@@ -144,6 +152,17 @@ def test_the_guarded_burst_has_the_same_target_as_the_plain_one(guarded: float,
                                                                 holds: bool) -> None:
     row = verdicts.concurrency_row("with the store", [guarded] * 3, [1.0, 1.0, 1.0])
     assert (row.ratio, row.holds, row.target) == (pytest.approx(guarded), holds, "<= 1.5x")
+
+
+@pytest.mark.parametrize(("served", "holds"), [(1.4, True), (1.6, False)])
+def test_with_the_store_the_target_is_against_the_same_send_in_process(served: float,
+                                                                      holds: bool) -> None:
+    beside_direct, naive, host = verdicts.stored_concurrency_rows(
+        "store on", [9.0] * 3, [1.0] * 3, 20.0, [served] * 3, [1.0] * 3)
+    assert (beside_direct.ratio, beside_direct.holds, beside_direct.target) == (9.0, None, "shown")
+    assert beside_direct.detail == verdicts.STORE_WORK and naive.holds is None
+    assert (host.ratio, host.holds, host.target) == (pytest.approx(served), holds, "<= 1.5x")
+    assert host.baseline.endswith("the same send_sms in process")
 
 
 def test_the_store_checks_latency_is_shown_as_added_milliseconds() -> None:
