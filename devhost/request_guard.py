@@ -51,18 +51,25 @@ def is_loopback_address(address: str) -> bool:
         return False
 
 
-class HostPolicy:
-    """Which ``Host`` names the host answers; ``None`` names: any."""
+HOST_ADVICE = ("Behind a tunnel or proxy, set PUBLIC_BASE_URL to its URL or start the host "
+               "with --allow-host NAME.")
 
-    def __init__(self, names: Iterable[str] | None) -> None:
+
+class HostPolicy:
+    """Which ``Host`` names a server answers; ``None`` names: any. ``advice``: what a
+    refused client can do about it."""
+
+    def __init__(self, names: Iterable[str] | None, advice: str = HOST_ADVICE) -> None:
         self.names = None if names is None else frozenset(n.lower() for n in names)
+        self.advice = advice
 
     @classmethod
-    def for_binding(cls, address: str, extra: Iterable[str] = ()) -> HostPolicy:
+    def for_binding(cls, address: str, extra: Iterable[str] = (),
+                    advice: str = HOST_ADVICE) -> HostPolicy:
         extra = [name for name in extra if name]
         if ANY_HOST in extra or not is_loopback_address(address):
-            return cls(None)
-        return cls(LOOPBACK_NAMES | set(extra))
+            return cls(None, advice)
+        return cls(LOOPBACK_NAMES | set(extra), advice)
 
     def check(self, request: web.BaseRequest) -> None:
         values = request.headers.getall("Host", [])
@@ -74,10 +81,8 @@ class HostPolicy:
         if self.names is not None and found["name"].lower() not in self.names:
             raise Refusal(
                 421,
-                "This local host serves localhost, 127.0.0.1 and [::1] only (a page "
-                "elsewhere must not reach it by DNS rebinding). Behind a tunnel or "
-                "proxy, set PUBLIC_BASE_URL to its URL or start the host with "
-                "--allow-host NAME.",
+                "This local server answers localhost, 127.0.0.1 and [::1] only (a page "
+                f"elsewhere must not reach it by DNS rebinding). {self.advice}",
             )
 
 

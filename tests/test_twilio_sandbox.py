@@ -949,3 +949,45 @@ def test_cli_refuses_incomplete_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         parse_args(argv)
     assert exited.value.code == 2
+
+
+# --- who may reach it --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/_sandbox/state", "/console/", ACCOUNT_PATH + "/Messages.json"])
+def test_bound_to_loopback_it_answers_loopback_names_only(path: str) -> None:
+    """A page on another name that resolves to 127.0.0.1 (DNS rebinding) reads nothing."""
+
+    async def scenario(sandbox: TwilioSandbox) -> list[tuple[str, int, str]]:
+        port = sandbox.base_url.rsplit(":", 1)[1]
+        seen = []
+        async with aiohttp.ClientSession() as session:
+            for host in (f"attacker.example:{port}", f"localhost:{port}", f"127.0.0.1:{port}"):
+                async with session.get(sandbox.base_url + path,
+                                       headers={"Host": host, **auth_headers()}) as answer:
+                    seen.append((host.split(":")[0], answer.status, await answer.text()))
+        return seen
+
+    (_, refused_status, refused_body), *allowed = run(scenario)
+    assert refused_status == 421 and "DNS rebinding" in refused_body
+    assert "MMS" not in refused_body and "messages" not in refused_body
+    assert [status for _, status, _ in allowed] == [200, 200]
+
+
+def test_bound_to_every_address_it_answers_any_name() -> None:
+    async def scenario(sandbox: TwilioSandbox) -> int:
+        port = sandbox.base_url.rsplit(":", 1)[1]
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{port}/_sandbox/state",
+                headers={"Host": f"sandbox.internal:{port}"}) as answer:
+            return answer.status
+
+    async def main() -> int:
+        sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
+        await sandbox.start("0.0.0.0", 0)  # noqa: S104 - the case under test
+        try:
+            return await scenario(sandbox)
+        finally:
+            await sandbox.stop()
+
+    assert asyncio.run(main()) == 200

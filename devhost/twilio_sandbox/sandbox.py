@@ -17,6 +17,7 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
+from devhost.request_guard import HostPolicy
 from shared.logs import mask
 
 from . import callbacks
@@ -24,7 +25,7 @@ from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
 from .magic import VALID_FROM, delivery_outcome
 from .resources import Resource
-from .server import build_app
+from .server import HOST_ADVICE, build_app
 from .simulate import AppLink
 from .status_callbacks import (
     CallbackFault,
@@ -122,7 +123,8 @@ class TwilioSandbox:
         """Listen on ``host:port`` (0: a free port); return the base URL to use for Twilio's."""
         if self._server is not None:
             raise RuntimeError("the sandbox is already started")
-        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        app = build_app(self, HostPolicy.for_binding(host, advice=HOST_ADVICE))
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         handler_factory = runner.server
         if handler_factory is None:  # pragma: no cover - setup() always makes one

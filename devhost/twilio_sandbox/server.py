@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import MultiDict
 
+from devhost.problem import Refusal
+from devhost.request_guard import HostPolicy
+
 from . import console, resources, validation
 from .auth import authorize, basic_credentials
 from .errors import TwilioApiError, error_response
@@ -49,9 +52,18 @@ Console: /console/ (live view; its API is under /_sandbox/, see the README)
 """
 
 
-def build_app(sandbox: "TwilioSandbox") -> web.Application:
-    """The aiohttp application serving ``sandbox``."""
-    app = web.Application(middlewares=[twilio_rest])
+#: What a client the sandbox refused for its Host name can do about it.
+HOST_ADVICE = "To serve other names, start the sandbox with --host 0.0.0.0 (no authentication)."
+
+
+def build_app(sandbox: "TwilioSandbox", hosts: HostPolicy | None = None) -> web.Application:
+    """The aiohttp application serving ``sandbox``, to the ``Host`` names ``hosts`` allows.
+
+    Bound to loopback, only loopback names: its state and console show every
+    message, and its controls act as Twilio, so a web page must not reach them by
+    DNS rebinding (a name of the page's that resolves to 127.0.0.1).
+    """
+    app = web.Application(middlewares=[_host_guard(hosts or HostPolicy(None)), twilio_rest])
     app[SANDBOX] = sandbox
     app.router.add_get("/", index)
     app.router.add_post(f"{ACCOUNT_ROUTE}/Messages.json", create_message)
@@ -70,6 +82,17 @@ def build_app(sandbox: "TwilioSandbox") -> web.Application:
     app.router.add_post("/_sandbox/reset", reset)
     console.add_routes(app, SANDBOX)
     return app
+
+
+def _host_guard(hosts: HostPolicy) -> Any:
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            hosts.check(request)
+        except Refusal as refusal:
+            return refusal.response()
+        return await handler(request)
+    return guard
 
 
 # --- REST ------------------------------------------------------------------
