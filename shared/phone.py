@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # ASCII digits only: \d matches any script
+# 7 to 15 digits, as openapi.yaml's E164; ASCII digits only: \d matches any script.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # Types libphonenumber classifies whose cost falls on the caller beyond a
 # normal call or SMS, the usual targets of toll fraud and SMS pumping.

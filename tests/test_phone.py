@@ -6,7 +6,13 @@ import phonenumbers
 import pytest
 
 from shared.logs import mask
-from shared.phone import DestinationPolicy, DestinationRefused, NumberError, is_e164
+from shared.phone import (
+    DestinationPolicy,
+    DestinationRefused,
+    NumberError,
+    is_e164,
+    parse_e164,
+)
 
 
 @pytest.mark.parametrize("number", ["+14155552671", "+447911123456", "+33612345678"])
@@ -85,3 +91,9 @@ def test_mask_never_shows_more_than_half_of_the_national_number(number):
 @pytest.mark.parametrize("number", ["client:alice", "+999123456789", "", "sip:bob@example.com"])
 def test_what_is_not_a_number_is_masked_whole(number):
     assert mask(number) == "•••••••"
+
+
+@pytest.mark.parametrize("number", ["+1", "+12", "+123456", "+1234567890123456"])
+def test_the_e164_shape_is_the_contracts_7_to_15_digits(number):
+    with pytest.raises(NumberError, match=r"E\.164 form"):
+        parse_e164(number)
