@@ -180,6 +180,25 @@ def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, consol
     assert [m["direction"] for m in state["messages"]] == ["inbound", "outbound-reply"]
 
 
+def test_a_number_that_texts_stop_shows_opted_out_until_start(app: LiveApp,
+                                                            console: Page) -> None:
+    sender = "+14155550124"
+    thread = console.locator("#thread-14155550124")
+    submit(console, "#inbound-sms", {"From": sender, "Body": "Hi there"}, "Send to the app")
+    expect(thread.locator(".bubble.in")).to_have_count(1)
+    expect(thread.locator("h3 .opt-out")).to_have_count(0)
+    submit(console, "#inbound-sms", {"From": sender, "Body": "STOP"}, "Send to the app")
+    expect(thread.locator("h3 .opt-out")).to_have_text("opted out")
+    assert thread.get_attribute("data-opted-out") == "true"
+    console.reload()  # from the history as well as live
+    expect(console.locator("#live")).to_have_text("live")
+    expect(thread.locator("h3 .opt-out")).to_have_text("opted out")
+    console.evaluate("window.loadedOnce = true")
+    submit(console, "#inbound-sms", {"From": sender, "Body": "START"}, "Send to the app")
+    expect(thread.locator("h3 .opt-out")).to_have_count(0)
+    assert app.state()["opted_out"] == []
+
+
 def test_a_twilio_500_shows_as_the_apps_502(app: LiveApp, console: Page) -> None:
     submit(console, "#fault", {"Fault": "status", "Status": "500", "Count": "1"}, "Add fault")
     expect(console.locator("#faults")).to_contain_text("HTTP 500 · 1 left")

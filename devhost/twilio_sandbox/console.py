@@ -74,6 +74,7 @@ def history(sandbox: TwilioSandbox) -> dict[str, Any]:
     return {
         "messages": [record.view() for record in sandbox.messages],
         "calls": [record.view() for record in sandbox.calls],
+        "opted_out": sandbox.opt_outs(),
         "webhooks": [record.view() for record in sandbox.webhooks.records],
         "controls": sandbox.controls(),
         "history": sandbox.history,

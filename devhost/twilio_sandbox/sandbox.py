@@ -278,8 +278,7 @@ class TwilioSandbox:
         return {
             "calls": list(self.calls),
             "messages": list(self.messages),
-            "opted_out": [{"number": number, "recipient": recipient}
-                          for number, recipient in sorted(self.opted_out)],
+            "opted_out": self.opt_outs(),
             "connections_accepted": self.connections_accepted,
             "requests": self.requests,
             "faults_applied": dict(self.faults_applied),
@@ -333,12 +332,19 @@ class TwilioSandbox:
         record.changed()
         return record
 
+    def opt_outs(self) -> list[dict[str, str]]:
+        """Who texted STOP to which number, as ``state`` and the console show it."""
+        return [{"number": number, "recipient": recipient}
+                for number, recipient in sorted(self.opted_out)]
+
     def opt_out(self, number: str, recipient: str, opted_out: bool) -> None:
         """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list."""
         if opted_out:
             self.opted_out.add((number, recipient))
         else:
             self.opted_out.discard((number, recipient))
+        self.events.publish("opt-out", {"number": number, "recipient": recipient,
+                                        "opted_out": opted_out})
 
     def is_opted_out(self, sender: str | None, recipient: str) -> bool:
         """Whether Twilio refuses (21610) a message from ``sender`` (None: a Messaging Service,

@@ -6,6 +6,7 @@ const state = {
   messages: new Map(),  // sid -> message record
   calls: new Map(),     // sid -> call record
   webhooks: new Map(),  // id -> webhook record
+  optedOut: new Map(),  // remote number -> Set of the app's numbers it texted STOP to
   masked: new Map(),    // number -> masked form, as the app's logs write it
   defaultNumber: "",
   showNumbers: localStorage.getItem("console.showNumbers") === "1",
@@ -176,6 +177,27 @@ function renderBubble(li, message) {
   if (outbound && !li.querySelector(".push")) li.append(pushControl("messages", message.sid, MESSAGE_PUSHES));
 }
 
+// Twilio's opt-out list: a thread whose number texted STOP shows it, as Twilio refuses
+// (21610) what the app would send it from that number until it texts START.
+function renderOptOut(thread, remote) {
+  const lines = state.optedOut.get(remote);
+  thread.querySelector("h3 .opt-out")?.remove();
+  if (!lines || !lines.size) { delete thread.dataset.optedOut; return; }
+  thread.dataset.optedOut = "true";
+  thread.querySelector("h3").append(h("span", {
+    class: "badge bad opt-out",
+    title: `texted STOP to ${[...lines].map(number).join(", ")}: Twilio refuses messages to it (21610) until it texts START`,
+  }, "opted out"));
+}
+
+function applyOptOut({number: line, recipient, opted_out: optedOut}) {
+  const lines = state.optedOut.get(recipient) || new Set();
+  if (optedOut) lines.add(line); else lines.delete(line);
+  if (lines.size) state.optedOut.set(recipient, lines); else state.optedOut.delete(recipient);
+  const thread = document.querySelector(`#threads .thread[data-number="${CSS.escape(recipient)}"]`);
+  if (thread) renderOptOut(thread, recipient);
+}
+
 function upsertMessage(message) {
   state.messages.set(message.sid, message);
   const list = document.getElementById("threads");
@@ -195,6 +217,7 @@ function upsertMessage(message) {
   renderBubble(li, message);
   const count = thread.querySelectorAll("li.bubble").length;
   thread.querySelector(".who").textContent = number(remote);
+  renderOptOut(thread, remote);
   thread.querySelector(".count").textContent = `${count} message${count === 1 ? "" : "s"}`;
   if (isNew && list.firstElementChild !== thread) list.prepend(thread);
   document.getElementById("count-messages").textContent = state.messages.size || "";
@@ -350,6 +373,8 @@ function loadHistory(history) {
   for (const input of document.querySelectorAll("input.default-number")) {
     if (!input.value) input.value = state.defaultNumber;
   }
+  state.optedOut.clear();
+  for (const entry of history.opted_out) applyOptOut({...entry, opted_out: true});
   for (const w of history.webhooks) upsertWebhook(w);
   for (const m of history.messages) upsertMessage(m);
   for (const c of history.calls) upsertCall(c);
@@ -382,7 +407,8 @@ function connect() {
   on("call", upsertCall);
   on("webhook", upsertWebhook);
   on("controls", renderControls);
-  on("reset", (controls) => { clearAll(); renderControls(controls); });
+  on("opt-out", applyOptOut);
+  on("reset", (controls) => { clearAll(); state.optedOut.clear(); renderControls(controls); });
 }
 
 // --- forms -----------------------------------------------------------------------------
