@@ -209,15 +209,21 @@ class _Summary(Turn):
 
     Messages of one thread that arrive while a write is under way wait
     together, and the next write carries them all: 200 concurrent sends to
-    one number make two or three writes, not 200 racing on one ETag.
+    one number make two or three writes, not 200 racing on one ETag. Each
+    write is a task of its own, so a request cancelled while it waits (its
+    client gone) takes neither the write nor the other messages with it.
     """
 
     newest: Message | None = None
     unread: int = 0
-    written: asyncio.Future[None] | None = None  # the write the waiting messages go with
+    written: asyncio.Future[None] | None = None  # the next write: what waits goes with it
+
+    def busy(self) -> bool:
+        return super().busy() or self.written is not None
 
 
 _summaries: Turns[_Summary] = Turns(_Summary)
+_writes: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
 
 
 async def _summarise(store: Store, owner: str, message: Message, unread: int) -> None:
@@ -226,25 +232,32 @@ async def _summarise(store: Store, owner: str, message: Message, unread: int) ->
     if summary.newest is None or summary.newest.at <= message.at:
         summary.newest = message
     summary.unread += unread
-    if summary.written is None:
-        summary.written = asyncio.get_running_loop().create_future()
     written = summary.written
-    async with summary.lock:
-        if not written.done():  # nobody wrote it meanwhile: this request does
-            newest, unread, summary.newest, summary.unread, summary.written = (
-                summary.newest, summary.unread, None, 0, None)
-            assert newest is not None
-            try:
-                await _write_summary(store, summary, owner, newest, unread)
-            except Exception as error:
-                written.set_exception(error)
-            except BaseException:  # cancelled: the messages waiting with this one fail too
-                written.set_exception(StoreUnavailable("a summary write was cancelled"))
-                written.exception()  # seen here, so never reported as unretrieved
+    if written is None:
+        written = summary.written = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(_write_next(store, summary, owner))
+        _writes.add(task)
+        task.add_done_callback(_writes.discard)
+    await asyncio.shield(written)
+
+
+async def _write_next(store: Store, summary: _Summary, owner: str) -> None:
+    """Once the write under way ends, write what has gathered since, and tell its messages."""
+    async with summary.taken():
+        written, newest, unread = summary.written, summary.newest, summary.unread
+        summary.written, summary.newest, summary.unread = None, None, 0
+        assert written is not None and newest is not None
+        try:
+            await _write_summary(store, summary, owner, newest, unread)
+        except BaseException as error:
+            failure = error if isinstance(error, Exception) else StoreUnavailable(
+                "the summary write was cancelled (the loop is closing)")
+            written.set_exception(failure)
+            written.exception()  # retrieved here: its requests may all be gone
+            if not isinstance(error, Exception):
                 raise
-            else:
-                written.set_result(None)
-    await written
+        else:
+            written.set_result(None)
 
 
 async def _write_summary(store: Store, summary: _Summary, owner: str, newest: Message,

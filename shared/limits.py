@@ -177,7 +177,7 @@ async def _take(store: Store, limit: Limit, now: datetime) -> int | None:
     for shard in random.sample(range(len(shares)), len(shares)):
         partition, key = _partition(limit, shard), _row_key(limit, now)
         local = _shards.at(store, partition, key)
-        async with local.lock:
+        async with local.taken():
             row, read = local.row, False
             local.row = None  # until the store agrees again
             while True:
@@ -212,7 +212,7 @@ async def _give_back(store: Store, limit: Limit, shard: int, now: datetime) -> N
     """Undo ``_take`` for a request another limit refused (bounded; a failure over-counts)."""
     partition, key = _partition(limit, shard), _row_key(limit, now)
     local = _shards.at(store, partition, key)
-    async with local.lock:
+    async with local.taken():
         local.row = None
         for _ in range(MAX_ATTEMPTS):
             row = await store.get(TABLE, partition, key)

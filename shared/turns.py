@@ -12,9 +12,10 @@ without a read first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from shared.store import Row, Store
@@ -29,6 +30,21 @@ class Turn:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     row: Row | None = None  # None: not known here, read it
+    holders: int = 0  # requests holding or waiting for the turn
+
+    @contextlib.asynccontextmanager
+    async def taken(self) -> AsyncIterator[None]:
+        """This request's turn (after those already waiting)."""
+        self.holders += 1
+        try:
+            async with self.lock:
+                yield
+        finally:
+            self.holders -= 1
+
+    def busy(self) -> bool:
+        """In use: forgetting it now would let a second turn start at the same row."""
+        return self.holders > 0
 
 
 class Turns[T: Turn]:
@@ -48,8 +64,8 @@ class Turns[T: Turn]:
             found = kept[(partition, key)] = self._make()
             while len(kept) > self._kept:
                 oldest = next(iter(kept))
-                if kept[oldest].lock.locked():
-                    break  # in use: kept until its turn ends
+                if kept[oldest].busy():
+                    break  # in use: kept until its turns end
                 del kept[oldest]
         kept.move_to_end((partition, key))
         return found

@@ -320,6 +320,37 @@ def test_one_instance_writes_a_busy_summary_a_few_times_not_once_per_message(on_
     assert listing(frank)["conversations"][0]["unread"] == 60
 
 
+def test_a_request_cancelled_while_its_summary_is_written_takes_no_other_message_down(
+        on_azure):
+    """A client that hangs up cancels its own request only: the write its message joined
+    goes on, for every message waiting on it."""
+    name = f"gail-{secrets.token_hex(4)}"
+    remote = number()
+    sent(remote, user(name))
+    app_settings.cache_clear()
+    settings = app_settings()
+    owner = Caller(name, "aad").owner
+    now = datetime.now(UTC)
+    messages = [Message("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, f"m{n}",
+                        at=now + timedelta(milliseconds=n)) for n in range(20)]
+
+    async def arrive() -> list[object]:
+        store = store_for(settings)
+        assert store is not None
+        waiting = [asyncio.create_task(conversations_module._summarise(store, owner, m, 1))
+                   for m in messages]
+        await asyncio.sleep(0)  # each has joined the next write and waits for it
+        for task in waiting[::2]:
+            task.cancel()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    outcomes = run(arrive())
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes[::2])
+    assert outcomes[1::2] == [None] * 10
+    [thread] = listing(user(name))["conversations"]
+    assert (thread["unread"], thread["last_message"]["body"]) == (20, "m19")
+
+
 def test_a_thread_is_paged_newest_first(on_azure):
     remote = number()
     for text in ("a", "b", "c"):
