@@ -85,23 +85,17 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                 progress("added latency, store on")
                 stored_latency = await figures.added_latency(host, account, direct, store=True)
                 progress("concurrency")
-                same_app = InProcessApp(env)
-                try:
+                async with InProcessApp(env) as same_app:
                     concurrency = await figures.concurrency(host, account, sandbox, direct,
                                                             same_app)
-                finally:
-                    await same_app.close()
                 progress("throughput")
                 throughput = await figures.throughput(host, account)
                 progress("the store's checks (Idempotency-Key and every limit, fresh host)")
-                async with running(await Host.start(app_dir, store_checks.guarded_environment(
-                        env), work / "host-guarded.log")) as guarded:
-                    same_app = InProcessApp(store_checks.guarded_environment(env), keyed=True)
-                    try:
-                        checks = await store_checks.figures(guarded, host, sandbox, direct,
-                                                            same_app)
-                    finally:
-                        await same_app.close()
+                guarded_env = store_checks.guarded_environment(env)
+                async with (running(await Host.start(app_dir, guarded_env,
+                                                     work / "host-guarded.log")) as guarded,
+                            InProcessApp(guarded_env, keyed=True) as same_app):
+                    checks = await store_checks.figures(guarded, host, sandbox, direct, same_app)
                 served = [*concurrency, *checks, *throughput]
                 if any(row.holds is False for row in served):
                     progress("profiling the host under the missed figures' load")

@@ -19,6 +19,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Self
 
 import azure.functions as func
 
@@ -28,24 +29,63 @@ SendMain = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
 class InProcessApp:
-    """The repository's send_sms with ``env`` as its app settings, in this process.
+    """The repository's send_sms with ``env``'s app settings, in this process.
 
-    The settings are put in this process's environment (the app reads its
-    settings there) until ``close``; the benchmark's own code reads none of them.
+    The app reads its settings from the environment, so while the context is
+    open this process's environment carries ``env``'s and no other declared
+    app setting (as ``bench.stack.app_environment`` gives the host's); the
+    benchmark's own code reads none of them. Closing restores everything.
     """
 
     def __init__(self, env: Mapping[str, str], keyed: bool = False) -> None:
-        self._saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
+        self._env = dict(env)
+        self._keyed = keyed
+        self._saved: dict[str, str | None] = {}
+        self._added_path = False
+        self._main: SendMain | None = None
+
+    async def __aenter__(self) -> Self:
+        from shared.settings import DECLARATIONS, app_settings
+
+        names = {d.name for d in DECLARATIONS} | set(self._env)
+        self._saved = {name: os.environ.get(name) for name in names}
+        for name in names - set(self._env):
+            os.environ.pop(name, None)
+        os.environ.update(self._env)
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        from shared.settings import app_settings
-
+            self._added_path = True
         app_settings.cache_clear()
-        self._main: SendMain = importlib.import_module("send_sms").main
-        self._keyed = keyed
+        try:
+            self._main = importlib.import_module("send_sms").main
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        """Close the loop's clients (Twilio's, the store's) and restore the environment."""
+        from shared.settings import app_settings
+        from shared.store import close_stores
+        from shared.twilio_client import close_clients
+
+        try:
+            await close_clients()
+            await close_stores()
+        finally:
+            for name, value in self._saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if self._added_path:
+                sys.path.remove(str(ROOT))
+                self._added_path = False
+            app_settings.cache_clear()
 
     async def send_sms(self, to: str, body: str) -> None:
+        if self._main is None:
+            raise RuntimeError("use InProcessApp as an async context manager")
         headers = {"Content-Type": "application/json"}
         if self._keyed:
             headers["Idempotency-Key"] = str(uuid.uuid4())
@@ -56,18 +96,3 @@ class InProcessApp:
         if response.status_code != 201:
             raise RuntimeError(f"send_sms in process answered {response.status_code}: "
                                f"{response.get_body()[:500]!r}")
-
-    async def close(self) -> None:
-        """Close the loop's clients (Twilio's, the store's) and restore the environment."""
-        from shared.settings import app_settings
-        from shared.store import close_stores
-        from shared.twilio_client import close_clients
-
-        await close_clients()
-        await close_stores()
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        app_settings.cache_clear()

@@ -16,20 +16,27 @@ from shared.identity import ANONYMOUS
 from shared.settings import app_settings
 
 
-def test_it_sends_and_stores_as_the_host_would_then_gives_the_environment_back(app_env):
-    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-           "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": app_env.base_url,
-           "STATE_STORAGE": shared_azurite().connection_string, **ROOMY_LIMITS}
+def settings(sandbox) -> dict[str, str]:
+    """A host's settings, as the benchmark's: the sandbox, the session's Azurite."""
+    return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": sandbox.base_url,
+            "STATE_STORAGE": shared_azurite().connection_string, "ALLOWED_COUNTRIES": "US",
+            **ROOMY_LIMITS}
+
+
+def test_it_sends_and_stores_as_the_host_would_then_gives_the_environment_back(app_env,
+                                                                               monkeypatch):
+    # A declared setting the shell exports must not reach the app in process, as it
+    # does not reach the host: this one would answer every send 401.
+    monkeypatch.setenv("REQUIRE_SIGNED_IN_USER", "true")
+    env = settings(app_env)
     before = dict(os.environ)
 
     async def burst() -> str:
-        app = InProcessApp(env, keyed=True)
-        try:
+        async with InProcessApp(env, keyed=True) as app:
             await asyncio.gather(*(app.send_sms("+14155552671", "in process") for _ in range(5)))
             sid = app_env.messages[-1]["sid"]
             return (await find(app_settings(), ANONYMOUS, sid)).status
-        finally:
-            await app.close()
 
     assert asyncio.run(burst()) == "queued"
     assert len(app_env.messages) == 5
@@ -38,11 +45,8 @@ def test_it_sends_and_stores_as_the_host_would_then_gives_the_environment_back(a
 
 def test_an_answer_other_than_201_stops_the_benchmark(app_env):
     async def refused() -> None:
-        app = InProcessApp({"ALLOWED_COUNTRIES": "US"})
-        try:
+        async with InProcessApp(settings(app_env)) as app:
             await app.send_sms("+19004444444", "x")  # premium: refused
-        finally:
-            await app.close()
 
     with pytest.raises(RuntimeError, match="answered 403"):
         asyncio.run(refused())
