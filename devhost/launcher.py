@@ -99,8 +99,8 @@ class SandboxRun:
                 urls["voice"], urls.get("status_callback")))
 
 
-async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY
-                        ) -> SandboxRun:
+async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY,
+                        allowed_hosts: Sequence[str] = ()) -> SandboxRun:
     """Start the sandbox and point the app's settings at it (before the host applies the file)."""
     account_sid = configured("TWILIO_ACCOUNT_SID", file_values) or "AC" + secrets.token_hex(16)
     auth_token = configured("TWILIO_AUTH_TOKEN", file_values)
@@ -109,7 +109,7 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
     key_sid, key_secret = "SK" + secrets.token_hex(16), secrets.token_hex(16)
     sandbox = TwilioSandbox(accounts={account_sid: auth_token},
                             api_keys={key_sid: (key_secret, account_sid)}, history=history)
-    base_url = await sandbox.start("127.0.0.1", 0)
+    base_url = await sandbox.start("127.0.0.1", 0, allowed_hosts)
     identity = configured("VOICE_SINGLE_USER_IDENTITY", file_values) or DEV_IDENTITY
     settings = {
         "TWILIO_ACCOUNT_SID": account_sid,
@@ -235,7 +235,8 @@ async def serve(args: argparse.Namespace) -> int:
     if args.auth:
         os.environ["WEBSITE_AUTH_ENABLED"] = "True"  # as Azure sets it when authentication is on
         ours.append("WEBSITE_AUTH_ENABLED")
-    run = await start_sandbox(file_values, args.sandbox_history) if use_sandbox else None
+    run = (await start_sandbox(file_values, args.sandbox_history, args.allow_host)
+           if use_sandbox else None)
     key = function_key(args.enforce_keys, file_values)
     host = FunctionHost(
         args.app_dir,

@@ -296,3 +296,26 @@ def test_sandbox_mode_clears_public_url_api_key_and_messaging_service(
     [placed] = state["calls"]
     assert placed["request"]["Url"].startswith(f"{app.base_url}/api/twiml?"), placed["request"]
     assert "contoso" not in json.dumps(state)
+
+
+def test_allowed_host_names_reach_the_sandbox_as_well_as_the_host() -> None:
+    """A forwarded port's name (a remote dev box) opens the console as it opens the app."""
+    app = LiveApp(clean_env(), args=("--sandbox", "--allow-host", "devbox.example"))
+    try:
+        answers = {}
+        for name, url in (("host", f"{app.base_url}/api/twiml"),
+                          ("sandbox", f"{app.sandbox_url}/_sandbox/state")):
+            port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+            for host in ("devbox.example", "other.example"):
+                request = urllib.request.Request(url, headers={"Host": f"{host}:{port}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=15) as answer:
+                        answers[name, host] = answer.status
+                except urllib.error.HTTPError as error:
+                    answers[name, host] = error.code
+    finally:
+        assert app.stop() == 0
+    assert answers[("sandbox", "devbox.example")] == 200
+    assert answers[("sandbox", "other.example")] == 421
+    assert answers[("host", "other.example")] == 421
+    assert answers[("host", "devbox.example")] != 421  # twiml's own answer (unsigned: 403)

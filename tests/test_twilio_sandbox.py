@@ -974,6 +974,22 @@ def test_bound_to_loopback_it_answers_loopback_names_only(path: str) -> None:
     assert [status for _, status, _ in allowed] == [200, 200]
 
 
+def test_a_name_it_is_told_to_allow_is_answered_too() -> None:
+    async def main() -> list[int]:
+        sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
+        url = await sandbox.start("127.0.0.1", 0, ["console.example"])
+        port = url.rsplit(":", 1)[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                return [(await session.get(f"{url}/_sandbox/state",
+                                           headers={"Host": f"{name}:{port}"})).status
+                        for name in ("console.example", "other.example")]
+        finally:
+            await sandbox.stop()
+
+    assert asyncio.run(main()) == [200, 421]
+
+
 def test_bound_to_every_address_it_answers_any_name() -> None:
     async def scenario(sandbox: TwilioSandbox) -> int:
         port = sandbox.base_url.rsplit(":", 1)[1]

@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free one)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="bound to loopback, also answer requests for Host NAME (* for any)")
     parser.add_argument("--account-sid", required=True, help="the account SID clients use")
     parser.add_argument("--auth-token", required=True, help="that account's auth token")
     parser.add_argument("--api-key", help="an API key SID (SK...) of that account")
@@ -91,7 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         sandbox.app.functions = {name: f"{origin}/api/{name}" for name in APP_FUNCTIONS}
     if not _is_loopback(args.host):
         log.warning("binding %s: the /_sandbox controls have no authentication", args.host)
-    url = await sandbox.start(args.host, args.port)
+    url = await sandbox.start(args.host, args.port, args.allow_host)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -119,11 +119,15 @@ class TwilioSandbox:
 
     # --- lifecycle -----------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0: a free port); return the base URL to use for Twilio's."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    allowed_hosts: Sequence[str] = ()) -> str:
+        """Listen on ``host:port`` (0: a free port); return the base URL to use for Twilio's.
+
+        Bound to loopback, it answers loopback ``Host`` names and ``allowed_hosts`` only.
+        """
         if self._server is not None:
             raise RuntimeError("the sandbox is already started")
-        app = build_app(self, HostPolicy.for_binding(host, advice=HOST_ADVICE))
+        app = build_app(self, HostPolicy.for_binding(host, allowed_hosts, HOST_ADVICE))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         handler_factory = runner.server

@@ -53,7 +53,8 @@ Console: /console/ (live view; its API is under /_sandbox/, see the README)
 
 
 #: What a client the sandbox refused for its Host name can do about it.
-HOST_ADVICE = "To serve other names, start the sandbox with --host 0.0.0.0 (no authentication)."
+HOST_ADVICE = ("To answer another name (a forwarded port's), start it with --allow-host NAME: "
+               "python -m devhost passes its own on to the sandbox.")
 
 
 def build_app(sandbox: "TwilioSandbox", hosts: HostPolicy | None = None) -> web.Application:
