@@ -273,15 +273,15 @@ async def _write_summary(store: Store, summary: _Summary, owner: str, newest: Me
         if row is None or utc(fields["LastAt"]) <= newest.at:
             fields.update(LastSid=newest.sid, LastDirection=newest.direction,
                           LastBody=newest.body or "", LastAt=newest.at)
-        written = Row(owner_key, newest.remote, fields, row.etag if row else None)
+        updated = Row(owner_key, newest.remote, fields, row.etag if row else None)
         try:
             if row is None:
-                if await store.insert(CONVERSATIONS, written):
-                    summary.row = written
+                if await store.insert(CONVERSATIONS, updated):
+                    summary.row = updated
                     return
             else:
-                await store.replace(CONVERSATIONS, written)
-                summary.row = written
+                await store.replace(CONVERSATIONS, updated)
+                summary.row = updated
                 return
         except Conflict:
             pass
