@@ -83,7 +83,7 @@ browser:
 
 # 1,000 mixed requests at concurrency 50 with 5% Twilio faults, on loopback.
 load: $(STAMP)
-	$(PY) -m devhost.loadtest
+	$(PY) -m loadtest
 
 # Performance beside baselines measured in the same run; `make bench WRITE=1` also
 # rewrites docs/performance.md with the figures.

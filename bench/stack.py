@@ -22,8 +22,8 @@ import aiohttp
 
 from bench.app import ROOT
 from devhost.host import READY_PREFIX
-from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 from shared.settings import DECLARATIONS
+from twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 
 HOST_READY = f"{READY_PREFIX} "
 SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
@@ -135,13 +135,13 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 class Sandbox(Child):
-    """``python -m devhost.twilio_sandbox``, read and steered through ``/_sandbox``."""
+    """``python -m twilio_sandbox``, read and steered through ``/_sandbox``."""
 
     @classmethod
     async def start(cls, account: Account, log_path: Path) -> Sandbox:
         # No TwiML fetches nor status callbacks: they would load the host during the
         # figures (status_callback has a figure of its own).
-        argv = [sys.executable, "-m", "devhost.twilio_sandbox", "--account-sid", account.sid,
+        argv = [sys.executable, "-m", "twilio_sandbox", "--account-sid", account.sid,
                 "--auth-token", account.token, "--port", "0", "--no-fetch-twiml",
                 "--no-status-callbacks", "--log-level", "WARNING"]
         child = await cls.spawn(argv, cwd=ROOT, env=dict(os.environ), ready=SANDBOX_READY,

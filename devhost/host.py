@@ -40,12 +40,12 @@ from devhost.request_guard import (
     BODY_TIMEOUT_SECONDS,
     HEADER_TIMEOUT_SECONDS,
     MAX_BODY_BYTES,
-    HostPolicy,
 )
 from devhost.routes import RouteTable, RouteTemplate, RouteTemplateError, join_template
 from devhost.runtime import LoadError, RuntimeDriver
 from devhost.server import FunctionServer, HostedFunction, describe
 from devhost.settings_file import AppliedSettings, SettingsError, apply_local_settings
+from localhttp.host_policy import HostPolicy
 
 logger = logging.getLogger("devhost")
 

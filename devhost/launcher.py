@@ -47,10 +47,10 @@ from devhost.logs import configure_logging
 from devhost.server import describe
 from devhost.settings_file import SettingsError, read_values
 from devhost.sign import signed_curl
-from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY
-from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
-from devhost.twilio_sandbox.sandbox import DEFAULT_HISTORY
-from devhost.twilio_sandbox.voice_sdk import TwimlApp
+from twilio_sandbox import READY_PREFIX as SANDBOX_READY
+from twilio_sandbox import VALID_FROM, TwilioSandbox
+from twilio_sandbox.state import DEFAULT_HISTORY
+from twilio_sandbox.twiml_app import TwimlApp
 
 DESCRIPTION = (
     "Serve this function app on http://localhost:7071 with Azure's Python v1 runtime. "

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from devhost.logs import printable
-from devhost.problem import problem_response
+from localhttp.problem import problem_response
 
 logger = logging.getLogger("devhost")
 

@@ -2,7 +2,7 @@
 
 The host, the sandbox and the launcher each print one ready line with their
 URL on stdout (``READY_PREFIX`` of ``devhost.host`` and
-``devhost.twilio_sandbox``); whoever starts them (tests, the load test)
+``twilio_sandbox``); whoever starts them (tests, the load test)
 waits for those lines, bounded, instead of polling ports.
 """
 

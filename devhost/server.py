@@ -21,16 +21,16 @@ from devhost import auth, easy_auth, http_mapping
 from devhost.app_index import FunctionSpec
 from devhost.forwarded import forwarded_for
 from devhost.logs import function_scope
-from devhost.problem import Refusal, problem_response
 from devhost.request_guard import (
     BODY_TIMEOUT_SECONDS,
     MAX_BODY_BYTES,
-    HostPolicy,
     check_head,
     read_body,
 )
 from devhost.routes import MethodNotAllowed, RouteTable, path_segments
 from devhost.runtime import RuntimeDriver
+from localhttp.host_policy import HostPolicy
+from localhttp.problem import Refusal, problem_response
 
 logger = logging.getLogger("devhost")
 

@@ -1,8 +1,10 @@
 """Twilio's standard SMS keywords: what a one-word message asks of the line it reached.
 
 Twilio's default opt-out handling and Advanced Opt-Out share these lists and
-match the whole message, trimmed, in any case. Kept free of imports so that
-the app and the local Twilio sandbox read the same lists.
+match the whole message, trimmed, in any case. Source:
+https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out (opt-out:
+STOP, UNSUBSCRIBE, END, QUIT, STOPALL, REVOKE, OPTOUT, CANCEL) and Twilio's
+support article on opt-out keywords (opt-in START, YES, UNSTOP; help HELP, INFO).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Literal
 
 Keyword = Literal["opt-out", "opt-in", "help"]
 KEYWORDS: dict[Keyword, frozenset[str]] = {
-    "opt-out": frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}),
+    "opt-out": frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE",
+                          "OPTOUT"}),
     "opt-in": frozenset({"START", "YES", "UNSTOP"}),
     "help": frozenset({"HELP", "INFO"}),
 }

@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import azure.functions as func
 
-from devhost.twilio_sandbox import Fault, TwilioSandbox
 from shared.settings import app_settings
 from shared.store import close_stores
 from shared.twilio_client import close_clients
+from twilio_sandbox import Fault, TwilioSandbox
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "fake-auth-token-s3cr3t-0001"

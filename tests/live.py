@@ -24,7 +24,7 @@ from storage import storage_env
 
 from devhost.host import READY_PREFIX
 from devhost.ready import start_and_wait
-from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+from twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
 
 ROOT = Path(__file__).parents[1]
 START_TIMEOUT = 60.0

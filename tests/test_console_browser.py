@@ -25,7 +25,7 @@ from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import ROOT, LiveApp
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from shared.logs import mask
+from twilio_sandbox.masking import mask
 
 REPLY = "Thanks, we got your message"
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,

@@ -25,8 +25,8 @@ from live import ROOT, LiveApp
 from storage import start_azurite
 
 from devhost.easy_auth import bearer
-from devhost.twilio_sandbox.callbacks import signed_request
-from devhost.twilio_sandbox.magic import DELIVERY_OUTCOMES
+from twilio_sandbox.callbacks import signed_request
+from twilio_sandbox.magic import DELIVERY_OUTCOMES
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 TO = "+14155552671"

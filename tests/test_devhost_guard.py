@@ -20,8 +20,9 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 from test_devhost_host import HANG_GUARD_SECONDS, HostProcess, make_app
 
-from devhost.problem import Refusal
-from devhost.request_guard import MAX_BODY_BYTES, HostPolicy
+from devhost.request_guard import MAX_BODY_BYTES
+from localhttp.host_policy import HostPolicy
+from localhttp.problem import Refusal
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def test_a_failing_check_makes_the_load_run_exit_non_zero(tmp_path: Path) -> Non
     app_dir = copy_app(tmp_path / "app")
     (app_dir / "send_sms" / "__init__.py").write_text(BROKEN_SEND_SMS, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "devhost.loadtest", "--app-dir", str(app_dir),
+        [sys.executable, "-m", "loadtest", "--app-dir", str(app_dir),
          "--requests", "40", "--concurrency", "8", "--fault-rate", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )

@@ -1,4 +1,4 @@
-"""The load runner (``python -m devhost.loadtest``) at a size ``make test`` can afford.
+"""The load runner (``python -m loadtest``) at a size ``make test`` can afford.
 
 The full run (1,000 requests at concurrency 50) is its own make target; here
 200 requests at concurrency 20 go through the same code, CLI included. Seed 7
@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
-from devhost.loadtest import plan as mix
-from devhost.loadtest.__main__ import main
-from devhost.loadtest.runner import (
+from loadtest import plan as mix
+from loadtest.__main__ import main
+from loadtest.runner import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FUNCTION_KEY,

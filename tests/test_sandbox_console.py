@@ -18,10 +18,10 @@ from aiohttp import web
 from live import LiveApp
 from twilio.request_validator import RequestValidator
 
-from devhost.twilio_sandbox import VALID_FROM, TwilioSandbox
-from devhost.twilio_sandbox.events import QUEUE_LIMIT, RESYNC, EventHub, Tracked, envelope
-from devhost.twilio_sandbox.simulate import parse_replies
-from shared.logs import mask
+from twilio_sandbox.masking import mask
+from twilio_sandbox import VALID_FROM, TwilioSandbox
+from twilio_sandbox.events import QUEUE_LIMIT, RESYNC, EventHub, Tracked, envelope
+from twilio_sandbox.simulate import parse_replies
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "console-auth-token"
@@ -130,8 +130,8 @@ def test_events_carry_each_number_with_the_logs_masking() -> None:
     data = {"to": "+14155552671", "body": "call +442071838750 now", "sid": "SM1"}
     payload = json.loads(envelope(data))
     assert payload["data"] == data
-    assert payload["masked"] == {"+14155552671": mask("+14155552671"),
-                                 "+442071838750": mask("+442071838750")}
+    assert payload["masked"] == {"+14155552671": "+1•••••••2671",
+                                 "+442071838750": "+44•••••••8750"}
 
 
 def test_a_subscriber_that_falls_behind_is_told_to_start_over() -> None:

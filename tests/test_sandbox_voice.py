@@ -10,8 +10,9 @@ from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
-from devhost.twilio_sandbox import TwilioSandbox
-from devhost.twilio_sandbox.voice_sdk import TokenRefused, TwimlApp, shown, verify_token
+from twilio_sandbox import TwilioSandbox
+from twilio_sandbox.twiml_app import TwimlApp
+from twilio_sandbox.voice_sdk import TokenRefused, shown, verify_token
 
 APP_SID = "AP" + "c3" * 16
 OTHER_ACCOUNT = "AC" + "f0" * 16

@@ -16,7 +16,7 @@ API-key credential (and a wrong one, and a misconfigured one) runs through
 ``harness.invoke`` against the tests' sandbox thread, with pytest's caplog
 capturing every logger, Twilio request tracing switched on.
 
-The load runner (python -m devhost.loadtest) makes the same scan of its own run.
+The load runner (python -m loadtest) makes the same scan of its own run.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ WRONG_SECRET = "fake-wrong-api-key-s3cr3t-0004"
 SECRETS = (AUTH_TOKEN, API_KEY_SECRET, FUNCTION_KEY, WRONG_SECRET)
 UNMASKED = re.compile(r"\+\d{8,15}")
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]{12} \w+ \[[^\]]*\] (?P<logger>[\w.]+): ")
-SANDBOX_LOGGERS = "devhost.twilio_sandbox"
+SANDBOX_LOGGERS = "twilio_sandbox"
 NUMBERS = ("+14155552671", "+442071838750")
 # A Twilio refusal with a code the app has no special answer for: 21610 would
 # opt NUMBERS[0] out, and the app would refuse the faults after it itself.

@@ -27,10 +27,10 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from devhost.twilio_sandbox import MAGIC_NUMBERS, VALID_FROM, Fault, MagicNumber, TwilioSandbox
-from devhost.twilio_sandbox.__main__ import parse_args
-from devhost.twilio_sandbox.callbacks import TwimlError, parse_twiml
-from devhost.twilio_sandbox.resources import SANDBOX_KEYS, num_segments
+from twilio_sandbox import MAGIC_NUMBERS, VALID_FROM, Fault, MagicNumber, TwilioSandbox
+from twilio_sandbox.__main__ import parse_args
+from twilio_sandbox.callbacks import TwimlError, parse_twiml
+from twilio_sandbox.resources import SANDBOX_KEYS, num_segments
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "1" * 32
@@ -907,7 +907,7 @@ def test_cli_prints_ready_line_serves_and_stops_on_signal(signum: signal.Signals
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "devhost.twilio_sandbox",
+            "twilio_sandbox",
             *("--host", "127.0.0.1", "--port", "0"),
             *("--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN),
             *("--api-key", KEY_SID, "--api-secret", KEY_SECRET),

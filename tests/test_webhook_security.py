@@ -33,7 +33,7 @@ from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SandboxThread
 from live import LiveApp
 from twilio.request_validator import RequestValidator
 
-from devhost.twilio_sandbox.callbacks import call_params, signed_request
+from twilio_sandbox.callbacks import call_params, signed_request
 
 PUBLIC = "https://voice.contoso.example"
 CALL = {"CallSid": "CA" + "d4" * 16, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER,

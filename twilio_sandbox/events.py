@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.logs import mask
+from .masking import mask
 
 #: Events a subscriber may fall behind by before it is told to start over.
 QUEUE_LIMIT = 1000

@@ -1,8 +1,8 @@
-"""``python -m devhost.loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]
+"""``python -m loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]
 [--profile mixed|pumping|all]``.
 
 ``mixed`` is the request mix with Twilio faults; ``pumping`` SMS pumping against
-the rate limits (``devhost.loadtest.pumping``); ``all`` (the default) runs both.
+the rate limits (``loadtest.pumping``); ``all`` (the default) runs both.
 Exits 1 when any check fails, so ``make load`` fails with it.
 """
 
@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devhost.loadtest.pumping import run_pumping
-from devhost.loadtest.runner import LoadConfig, run_load
+from loadtest.pumping import run_pumping
+from loadtest.runner import LoadConfig, run_load
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the load, print the report; 0 only if every check passed."""
     defaults = LoadConfig()
-    parser = argparse.ArgumentParser(prog="python -m devhost.loadtest",
+    parser = argparse.ArgumentParser(prog="python -m loadtest",
                                      description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=defaults.requests)
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)

@@ -33,11 +33,11 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from . import simulate, voice_sdk
+from .errors import ActionError
 from .events import RESYNC, Tracked, envelope
-from .simulate import ActionError
 
 if TYPE_CHECKING:
-    from .sandbox import TwilioSandbox
+    from .state import SandboxState
 
 PAGE_DIR = Path(__file__).with_name("console_page")
 #: The page's files and their media types; nothing else under /console/ is served.
@@ -49,7 +49,7 @@ ASSETS = {
 PROBLEM_TYPE = "urn:twilio-sandbox:problem:{slug}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Key = web.AppKey["TwilioSandbox"]
+Key = web.AppKey["SandboxState"]
 
 
 def add_routes(app: web.Application, key: Key) -> None:
@@ -69,7 +69,7 @@ def add_routes(app: web.Application, key: Key) -> None:
     app.router.add_post("/_sandbox/client_calls", routes.action(routes.client_call))
 
 
-def history(sandbox: TwilioSandbox) -> dict[str, Any]:
+def history(sandbox: SandboxState) -> dict[str, Any]:
     """Everything the console shows, oldest first: the sandbox's bounded records."""
     return {
         "messages": [record.view() for record in sandbox.messages],
@@ -97,7 +97,7 @@ class Routes:
     def __init__(self, key: Key) -> None:
         self._key = key
 
-    def sandbox(self, request: web.Request) -> TwilioSandbox:
+    def sandbox(self, request: web.Request) -> SandboxState:
         return request.app[self._key]
 
     # --- the page ----------------------------------------------------------------
@@ -142,7 +142,7 @@ class Routes:
 
     # --- acting ------------------------------------------------------------------
 
-    def action(self, act: Callable[[TwilioSandbox, web.Request, Any], Awaitable[Any]]) -> Handler:
+    def action(self, act: Callable[[SandboxState, web.Request, Any], Awaitable[Any]]) -> Handler:
         """A JSON-in, JSON-out handler; refusals become problem documents."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -164,27 +164,27 @@ class Routes:
         return handle
 
     @staticmethod
-    async def inbound_sms(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+    async def inbound_sms(sandbox: SandboxState, _request: web.Request, data: Any) -> Any:
         return await simulate.inbound_sms(sandbox, data)
 
     @staticmethod
-    async def inbound_call(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+    async def inbound_call(sandbox: SandboxState, _request: web.Request, data: Any) -> Any:
         if "application_sid" in data:  # the number's voice configuration is a TwiML App
             return await voice_sdk.inbound_call(sandbox, data)
         return await simulate.inbound_call(sandbox, data)
 
     @staticmethod
-    async def client_call(sandbox: TwilioSandbox, _request: web.Request, data: Any) -> Any:
+    async def client_call(sandbox: SandboxState, _request: web.Request, data: Any) -> Any:
         return await voice_sdk.client_call(sandbox, data)
 
     @staticmethod
-    async def push_status(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:
+    async def push_status(sandbox: SandboxState, request: web.Request, data: Any) -> Any:
         pushed = simulate.push_status(sandbox, request.match_info["sid"], data)
         sandbox.report_pushed(pushed)  # the app hears of it as from Twilio
         return pushed
 
     @staticmethod
-    async def resend(sandbox: TwilioSandbox, request: web.Request, _data: Any) -> Any:
+    async def resend(sandbox: SandboxState, request: web.Request, _data: Any) -> Any:
         try:
             record = sandbox.webhooks.find(int(request.match_info["id"]))
         except ValueError:
@@ -194,7 +194,7 @@ class Routes:
         return await sandbox.webhooks.resend(sandbox.session, record)
 
     @staticmethod
-    async def app_request(sandbox: TwilioSandbox, request: web.Request, data: Any) -> Any:
+    async def app_request(sandbox: SandboxState, request: web.Request, data: Any) -> Any:
         return await simulate.app_request(sandbox, request.match_info["function"], data)
 
 

@@ -7,7 +7,7 @@ can be told to be slow or to fail. Nothing real is sent.
     async with TwilioSandbox(accounts={account_sid: auth_token}) as sandbox:
         ...  # point the Twilio client at sandbox.base_url
 
-Standalone: ``python -m devhost.twilio_sandbox --account-sid AC... --auth-token ...``.
+Standalone: ``python -m twilio_sandbox --account-sid AC... --auth-token ...``.
 """
 
 from .faults import FAULT_KINDS, Fault

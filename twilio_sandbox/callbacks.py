@@ -15,8 +15,7 @@ import aiohttp
 import yarl
 from twilio.request_validator import RequestValidator
 
-from shared.logs import mask
-
+from .masking import mask
 from .resources import API_VERSION, Resource, now, rfc2822
 
 log = logging.getLogger(__name__)

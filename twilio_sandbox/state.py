@@ -1,32 +1,27 @@
-"""The sandbox: what it has received, how it misbehaves, and its server's lifecycle.
+"""What the sandbox has received and how it misbehaves: everything but its server.
 
-It runs inside whatever asyncio loop starts it (a test, the dev host), so tests
-read its state directly; another process reads the same state over ``/_sandbox``,
-and the console follows it live through :attr:`TwilioSandbox.events`. It keeps
-the last ``history`` messages, calls and webhooks, so a long run stays bounded.
+The routes, the console and the simulated traffic read and change this state;
+:class:`~twilio_sandbox.sandbox.TwilioSandbox` adds the server's lifecycle on top,
+so that nothing here needs the modules that serve it. It keeps the last
+``history`` messages, calls and webhooks, so a long run stays bounded.
 """
 
 import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
 
 import aiohttp
-from aiohttp import web
-
-from devhost.request_guard import HostPolicy
-from shared.logs import mask
 
 from . import callbacks
+from .app_link import AppLink
 from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
 from .magic import VALID_FROM, delivery_outcome
+from .masking import mask
 from .resources import Resource
-from .server import HOST_ADVICE, build_app
-from .simulate import AppLink
 from .status_callbacks import (
     CallbackFault,
     Delivery,
@@ -37,21 +32,19 @@ from .status_callbacks import (
     message_lifecycle,
     message_report,
 )
-from .voice_sdk import TwimlApp
+from .twiml_app import TwimlApp
 from .webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
 
 #: How a call is answered: fetch and carry out its TwiML (session, call, auth token).
 Play = Callable[[aiohttp.ClientSession, Resource, str], Awaitable[None]]
-#: Seconds stop() lets in-flight requests finish before cancelling them.
-SHUTDOWN_GRACE = 1.0
 #: How many messages, calls and webhooks the sandbox keeps (each), by default.
 DEFAULT_HISTORY = 1000
 
 
-class TwilioSandbox:
-    """A local stand-in for Twilio's REST API (Messages and Calls).
+class SandboxState:
+    """The state of a local stand-in for Twilio's REST API (Messages and Calls).
 
     accounts: account SID -> auth token. api_keys: key SID -> (secret, account SID).
     latency: seconds added before every REST answer. fetch_twiml: after creating a
@@ -112,81 +105,8 @@ class TwilioSandbox:
         self.injector = FaultInjector()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialed: dict[str, asyncio.Event] = {}
-        self._runner: web.AppRunner | None = None
-        self._server: asyncio.Server | None = None
+        #: Set while the server runs: every request to the app goes through it.
         self._session: aiohttp.ClientSession | None = None
-        self._base_url: str | None = None
-
-    # --- lifecycle -----------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    allowed_hosts: Sequence[str] = ()) -> str:
-        """Listen on ``host:port`` (0: a free port); return the base URL to use for Twilio's.
-
-        Bound to loopback, it answers loopback ``Host`` names and ``allowed_hosts`` only.
-        """
-        if self._server is not None:
-            raise RuntimeError("the sandbox is already started")
-        app = build_app(self, HostPolicy.for_binding(host, allowed_hosts, HOST_ADVICE))
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
-        await runner.setup()
-        handler_factory = runner.server
-        if handler_factory is None:  # pragma: no cover - setup() always makes one
-            raise RuntimeError("aiohttp runner made no server")
-
-        def accept() -> asyncio.BaseProtocol:
-            # Called once per accepted TCP connection: the count keep-alive tests read.
-            self.connections_accepted += 1
-            return handler_factory()
-
-        try:
-            server = await asyncio.get_running_loop().create_server(accept, host, port)
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner, self._server = runner, server
-        self._session = aiohttp.ClientSession(trace_configs=[self.webhooks.trace_config()])
-        bound_host, bound_port = server.sockets[0].getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._base_url = f"http://{shown}:{bound_port}"
-        log.info("Twilio sandbox serving %s", self._base_url)
-        return self._base_url
-
-    async def stop(self) -> None:
-        """Stop listening, finish or cancel what is under way, release everything."""
-        server, runner, session = self._server, self._runner, self._session
-        self._server = self._runner = self._session = None
-        if server is None:
-            return
-        self.events.close()  # ends the console's streams, which would hold up the runner
-        server.close()
-        if runner is not None:
-            await runner.cleanup()  # in-flight requests get SHUTDOWN_GRACE seconds
-        await self._cancel_tasks()
-        server.close_clients()
-        await server.wait_closed()
-        if session is not None:
-            await session.close()
-        log.info("Twilio sandbox at %s stopped", self._base_url)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port``: put it where the app would use ``https://api.twilio.com``."""
-        if self._base_url is None:
-            raise RuntimeError("the sandbox is not started")
-        return self._base_url
 
     @property
     def session(self) -> aiohttp.ClientSession:

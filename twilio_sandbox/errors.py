@@ -1,4 +1,5 @@
-"""Twilio's error answer, so clients parse sandbox failures exactly like real ones.
+"""Twilio's error answer, so clients parse sandbox failures exactly like real ones; and
+the refusal of the sandbox's own control and console API.
 
 Every refusal is JSON ``{"code", "message", "more_info", "status"}`` with the HTTP
 status equal to ``status``: the shape twilio-python turns into ``TwilioRestException``.
@@ -39,3 +40,14 @@ class TwilioApiError(Exception):
 
     def response(self) -> web.Response:
         return error_response(self.status, self.code, self.message)
+
+
+class ActionError(Exception):
+    """A request the sandbox cannot act on: answered as a problem document (with Twilio's
+    error ``code`` when Twilio would answer one)."""
+
+    code: int | None = None
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import MultiDict
 
-from devhost.problem import Refusal
-from devhost.request_guard import HostPolicy
+from localhttp.host_policy import HostPolicy
+from localhttp.problem import Refusal
 
 from . import console, resources, validation
 from .auth import authorize, basic_credentials
@@ -24,11 +24,11 @@ from .magic import UNSUBSCRIBED
 from .status_callbacks import CallbackFault
 
 if TYPE_CHECKING:
-    from .sandbox import TwilioSandbox
+    from .state import SandboxState
 
 log = logging.getLogger(__name__)
 
-SANDBOX = web.AppKey["TwilioSandbox"]("sandbox")
+SANDBOX = web.AppKey["SandboxState"]("sandbox")
 ACCOUNT = web.RequestKey("account_sid", str)
 
 REST_PREFIX = f"/{resources.API_VERSION}/"
@@ -57,7 +57,7 @@ HOST_ADVICE = ("To answer another name (a forwarded port's), start it with --all
                "python -m devhost passes its own on to the sandbox.")
 
 
-def build_app(sandbox: "TwilioSandbox", hosts: HostPolicy | None = None) -> web.Application:
+def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None) -> web.Application:
     """The aiohttp application serving ``sandbox``, to the ``Host`` names ``hosts`` allows.
 
     Bound to loopback, only loopback names: its state and console show every

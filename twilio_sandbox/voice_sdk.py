@@ -17,32 +17,24 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import jwt
 
 from . import resources
 from .callbacks import CallFailure, fetch_twiml, finish, read_response
+from .errors import ActionError
 from .resources import Resource
-from .simulate import ActionError, phone_number
+from .simulate import phone_number
 
 if TYPE_CHECKING:
-    from .sandbox import TwilioSandbox
+    from .state import SandboxState
 
 #: Twilio refuses tokens valid for more than 24 hours.
 MAX_TTL = 86400
 CONTENT_TYPE = "twilio-fpa;v=1"
 MAX_PARAMS = 20
-
-
-class TwimlApp(NamedTuple):
-    """A TwiML App: where Twilio asks what an SDK call connects to, and reports its end."""
-
-    sid: str
-    account_sid: str
-    voice_url: str
-    status_callback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ class TokenRefused(ActionError):
         self.code: int | None = code
 
 
-def verify_token(sandbox: TwilioSandbox, token: Any, now: float | None = None) -> Grant:
+def verify_token(sandbox: SandboxState, token: Any, now: float | None = None) -> Grant:
     """The token's grant, or ``TokenRefused`` with the code Twilio would answer."""
     if not isinstance(token, str) or not token:
         raise TokenRefused(20101, "Invalid Access Token")
@@ -124,7 +116,7 @@ def _custom_params(value: Any) -> dict[str, str]:
     return value
 
 
-async def client_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> Resource:
+async def client_call(sandbox: SandboxState, data: dict[str, Any]) -> Resource:
     """The SDK places a call with ``token`` to ``to``: the whole call, once it ended."""
     grant = verify_token(sandbox, data.get("token"))
     to = data.get("to")
@@ -142,7 +134,7 @@ async def client_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> Resource:
     return await _run(sandbox, call, params)
 
 
-async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
     """A call from a phone (``from``) to a Twilio number (``to``, default the sandbox's)
     whose voice configuration is the TwiML App ``application_sid``."""
     caller = phone_number(data.get("from"), "from")
@@ -157,7 +149,7 @@ async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str
                                                 "CallStatus": "ringing", "Called": to})}
 
 
-async def _run(sandbox: TwilioSandbox, call: Resource, params: dict[str, str]) -> Resource:
+async def _run(sandbox: SandboxState, call: Resource, params: dict[str, str]) -> Resource:
     async def play(session: aiohttp.ClientSession, record: Resource, auth_token: str) -> None:
         await execute(session, record, auth_token, params)
 

@@ -21,10 +21,10 @@ from typing import Self
 
 from devhost.host import READY_PREFIX
 from devhost.ready import start_and_wait
-from devhost.twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
-from devhost.twilio_sandbox.sandbox import DEFAULT_HISTORY
+from twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+from twilio_sandbox.state import DEFAULT_HISTORY
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

@@ -21,8 +21,8 @@ import aiohttp
 
 from devhost.azurite import Azurite
 from devhost.easy_auth import bearer
-from devhost.loadtest.app_process import AppProcess
-from devhost.loadtest.runner import UNMASKED_NUMBER
+from loadtest.app_process import AppProcess
+from loadtest.runner import UNMASKED_NUMBER
 
 ACCOUNT_SID = "AC" + "9b3f7e57" * 4
 AUTH_TOKEN = "fake-pumping-auth-token-s3cr3t"  # noqa: S105

@@ -1,4 +1,4 @@
-"""Run the sandbox as its own process: ``python -m devhost.twilio_sandbox``.
+"""Run the sandbox as its own process: ``python -m twilio_sandbox``.
 
 Prints exactly one line on stdout, ``twilio-sandbox listening on <base URL>``, once
 it accepts requests (a parent process waits for it); everything else goes to the
@@ -17,14 +17,14 @@ from . import READY_PREFIX
 from .sandbox import DEFAULT_HISTORY, TwilioSandbox
 from .simulate import APP_FUNCTIONS
 
-log = logging.getLogger("devhost.twilio_sandbox")
+log = logging.getLogger("twilio_sandbox")
 
 READY_LINE = READY_PREFIX + " {url}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m devhost.twilio_sandbox",
+        prog="python -m twilio_sandbox",
         description="Local stand-in for the Twilio REST API: nothing real is sent.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

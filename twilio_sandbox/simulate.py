@@ -13,20 +13,18 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import yarl
 
-from shared.sms_keywords import keyword_of
-
-from . import resources
+from . import keywords, resources
 from .callbacks import read_response, signed_request
+from .errors import ActionError
 from .resources import Resource
 
 if TYPE_CHECKING:
-    from .sandbox import TwilioSandbox
+    from .state import SandboxState
     from .webhook_log import WebhookRecord
 
 MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "read",
@@ -52,41 +50,6 @@ DRIVEN = ("send_sms", "make_call")
 MAX_BODY = 1600
 MAX_MEDIA = 10
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-#: What Twilio itself answers to its standard keywords (default opt-out handling).
-KEYWORD_REPLIES = {
-    "opt-out": "You have successfully been unsubscribed. You will not receive any more "
-               "messages from this number. Reply START to resubscribe.",
-    "opt-in": "You have successfully been re-subscribed to messages from this number. "
-              "Reply HELP for help. Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
-    "help": "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
-}
-
-
-class ActionError(Exception):
-    """A request the sandbox cannot act on: answered as a problem document (with Twilio's
-    error ``code`` when Twilio would answer one)."""
-
-    code: int | None = None
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
-
-
-@dataclass
-class AppLink:
-    """Where the app under development answers: its function URLs, and its key if enforced."""
-
-    functions: dict[str, str] = field(default_factory=dict)
-    key: str | None = None
-
-    def url(self, function: str) -> str:
-        url = self.functions.get(function)
-        if url is None:
-            raise ActionError(409, "App not connected",
-                              f"the sandbox does not know the app's {function} URL: run it with "
-                              "`python -m devhost`, start it with --app-url, or give 'url'")
-        return url
 
 
 def phone_number(value: Any, name: str) -> str:
@@ -95,7 +58,7 @@ def phone_number(value: Any, name: str) -> str:
     return value
 
 
-def _account(sandbox: TwilioSandbox) -> tuple[str, str]:
+def _account(sandbox: SandboxState) -> tuple[str, str]:
     """The account the simulated traffic belongs to: the sandbox's first."""
     return next(iter(sandbox.accounts.items()))
 
@@ -137,7 +100,7 @@ def parse_replies(text: str) -> list[dict[str, Any]]:
     return replies
 
 
-async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
     """An SMS from ``from`` to ``to`` reaches the app's twiml; its replies are sent back."""
     sender = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
@@ -158,7 +121,7 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
     message = resources.build_message(account_sid, form, media, {**form, "MediaUrl": media})
     message.update(direction="inbound", status="received", date_sent=message["date_created"])
     message = sandbox.record_message(message)
-    keyword = keyword_of(body)
+    keyword = keywords.keyword_of(body)
     if keyword in ("opt-out", "opt-in"):
         sandbox.opt_out(to, sender, keyword == "opt-out")
     signed_url, form_body, headers = signed_request(url, "POST", inbound_params(message, media),
@@ -168,7 +131,7 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
         data=form_body, kind="inbound-sms", sid=message["sid"])
     outcome: dict[str, Any] = {"message": message, "webhook": webhook, "replies": []}
     if keyword is not None:  # Twilio answers its keywords itself, whatever the app says
-        form = {"From": to, "To": sender, "Body": KEYWORD_REPLIES[keyword]}
+        form = {"From": to, "To": sender, "Body": keywords.REPLIES[keyword]}
         answered = resources.build_message(account_sid, form, [], {**form, "MediaUrl": []})
         answered["direction"] = "outbound-reply"
         outcome["replies"].append(sandbox.record_message(answered))
@@ -196,7 +159,7 @@ async def inbound_sms(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str,
 # --- a call comes in -------------------------------------------------------------
 
 
-async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str, Any]:
+async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
     """A call from ``from`` to ``to``: the app's twiml is fetched, signed, and played."""
     caller = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
@@ -215,7 +178,7 @@ async def inbound_call(sandbox: TwilioSandbox, data: dict[str, Any]) -> dict[str
 # --- pushed to a status ----------------------------------------------------------
 
 
-def push_status(sandbox: TwilioSandbox, sid: str, data: dict[str, Any]) -> Resource:
+def push_status(sandbox: SandboxState, sid: str, data: dict[str, Any]) -> Resource:
     """Move a message or a call to ``status`` (with ``error_code`` for a failed message)."""
     status, code = data.get("status"), data.get("error_code")
     is_call = sid.startswith("CA")
@@ -262,7 +225,7 @@ def _seconds_since(start: str | None) -> int:
 # --- the mobile app's part -------------------------------------------------------
 
 
-async def app_request(sandbox: TwilioSandbox, function: str, data: Any) -> WebhookRecord:
+async def app_request(sandbox: SandboxState, function: str, data: Any) -> WebhookRecord:
     """Post ``data`` (JSON) to the app's ``send_sms`` or ``make_call``, as the mobile app does."""
     if function not in DRIVEN:
         raise ActionError(404, "Not found", f"the console drives {' and '.join(DRIVEN)}")

@@ -37,8 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from yarl import URL
 
-from devhost.loadtest import plan as mix
-from devhost.loadtest.app_process import ROOT, AppProcess
+from loadtest import plan as mix
+from loadtest.app_process import ROOT, AppProcess
 
 # Fake and recognisable, so the leak checks can look for them (the sandbox accepts any).
 ACCOUNT_SID = "AC" + "10ad7e57" * 4
@@ -418,7 +418,7 @@ def _log_hygiene(log: str) -> list[Check]:
     records = log_records(log)
     # The sandbox stands in for Twilio and logs like it; the app's and host's lines are
     # what ships to Application Insights.
-    ours = [r for r in records if not r["logger"].startswith("devhost.twilio_sandbox")]
+    ours = [r for r in records if not r["logger"].startswith("twilio_sandbox")]
     unmasked = [r["message"] for r in ours if UNMASKED_NUMBER.search(r["message"])]
     queries = [r["message"] for r in records
                if r["logger"] == "aiohttp.access" and ("?" in r["message"]

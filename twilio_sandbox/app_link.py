@@ -1,0 +1,21 @@
+"""Where the app under development answers, for the traffic the sandbox sends it."""
+
+from dataclasses import dataclass, field
+
+from .errors import ActionError
+
+
+@dataclass
+class AppLink:
+    """Where the app under development answers: its function URLs, and its key if enforced."""
+
+    functions: dict[str, str] = field(default_factory=dict)
+    key: str | None = None
+
+    def url(self, function: str) -> str:
+        url = self.functions.get(function)
+        if url is None:
+            raise ActionError(409, "App not connected",
+                              f"the sandbox does not know the app's {function} URL: run it with "
+                              "`python -m devhost`, start it with --app-url, or give 'url'")
+        return url
