@@ -39,6 +39,11 @@ JSON_CHARSETS = ("utf-8", "ascii", "utf-16", "utf-16-le", "utf-16-be",
                  "utf-32", "utf-32-le", "utf-32-be")
 FORM_CHARSETS = ("utf-8", "ascii")
 MAX_FORM_FIELDS = 1000
+# `curl -d '{...}'` sends JSON labelled as a form. Read as a form, its text would be
+# refused as one unknown field named after the whole body; name the header instead.
+# A form body never starts with { or [: form encoding escapes both (WHATWG URL).
+JSON_SENT_AS_FORM = (f"the body looks like JSON but was sent as {FORM} (curl -d sends that "
+                     f"unless told otherwise): send the header 'Content-Type: {JSON}'")
 
 # C0 controls other than tab, newline and carriage return, and the
 # non-characters XML 1.0 forbids: they cannot be written into TwiML.
@@ -127,6 +132,8 @@ def read_payload(req: func.HttpRequest) -> Payload:
         document = _json_object(body, charset(req, JSON_CHARSETS))
         return Payload({name: [value] for name, value in document.items()})
     if kind == FORM:
+        if body.lstrip()[:1] in (b"{", b"["):
+            raise invalid_body(JSON_SENT_AS_FORM)
         form = form_fields(req)
         return Payload({name: form.getlist(name) for name in form})
     raise unsupported_media_type(ACCEPTED_TYPES)
