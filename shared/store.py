@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableErrorCode, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.per_loop import PerLoop
@@ -91,35 +91,42 @@ class Store:
 
     async def get(self, table: str, partition: str, key: str) -> Row | None:
         """The row with these keys, with its ETag; None if there is none."""
-        async with self._reaching(table) as client:
+        async def read(client: TableClient) -> Row | None:
             try:
-                entity = await client.get_entity(partition, key)
-            except ResourceNotFoundError:
+                return _row(await client.get_entity(partition, key))
+            except ResourceNotFoundError as error:
+                if _table_missing(error):
+                    raise
                 return None
-        return _row(entity)
+        return await self._using(table, read)
 
     async def insert(self, table: str, row: Row) -> bool:
         """Add the row if no row has its keys (atomically); False if one already does."""
-        async with self._reaching(table) as client:
+        async def add(client: TableClient) -> bool:
             try:
                 created = await client.create_entity(row.entity())
             except ResourceExistsError:
                 return False
-        row.etag = created.get("etag")
-        return True
+            row.etag = created.get("etag")
+            return True
+        return await self._using(table, add)
 
     async def replace(self, table: str, row: Row) -> None:
         """Write the row over the one read with ``row.etag``; ``Conflict`` if it changed since."""
         if row.etag is None:
             raise ValueError("replace needs the ETag of the row as it was read")
-        async with self._reaching(table) as client:
+
+        async def write(client: TableClient) -> None:
             try:
                 written = await client.update_entity(
                     row.entity(), mode=UpdateMode.REPLACE, etag=row.etag,
                     match_condition=MatchConditions.IfNotModified)
-            except (ResourceModifiedError, ResourceNotFoundError):
+            except (ResourceModifiedError, ResourceNotFoundError) as error:
+                if isinstance(error, ResourceNotFoundError) and _table_missing(error):
+                    raise
                 raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
-        row.etag = written.get("etag")
+            row.etag = written.get("etag")
+        await self._using(table, write)
 
     async def delete(self, table: str, row: Row) -> None:
         """Delete the row as read with ``row.etag``; ``Conflict`` if it changed since.
@@ -128,20 +135,22 @@ class Store:
         """
         if row.etag is None:
             raise ValueError("delete needs the ETag of the row as it was read")
-        async with self._reaching(table) as client:
+
+        async def remove(client: TableClient) -> None:
             try:
                 await client.delete_entity(
                     row.partition, row.key, etag=row.etag,
                     match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError:
                 raise Conflict(f"{table} row {row.partition}/{row.key} changed") from None
+        await self._using(table, remove)
 
     async def upsert(self, table: str, row: Row) -> None:
         """Write the row whatever is there: last writer wins, for facts where newest is right."""
-        async with self._reaching(table) as client:
-            written = await client.upsert_entity(
-                row.entity(), mode=UpdateMode.REPLACE)
-        row.etag = written.get("etag")
+        async def write(client: TableClient) -> None:
+            written = await client.upsert_entity(row.entity(), mode=UpdateMode.REPLACE)
+            row.etag = written.get("etag")
+        await self._using(table, write)
 
     async def rows(self, table: str, partition: str | None = None, *, start: str | None = None,
                    stop: str | None = None, limit: int | None = None) -> list[Row]:
@@ -158,8 +167,9 @@ class Store:
             if value is not None:
                 conditions.append(clause)
                 parameters[name] = value
-        found: list[Row] = []
-        async with self._reaching(table) as client:
+
+        async def query(client: TableClient) -> list[Row]:
+            found: list[Row] = []
             entities = client.query_entities(
                 " and ".join(conditions) or "RowKey ge ''", parameters=parameters,
                 results_per_page=min(limit or 1000, 1000))
@@ -167,30 +177,49 @@ class Store:
                 found.append(_row(entity))
                 if limit is not None and len(found) >= limit:
                     break
-        return found
+            return found
+        return await self._using(table, query)
 
     async def close(self) -> None:
         await self._client.close()
         if self._credential is not None:
             await self._credential.close()
 
-    @contextlib.asynccontextmanager
-    async def _reaching(self, table: str) -> AsyncIterator[TableClient]:
-        """The table's client, once it exists; every failure to reach it as ``StoreUnavailable``."""
+    async def _using[T](self, table: str, operation: Callable[[TableClient], Awaitable[T]]) -> T:
+        """``operation`` on the table's client, once the table exists; every failure to
+        reach it as ``StoreUnavailable``.
+
+        A table that disappeared (deleted by an operator, an emulator restarted
+        empty) is created again and the operation tried once more: the creation
+        this process remembers must not turn one lost table into a 503 for every
+        request until a restart. A second miss is the store failing.
+        """
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
-                await self._created(table)
-                client = self._table_clients.get(table)
-                if client is None:
-                    client = self._table_clients[table] = self._client.get_table_client(table)
-                yield client
+                try:
+                    return await self._on_table(table, operation)
+                except ResourceNotFoundError as error:
+                    if not _table_missing(error):
+                        raise
+                    logger.warning("store table=%s missing: creating it again", table)
+                    self._forget(table)
+                return await self._on_table(table, operation)
         except (Conflict, StoreUnavailable):
             raise
         except (AzureError, OSError, TimeoutError) as error:
             raise StoreUnavailable(f"{type(error).__name__} on table {table}") from error
 
+    async def _on_table[T](self, table: str,
+                           operation: Callable[[TableClient], Awaitable[T]]) -> T:
+        await self._created(table)
+        client = self._table_clients.get(table)
+        if client is None:
+            client = self._table_clients[table] = self._client.get_table_client(table)
+        return await operation(client)
+
     async def _created(self, table: str) -> None:
-        """Create the table once per process; a failure is not remembered, so it is retried."""
+        """Create the table once per process (again once ``_forget`` says it is gone); a
+        failure is not remembered, so it is retried."""
         creating = self._tables.get(table)
         if creating is None:
             creating = self._tables[table] = asyncio.ensure_future(self._create(table))
@@ -201,9 +230,23 @@ class Store:
                 del self._tables[table]
             raise
 
+    def _forget(self, table: str) -> None:
+        """The table is gone: the next use creates it again (unless a creation is under way)."""
+        creating = self._tables.get(table)
+        if creating is not None and creating.done():
+            del self._tables[table]
+
     async def _create(self, table: str) -> None:
         with contextlib.suppress(ResourceExistsError):
             await self._client.create_table(table)
+
+
+def _table_missing(error: ResourceNotFoundError) -> bool:
+    """Whether the table is missing (``TableNotFound``), not a row (``ResourceNotFound``)."""
+    code = getattr(error, "error_code", None)
+    if code is None and error.response is not None:  # create_entity's errors carry no code
+        code = error.response.headers.get("x-ms-error-code")
+    return code == TableErrorCode.TABLE_NOT_FOUND
 
 
 def utc(moment: datetime) -> datetime:
