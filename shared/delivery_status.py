@@ -112,15 +112,17 @@ def _event_time(value: str | None, received: datetime) -> datetime:
 
     The event lies within the second ``Timestamp`` names and before its report
     arrived, so the later of the two bounds that is still inside the second is kept.
+    A time that cannot be read, or not held in UTC (``Fri, 31 Dec 9999 23:59:59
+    -0100`` is in the year 10000 there), is no time: the arrival stands for it.
     """
     if not value:
         return received
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return min(received, moment + timedelta(milliseconds=999))
+    except (TypeError, ValueError, OverflowError):
         return received
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return min(received, moment + timedelta(milliseconds=999))
 
 
 @dataclass(frozen=True)

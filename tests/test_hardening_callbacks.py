@@ -1,0 +1,67 @@
+"""A status callback's time that cannot be held stands for nothing: the arrival is kept.
+
+``Timestamp`` is a signed field of Twilio's, but a signature proves who sent it,
+not that it is a time the app can hold: ``Fri, 31 Dec 9999 23:59:59 -0100`` is
+in the year 10000 in UTC. Such a report is recorded at its arrival, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import azure.functions as func
+import pytest
+from harness import ACCOUNT_SID, AUTH_TOKEN, created, invoke, request
+from live import ROOMY_LIMITS
+from storage import shared_azurite
+from twilio.request_validator import RequestValidator
+
+from shared.delivery_status import read_report
+
+ORIGIN = "https://contoso.azurewebsites.net"
+CALLBACK = f"{ORIGIN}/api/status_callback"
+OUT_OF_RANGE = ("Fri, 31 Dec 9999 23:59:59 -0100", "Fri, 31 Dec 9999 23:59:59 +0000",
+                "Sat, 01 Jan 10000 00:00:00 +0000", "Fri, 31 Dec 9999 25:61:61 +0000",
+                "Thu, 01 Jan 1970 00:00:00 +9999", "not a date")
+
+
+@pytest.fixture
+def deployed(app_env, monkeypatch):
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
+    monkeypatch.setenv("STATE_STORAGE", shared_azurite().connection_string)
+    for name, value in ROOMY_LIMITS.items():
+        monkeypatch.setenv(name, value)
+    # The sandbox's own callbacks would go to contoso.azurewebsites.net: this test sends its own.
+    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", False))
+    yield app_env
+    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", True))
+
+
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE)
+def test_a_time_out_of_range_is_the_arrival(stamp):
+    received = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    report = read_report({"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "c" * 32,
+                          "CallStatus": "ringing", "SequenceNumber": "1", "Timestamp": stamp},
+                         {}, received)
+    assert report.at == received
+
+
+def test_a_signed_callback_from_the_year_10000_is_recorded_not_a_500(deployed):
+    sid = created(invoke("send_sms", request(
+        "POST", f"{ORIGIN}/api/send_sms",
+        json_body={"to": "+14155550311", "body": "Your table is ready"})))["sid"]
+    params = {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "MessageSid": sid,
+              "SmsSid": sid, "MessageStatus": "sent", "SmsStatus": "sent",
+              "To": "+14155550311", "Timestamp": OUT_OF_RANGE[0]}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(CALLBACK, params)
+    before = datetime.now(UTC)
+    answer = invoke("status_callback", request("POST", CALLBACK, form=params,
+                                               headers={"X-Twilio-Signature": signature}))
+    assert answer.status_code == 204, answer.get_body()
+
+    view = json.loads(invoke("status", func.HttpRequest(
+        "GET", f"{ORIGIN}/api/status/{sid}", body=b"", route_params={"sid": sid})).get_body())
+    assert view["status"] == "sent"
+    sent_at = datetime.fromisoformat(view["history"][-1]["at"])
+    assert before.replace(microsecond=0) <= sent_at <= datetime.now(UTC)
