@@ -9,7 +9,6 @@ signs them.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import random
@@ -32,6 +31,7 @@ from harness import (
 from live import ROOMY_LIMITS
 from storage import run, shared_azurite
 from twilio.request_validator import RequestValidator
+from unique import number
 
 from shared import conversations as conversations_module
 from shared import opt_outs
@@ -60,15 +60,6 @@ def user(name: str) -> dict[str, str]:
 
 
 ALICE, BOB = user("alice"), user("bob")
-
-
-_NUMBERS = itertools.count(1000)
-
-
-def number() -> str:
-    """A fresh remote number per call: every test writes to the same Azurite, so a
-    random pick could meet a number an earlier test opted out."""
-    return f"+1415555{next(_NUMBERS):04d}"
 
 
 @pytest.fixture(autouse=True)

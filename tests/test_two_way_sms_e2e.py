@@ -9,12 +9,12 @@ opt-outs as Twilio does and answers STOP itself.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import LiveApp
 from test_delivery_e2e import http
@@ -85,7 +85,7 @@ def test_the_printed_curls_send_reply_and_show_the_conversation(plain):
 
 def test_stop_is_answered_by_twilio_once_and_honoured_until_start(signed_in):
     alice, bob = {"Authorization": bearer("alice")}, {"Authorization": bearer("bob")}
-    texter = f"+1415555{secrets.randbelow(10**4):04d}"  # the session's Azurite keeps opt-outs
+    texter = unique.number()  # the session's Azurite keeps opt-outs
     body = {"to": texter, "body": "Your order shipped"}
     assert http("POST", f"{signed_in.base_url}/api/send_sms", body, alice)[0] == 201
     stopped = signed_in.sandbox("POST", "/_sandbox/inbound/sms", {"from": texter, "body": "STOP"})

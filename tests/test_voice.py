@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, invoke, problem, request
 from live import ROOMY_LIMITS
 from storage import storage_env
@@ -101,7 +102,7 @@ def test_a_caller_identity_this_app_did_not_issue_is_refused(from_):
 
 def test_calls_count_against_make_calls_limits(monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_PER_DESTINATION", "1")
-    destination = f"+1415555{secrets.randbelow(10000):04d}"
+    destination = unique.number()
     assert verbs(post(params(f"client:{user_identity()}", destination)))[0].tag == "Dial"
     assert_refused(post(params(f"client:{user_identity()}", destination)), "too many calls")
 
