@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from harness import ACCOUNT_SID, AUTH_TOKEN
+import unique
+from harness import ACCOUNT_SID, APP_URL, AUTH_TOKEN, invoke, problem, request
 from live import LiveApp
 from storage import run, shared_azurite, start_azurite
 from test_delivery_e2e import http
@@ -24,7 +26,6 @@ from devhost.easy_auth import bearer
 from shared import limits
 from shared import store as store_module
 from shared.limits import Limit, admit, client_ip, limits_for
-from shared.phone import is_e164
 from shared.problems import Problem
 from shared.settings import load_settings
 
@@ -33,21 +34,15 @@ NOON = datetime(2026, 3, 14, 12, 0, 5, tzinfo=UTC)
 RATE_LIMITED = "urn:twilio-functions:problem:rate-limited"
 
 
+LIMITS_OFF = dict.fromkeys(("RATE_LIMIT_SMS_PER_CALLER", "RATE_LIMIT_CALLS_PER_CALLER",
+                            "RATE_LIMIT_PER_DESTINATION", "RATE_LIMIT_PER_COUNTRY",
+                            "RATE_LIMIT_PER_ACCOUNT"), "0")
+
+
 def settings_with(**limits_: int | str):
-    env = {**BASE, "STATE_STORAGE": shared_azurite().connection_string,
-           "RATE_LIMIT_SMS_PER_CALLER": "0", "RATE_LIMIT_CALLS_PER_CALLER": "0",
-           "RATE_LIMIT_PER_DESTINATION": "0", "RATE_LIMIT_PER_COUNTRY": "0",
-           "RATE_LIMIT_PER_ACCOUNT": "0"}
+    env = {**BASE, "STATE_STORAGE": shared_azurite().connection_string, **LIMITS_OFF}
     env.update({f"RATE_LIMIT_{name.upper()}": str(value) for name, value in limits_.items()})
     return load_settings(env)
-
-
-def fresh_number() -> str:
-    """A valid US number no other test uses (the session's Azurite keeps every count)."""
-    while True:
-        number = f"+1415{200 + secrets.randbelow(800)}{secrets.randbelow(10_000):04d}"
-        if is_e164(number):
-            return number
 
 
 async def outcome(settings, kind="sms", who=None, to=None, now=NOON) -> int | Problem:
@@ -102,13 +97,13 @@ def test_each_caller_and_each_kind_counts_apart():
 def test_a_refused_request_counts_for_nothing_on_the_other_limits():
     """The destination limit refuses: the caller's and the account's counts are given back."""
     settings = settings_with(sms_per_caller=5, per_destination=1, per_account=100)
-    who, to = f"ip:{secrets.token_hex(4)}", fresh_number()
+    who, to = f"ip:{secrets.token_hex(4)}", unique.number()
 
     async def scenario():
         first = await outcome(settings, who=who, to=to)
         refused = [await outcome(settings, who=who, to=to) for _ in range(6)]
         # Had the refusals counted, the caller's 5 would be spent.
-        later = [await outcome(settings, who=who, to=fresh_number()) for _ in range(5)]
+        later = [await outcome(settings, who=who, to=unique.number()) for _ in range(5)]
         return first, refused, later
 
     first, refused, later = run(scenario())
@@ -118,22 +113,47 @@ def test_a_refused_request_counts_for_nothing_on_the_other_limits():
     assert later[4].extensions["limit"] == "sms-per-caller"
 
 
-def test_country_and_account_limits_hold_all_callers_together():
+def test_the_country_limit_holds_all_callers_together_and_no_other_country():
+    """Six callers, six numbers, one country: the fifth and sixth are refused; a number
+    in another country is not. In a day no other test's clock is in, so the country's
+    count starts at nothing whatever ran before."""
     settings = settings_with(per_country=4)
-    jamaica = [f"+1876555{n:04d}" for n in range(6)]
+    hour = unique.day() + timedelta(hours=12)
+    canada = "+16135550123"
 
     async def scenario():
-        return [await outcome(settings, to=number) for number in jamaica]
+        us = [await outcome(settings, to=unique.number(), now=hour) for _ in range(6)]
+        return us, await outcome(settings, to=canada, now=hour)
 
-    answers = run(scenario())
-    # The window is NOON's hour; other tests' counts never land in it for JM.
-    assert answers[:4] == [201] * 4
-    assert [a.extensions["limit"] for a in answers[4:]] == ["per-country"] * 2
+    us, other_country = run(scenario())
+    assert us[:4] == [201] * 4
+    assert [a.extensions["limit"] for a in us[4:]] == ["per-country"] * 2
+    assert other_country == 201
+
+
+def test_the_account_limit_holds_all_callers_together_and_no_other_account():
+    """Six callers to six numbers in six countries on one account (its own, in a day of
+    its own): the fifth and sixth are refused; another account is not."""
+    account, other = (f"AC{secrets.token_hex(16)}" for _ in range(2))
+    settings = dataclasses.replace(settings_with(per_account=4), account_sid=account)
+    day = unique.day()
+    numbers = [unique.number(), "+16135550123", "+447911123456", "+33612345678",
+               "+61412345678", "+5511987654321"]
+
+    async def scenario():
+        mine = [await outcome(settings, to=number, now=day) for number in numbers]
+        return mine, await outcome(dataclasses.replace(settings, account_sid=other),
+                             to=numbers[0], now=day)
+
+    mine, other_account = run(scenario())
+    assert mine[:4] == [201] * 4
+    assert [a.extensions["limit"] for a in mine[4:]] == ["per-account"] * 2
+    assert other_account == 201
 
 
 def test_counters_roll_over_with_the_window():
     settings = settings_with(sms_per_caller=2, per_destination=3)
-    who, to = f"user:aad:{secrets.token_hex(4)}", fresh_number()
+    who, to = f"user:aad:{secrets.token_hex(4)}", unique.number()
     before_hour = NOON.replace(minute=59, second=59)
 
     async def scenario():
@@ -180,7 +200,7 @@ def test_a_store_failure_follows_the_setting_never_a_500(failure, expected, capl
     settings = load_settings(env)
     azurite.stop()
     with caplog.at_level(logging.ERROR, "twilio_functions.limits"):
-        answer = run(outcome(settings, to=fresh_number()))
+        answer = run(outcome(settings, to=unique.number()))
     if expected == 503:
         assert answer.status == 503 and answer.type.endswith(":store-unavailable")
         assert answer.headers["Retry-After"].isdigit()
@@ -210,6 +230,36 @@ def test_zero_means_no_limit_and_no_destination_means_caller_only():
         "sms-per-caller"]
 
 
+# --- through send_sms: anonymous callers told apart by the front end's address -------------
+
+
+def anonymous_sms(forwarded_for: str):
+    """send_sms without a signed-in user, as Azure's front end forwards it."""
+    return invoke("send_sms", request("POST", f"{APP_URL}/send_sms",
+                                      json_body={"to": unique.number(), "body": "anonymous"},
+                                      headers={"X-Forwarded-For": forwarded_for}))
+
+
+def test_anonymous_callers_count_by_the_last_forwarded_address(app_env, monkeypatch):
+    """Two per caller: the front end's entry (the last) tells callers apart; entries a
+    client adds on the left change nothing, neither to escape its count nor to spend
+    another's."""
+    for name, value in {**LIMITS_OFF, "RATE_LIMIT_SMS_PER_CALLER": "2",
+                        "STATE_STORAGE": shared_azurite().connection_string}.items():
+        monkeypatch.setenv(name, value)
+    alice, bob = unique.address(), unique.address()
+
+    assert [anonymous_sms(alice).status_code for _ in range(2)] == [201, 201]
+    for spoofed in (f"10.0.0.1, {alice}", f"{bob}, {alice}", f"{unique.address()}, {alice}"):
+        refused = anonymous_sms(spoofed)
+        assert refused.status_code == 429, spoofed
+        assert problem(refused)["limit"] == "sms-per-caller"
+    # Bob's own address is his own count, even behind a left-hand entry naming Alice's.
+    assert [anonymous_sms(bob).status_code, anonymous_sms(f"{alice}, {bob}").status_code,
+            anonymous_sms(bob).status_code] == [201, 201, 429]
+    assert len(app_env.messages) == 4
+
+
 # --- end to end: two host processes, one Azurite -----------------------------------------
 
 LIMITED = {**BASE, "RATE_LIMIT_SMS_PER_CALLER": "4", "RATE_LIMIT_CALLS_PER_CALLER": "4"}
@@ -228,7 +278,7 @@ def test_limits_hold_across_two_hosts_and_other_users_continue():
                       "TWILIO_FROM_NUMBER": "+15005550006"},
                      args=("--auth",))
     try:
-        jobs = [(first if n % 2 else second, fresh_number()) for n in range(12)]
+        jobs = [(first if n % 2 else second, unique.number()) for n in range(12)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
             answers = list(pool.map(lambda job: sms(job[0], job[1], mallory), jobs))
         codes = sorted(code for code, _, _ in answers)
@@ -241,7 +291,7 @@ def test_limits_hold_across_two_hosts_and_other_users_continue():
         assert {m["sid"] for m in state["messages"]} >= sent
         assert len([m for m in state["messages"] if m["body"] == "limit test"]) == 4
 
-        assert sms(second, fresh_number(), alice)[0] == 201  # another user is unaffected
+        assert sms(second, unique.number(), alice)[0] == 201  # another user is unaffected
         logs = first.log() + second.log()
         assert logs.count("rate_limit=tripped limit=sms-per-caller") == 8
         assert "status=500" not in logs
@@ -269,6 +319,7 @@ def test_an_instance_that_remembers_a_counter_still_sees_another_instances_write
             await second.close()
 
     together, by_second, after = asyncio.run(scenario())
-    assert None not in together
-    assert by_second[:2] != [None, None] and by_second[2] is None
+    # One shard (a quota of 6): the first instance took 4 of it, the second the last 2.
+    assert together == [0, 0, 0, 0]
+    assert by_second == [0, 0, None]
     assert after is None
