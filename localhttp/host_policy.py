@@ -18,7 +18,9 @@ from localhttp.problem import Refusal
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 ANY_HOST = "*"
-_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
+#: The ports a URL may name (RFC 6335): 0 is no port a client reaches, 65536 none at all.
+PORTS = range(1, 65536)
 
 
 def is_loopback_address(address: str) -> bool:
@@ -58,6 +60,9 @@ class HostPolicy:
         found = _HOST.fullmatch(values[0])
         if found is None:
             raise Refusal(400, "The Host header is not a host name with an optional port.")
+        if found["port"] is not None and int(found["port"]) not in PORTS:
+            # The URLs built from it (TwiML, callbacks) would name a port nobody can reach.
+            raise Refusal(400, "The Host header's port is not one from 1 to 65535.")
         if self.names is not None and found["name"].lower() not in self.names:
             raise Refusal(
                 421,

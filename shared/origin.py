@@ -23,9 +23,13 @@ def is_loopback(parts: SplitResult) -> bool:
 def app_origin(parts: SplitResult, settings: Settings) -> str:
     """The origin Twilio reaches the app on, for a request whose URL is ``parts``.
 
-    Raises 500 ``misconfigured`` naming ``PUBLIC_BASE_URL`` when no origin is
+    Raises ``ValueError`` when the request's port is not one from 1 to 65535 (a
+    malformed ``Host`` header: a URL built on it names a port nobody can reach),
+    and 500 ``misconfigured`` naming ``PUBLIC_BASE_URL`` when no origin is
     configured and the request's host is not a loopback literal.
     """
+    if parts.port == 0:  # .port itself raises ValueError beyond 65535
+        raise ValueError("port 0 is not a port a client can reach")
     if settings.public_origin:
         return settings.public_origin
     if is_loopback(parts):

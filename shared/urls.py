@@ -39,9 +39,9 @@ def function_url(request_url: str, settings: Settings, function: str,
     """
     try:
         parts = urlsplit(request_url)
-    except ValueError:  # a malformed Host header (unbalanced [ ]) reached the app
+        origin = app_origin(parts, settings)
+    except ValueError:  # a malformed Host header (unbalanced [ ], a port over 65535) got here
         raise invalid_request("the request URL cannot be parsed") from None
-    origin = app_origin(parts, settings)
     path = re.sub("/{2,}", "/", parts.path).rstrip("/")  # /api/make_call/ routes here too
     url = f"{origin}{path.rsplit('/', 1)[0]}/{function}"
     return f"{url}?{urlencode(query)}" if query else url

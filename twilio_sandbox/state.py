@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,7 @@ from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
 from .magic import VALID_FROM, delivery_outcome
 from .masking import mask
-from .resources import Resource
+from .resources import Resource, now, rfc2822
 from .status_callbacks import (
     CallbackFault,
     Delivery,
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 Play = Callable[[aiohttp.ClientSession, Resource, str], Awaitable[None]]
 #: How many messages, calls and webhooks the sandbox keeps (each), by default.
 DEFAULT_HISTORY = 1000
+#: Statuses a message or call never leaves, even when the task that set them fails after.
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled",
+                            "completed", "busy", "no-answer"})
 
 
 class SandboxState:
@@ -292,7 +295,7 @@ class SandboxState:
             outcome = delivery_outcome("message", message["to"])
             failure = (outcome.status, outcome.code) if outcome else None
             self._spawn(message_lifecycle(message, delivery, self.timing, failure),
-                        f"report {message['sid']}")
+                        f"report {message['sid']}", message)
         return message
 
     def _delivery(self, resource: Resource, kind: str) -> Delivery | None:
@@ -330,10 +333,25 @@ class SandboxState:
         if len(self.callbacks_sent) > 4 * self.history:  # about 4 reports per resource
             del self.callbacks_sent[: len(self.callbacks_sent) - 4 * self.history]
 
-    def _spawn(self, work: Any, name: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str,
+               resource: Resource | None = None) -> asyncio.Task[None]:
+        """Run ``work`` in the background; if it fails, log why and fail ``resource``."""
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda ended: self._ended(ended, resource))
+        return task
+
+    def _ended(self, task: asyncio.Task[None], resource: Resource | None) -> None:
+        """A background task's error, whatever it is, ends in the log and on its resource:
+        a message or call never stays half-way (``initiated``) behind a dead task."""
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            return
+        log.error("%s: the sandbox failed", task.get_name(), exc_info=error)
+        if resource is not None and resource["status"] not in FINAL_STATUSES:
+            resource.update(status="failed", date_updated=rfc2822(now()),
+                            error=f"sandbox error: {error!r}")
 
     def add_twiml_app(self, app: TwimlApp) -> None:
         """Know a TwiML App, as one created in Twilio's console: tokens may name it."""
@@ -368,17 +386,15 @@ class SandboxState:
             return call["status"] != "failed"
 
         async def run() -> None:
-            try:
-                if delivery is None and outcome is None:
-                    await answer()
-                else:
-                    failure = outcome.status if outcome else None
-                    await call_lifecycle(call, delivery, self.timing, failure, answer,
-                                         lambda: self._sequence(call["sid"]))
-            finally:
-                done.set()
+            if delivery is None and outcome is None:
+                await answer()
+            else:
+                failure = outcome.status if outcome else None
+                await call_lifecycle(call, delivery, self.timing, failure, answer,
+                                     lambda: self._sequence(call["sid"]))
 
-        self._spawn(run(), f"dial {call['sid']}")
+        # Done once the task ends, failed or not, and after its error is on the call.
+        self._spawn(run(), f"dial {call['sid']}", call).add_done_callback(lambda _: done.set())
         return call
 
     async def _dial(self, call: Resource, session: aiohttp.ClientSession,

@@ -160,7 +160,9 @@ class Delivery:
                                              headers=headers, timeout=FETCH_TIMEOUT) as answer:
                     entry["answered"] = answer.status
                     await answer.read()
-            except (aiohttp.ClientError, TimeoutError) as error:
+            # A URL aiohttp cannot even request (a port beyond 65535: ValueError) fails
+            # like an unreachable one: the call or message goes on without its report.
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
                 entry["error"] = f"11205 HTTP connection failure: {error!r}"
             if entry["answered"] is not None and 200 <= entry["answered"] < 300:
                 return
