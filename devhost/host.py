@@ -33,6 +33,7 @@ from aiohttp import web
 
 from devhost.app_index import AppIndexError, FunctionSpec, index_app
 from devhost.auth import KEY_SETTING
+from devhost.host_routes import Control
 from devhost.logs import AccessLogger, configure_logging
 from devhost.protocol import DevServer
 from devhost.protos import load_protos
@@ -63,6 +64,7 @@ class FunctionHost:
     Bound to loopback it answers only loopback ``Host`` names, the host of
     ``PUBLIC_BASE_URL`` and ``allowed_hosts`` (``*``: any); see
     ``devhost.request_guard`` for that and for ``max_body`` and the timeouts.
+    ``controls``: the host's own routes, ``POST /_devhost/<name>`` (``devhost.host_routes``).
     """
 
     _started: ClassVar[bool] = False
@@ -79,8 +81,10 @@ class FunctionHost:
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
         easy_auth: bool = False,
+        controls: dict[str, Control] | None = None,
     ) -> None:
         self.app_dir = app_dir.resolve()
+        self.controls = dict(controls or {})
         self.enforce_keys = enforce_keys
         self.allowed_hosts = tuple(allowed_hosts)
         self.quiet_settings = quiet_settings
@@ -193,6 +197,7 @@ class FunctionHost:
             max_body=self.max_body,
             body_timeout=self.body_timeout,
             emulate_easy_auth=self.easy_auth,
+            controls=self.controls,
         )
         low_level = DevServer(
             server.handle,

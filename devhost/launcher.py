@@ -21,8 +21,10 @@ parse is reported here, at start, rather than by the first request.
 
 Delivery status needs Table Storage: unless a storage connection is
 configured, Azurite (the emulator) starts too, keeping its data in
-``.azurite/`` so a restart keeps the history. ``--auth`` emulates App Service
-Authentication (``devhost.easy_auth``).
+``.azurite/`` so a restart keeps the history, and the rate limits' counts
+with it: ``--reset-limits`` clears those counts (``devhost.local_store``), as
+does the host's ``POST /_devhost/reset-limits``, whose URL the sandbox's console
+gets. ``--auth`` emulates App Service Authentication (``devhost.easy_auth``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from devhost import azurite, easy_auth
+from devhost import azurite, easy_auth, local_store
 from devhost.auth import KEY_HEADER, KEY_SETTING
 from devhost.host import READY_PREFIX, FunctionHost
+from devhost.host_routes import PREFIX as CONTROL_PREFIX
+from devhost.local_store import AZURITE_DATA, RESET_CONTROL, STORAGE_SETTINGS, Counters
 from devhost.logs import configure_logging
 from devhost.server import describe
-from devhost.settings_file import SettingsError, read_values
+from devhost.settings_file import SettingsError, configured, read_values
 from devhost.sign import signed_curl
 from twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from twilio_sandbox import VALID_FROM, TwilioSandbox
@@ -60,20 +64,12 @@ DESCRIPTION = (
 SHOWN_HOST = "localhost"
 
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
-# Any of these configures the store (shared.settings declares them).
-STORAGE_SETTINGS = tuple(f"{prefix}{suffix}" for prefix in ("STATE_STORAGE", "AzureWebJobsStorage")
-                         for suffix in ("", "__tableServiceUri"))
-AZURITE_DATA = ".azurite"
 DEV_USER = "alice"
 # The Voice SDK identity of a sandbox run's callers without a signed-in user.
 DEV_IDENTITY = "developer"
 # Settings that could send a sandbox run to Twilio or another host (the API key
 # is replaced by one only the sandbox knows).
 CLEARED_IN_SANDBOX = ("TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
-
-
-def configured(name: str, file_values: dict[str, str]) -> str:
-    return os.environ.get(name) or file_values.get(name) or ""
 
 
 def shown(url: str) -> str:
@@ -89,9 +85,10 @@ class SandboxRun:
         self.settings = settings
         self.token_generated = token_generated
 
-    def connect(self, urls: dict[str, str], key: str | None) -> None:
-        """Tell the sandbox where the app answers: the console's traffic, the TwiML App."""
-        self.sandbox.app.functions = urls
+    def connect(self, urls: dict[str, str], key: str | None, reset_limits: str) -> None:
+        """Tell the sandbox where the app answers (the console's traffic, the TwiML App),
+        and the host control that clears the rate limits (``reset_limits``, a URL)."""
+        self.sandbox.app.functions = {**urls, "reset_limits": reset_limits}
         self.sandbox.app.key = key
         if "voice" in urls:
             self.sandbox.add_twiml_app(TwimlApp(
@@ -238,12 +235,14 @@ async def serve(args: argparse.Namespace) -> int:
     run = (await start_sandbox(file_values, args.sandbox_history, args.allow_host)
            if use_sandbox else None)
     key = function_key(args.enforce_keys, file_values)
+    counters = local_store.find_counters(file_values, args.app_dir, store)
     host = FunctionHost(
         args.app_dir,
         enforce_keys=args.enforce_keys,
         allowed_hosts=args.allow_host,
         quiet_settings=frozenset([*(run.settings if run else ()), *ours]),
         easy_auth=args.auth,
+        controls={RESET_CONTROL: local_store.reset_limits_control(counters)},
     )
     try:
         try:
@@ -252,9 +251,12 @@ async def serve(args: argparse.Namespace) -> int:
             _cannot_serve(args, error)
             return 1
         urls = function_urls(host, shown(base_url))
+        reset_limits = f"{shown(base_url)}{CONTROL_PREFIX}{RESET_CONTROL}"
         if run is not None:  # the console sends inbound traffic and app requests here
-            run.connect(urls, key)
+            run.connect(urls, key, reset_limits)
         _banner(host, shown(base_url), run, key, args.auth)
+        if counters.refusal is None:
+            print(_limits_line(counters, reset_limits, console=run is not None), flush=True)
         print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()
     finally:
@@ -265,6 +267,15 @@ async def serve(args: argparse.Namespace) -> int:
         if store is not None:
             store.stop()
     return 0
+
+
+def _limits_line(counters: Counters, reset_url: str, console: bool) -> str:
+    ways = ["`python -m devhost --reset-limits`",
+            f"`curl -X POST {reset_url} -H 'Content-Type: application/json'`"]
+    if console:
+        ways.append("the console's \"Reset limits\"")
+    return (f"Rate limits count in {counters.where} and outlast restarts; to clear the counts: "
+            f"{', '.join(ways[:-1])} or {ways[-1]}.\n")
 
 
 def _cannot_serve(args: argparse.Namespace, error: OSError) -> None:
@@ -354,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sandbox-history", type=int, default=DEFAULT_HISTORY, metavar="N",
                         help="messages, calls and webhooks the sandbox keeps, each "
                         f"(default {DEFAULT_HISTORY})")
+    parser.add_argument("--reset-limits", action="store_true",
+                        help=f"clear the app's rate-limit counts in {AZURITE_DATA}/ (not its "
+                        "messages nor idempotency keys) and exit; works whether or not "
+                        "`python -m devhost` runs")
     parser.add_argument("--auth", action="store_true",
                         help="emulate App Service Authentication: 'Authorization: Bearer "
                         "dev:<user>' signs <user> in, client X-MS-CLIENT-PRINCIPAL* headers "
@@ -364,4 +379,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.app_dir = args.app_dir.resolve()
     configure_logging(verbose=args.verbose)
     os.chdir(args.app_dir)  # as on Azure: functions run in the app folder
+    if args.reset_limits:
+        return reset_limits(args.app_dir)
     return asyncio.run(serve(args))
+
+
+def reset_limits(app_dir: Path) -> int:
+    try:
+        file_values = read_values(app_dir / "local.settings.json") or {}
+    except SettingsError as error:
+        print(f"Cannot reset the limits: {error}", file=sys.stderr)
+        return 1
+    return local_store.reset_limits_command(file_values, app_dir)

@@ -1,7 +1,9 @@
 """The HTTP front of the host: routes each request to a function and runs it.
 
 First the checks of ``devhost.request_guard`` (header bytes, Host, encoding,
-size: 400, 421, 415, 413 problems). Then, like the Functions host, it
+size: 400, 421, 415, 413 problems). The host's own controls
+(``devhost.host_routes``, ``/_devhost/...``) answer before any function. Then,
+like the Functions host, it
 answers 404 for unknown paths, 405 for a known route with another method, 401
 with an empty body for a missing or wrong key when keys are enforced, and 500
 without details when a function raised; the details go to the log. A function
@@ -20,6 +22,8 @@ from aiohttp import web
 from devhost import auth, easy_auth, http_mapping
 from devhost.app_index import FunctionSpec
 from devhost.forwarded import forwarded_for
+from devhost.host_routes import PREFIX as CONTROL_PREFIX
+from devhost.host_routes import Control, run_control
 from devhost.logs import function_scope
 from devhost.request_guard import (
     BODY_TIMEOUT_SECONDS,
@@ -76,8 +80,10 @@ class FunctionServer:
         max_body: int = MAX_BODY_BYTES,
         body_timeout: float = BODY_TIMEOUT_SECONDS,
         emulate_easy_auth: bool = False,
+        controls: dict[str, Control] | None = None,
     ) -> None:
         self._emulate_easy_auth = emulate_easy_auth
+        self._controls = {f"{CONTROL_PREFIX}{name}": c for name, c in (controls or {}).items()}
         self._driver = driver
         self._functions = functions
         self._routes = routes
@@ -99,6 +105,9 @@ class FunctionServer:
             return response
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        control = self._controls.get(request.raw_path.split("?", 1)[0])
+        if control is not None:
+            return await run_control(request, control)
         segments = path_segments(request.raw_path)
         found = self._routes.resolve(request.method, segments)
         if found is None:

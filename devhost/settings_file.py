@@ -58,6 +58,11 @@ def read_values(path: Path) -> dict[str, str] | None:
     return settings
 
 
+def configured(name: str, file_values: dict[str, str]) -> str:
+    """A setting as the run will get it: the environment's value, else the file's."""
+    return os.environ.get(name) or file_values.get(name) or ""
+
+
 def apply_local_settings(
     path: Path, environ: MutableMapping[str, str] | None = None
 ) -> AppliedSettings:

@@ -17,6 +17,9 @@ request counts for nothing. A counter that many instances hit at once (the
 account's) is split into shards, each holding an exact share of the limit, so
 the total admitted never exceeds the limit and writers rarely collide.
 
+The counters outlast restarts (locally, in ``.azurite/``); ``reset_all`` clears
+them for local development.
+
 When the store fails, ``RATE_LIMIT_STORE_FAILURE`` decides: ``refuse`` (the
 default: 503, nothing sent, so an outage can never be used to pump) or
 ``allow`` (send unlimited, logged). Without a store configured the limits
@@ -61,6 +64,8 @@ DAY = timedelta(days=1)
 CALLER_LIMITS: dict[str, str] = {"sms": "rate_limit_sms_per_caller",
                                  "call": "rate_limit_calls_per_caller",
                                  "voice-token": "rate_limit_voice_tokens_per_caller"}
+#: Counters ``reset_all`` deletes at once.
+RESET_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,30 @@ async def _give_back(store: Store, limit: Limit, shard: int, now: datetime) -> N
 
 def _count(row: Row | None) -> int:
     return int(row.fields.get("Count", 0)) if row is not None else 0
+
+
+async def reset_all(store: Store) -> int:
+    """Delete every counter, and nothing else the store keeps: how many there were.
+
+    For local development (``python -m devhost --reset-limits``), where the
+    counters outlast restarts in ``.azurite/``; on Azure, windows roll over on
+    their own. A counter written meanwhile is read again and deleted too, and
+    an instance that remembers a deleted counter finds out by its ETag.
+    """
+    cleared = stalled = 0
+    while rows := await store.rows(TABLE, limit=RESET_BATCH):
+        outcomes = await asyncio.gather(*(store.delete(TABLE, row) for row in rows),
+                                        return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)
+                        and not isinstance(o, Conflict)), None)
+        if failure is not None:
+            raise failure
+        deleted = sum(o is None for o in outcomes)
+        cleared += deleted
+        stalled = 0 if deleted else stalled + 1
+        if stalled >= MAX_ATTEMPTS:
+            raise StoreUnavailable(f"{MAX_ATTEMPTS} rounds of conflicting writes on {TABLE}")
+    return cleared
 
 
 def _tripped(limit: Limit, kind: str, who: str, to: str | None, now: datetime) -> Problem:

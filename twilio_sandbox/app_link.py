@@ -7,7 +7,12 @@ from .errors import ActionError
 
 @dataclass
 class AppLink:
-    """Where the app under development answers: its function URLs, and its key if enforced."""
+    """Where the app under development answers: its function URLs, and its key if enforced.
+
+    ``functions`` maps each function's name to its URL; ``python -m devhost`` adds
+    its host's controls there too: ``reset_limits``, the URL that clears the app's
+    rate-limit counters (``POST`` with ``Content-Type: application/json``).
+    """
 
     functions: dict[str, str] = field(default_factory=dict)
     key: str | None = None

@@ -7,11 +7,16 @@ the history; the tests run it in memory on a free port. It is installed by
 
     with Azurite.start() as azurite:              # in memory, free port
         os.environ["STATE_STORAGE"] = azurite.connection_string
+
+While one serves a data folder it leaves its port there (``SERVING_FILE``), so
+another process reaches it (``serving``) instead of starting a second Azurite
+over the same files, which would overwrite each other's data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import socket
@@ -36,6 +41,8 @@ ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
 #: Where ``UseDevelopmentStorage=true`` expects the table service.
 DEFAULT_PORT = 10002
 START_TIMEOUT = 20.0
+#: In a data folder while an Azurite started here serves it: where it answers.
+SERVING_FILE = "serving.json"
 
 
 class AzuriteError(RuntimeError):
@@ -51,6 +58,39 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def connection_string(host: str, port: int) -> str:
+    """A connection string for the Azurite on ``host:port`` (the development account)."""
+    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint={_endpoint(host, port)};")
+
+
+def serving(location: Path) -> str | None:
+    """The connection string of the Azurite that serves ``location``, if one answers."""
+    try:
+        found = json.loads((location / SERVING_FILE).read_text())
+        host, port = str(found["host"]), int(found["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return connection_string(host, port) if _answers(host, port) else None
+
+
+def _endpoint(host: str, port: int) -> str:
+    return f"http://{host}:{port}/{ACCOUNT}"
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether Azurite's table service answers there (403 without credentials, by name)."""
+    url = f"{_endpoint(host, port)}/Tables"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310
+            server = answer.headers.get("Server", "")
+    except urllib.error.HTTPError as answer:
+        server = answer.headers.get("Server", "")
+    except OSError:
+        return False
+    return server.startswith("Azurite")
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -61,11 +101,12 @@ class Azurite:
     """One running ``azurite-table``; ``stop()`` (or leaving ``with``) ends it."""
 
     def __init__(self, process: subprocess.Popen[bytes], host: str, port: int,
-                 workdir: Path | None) -> None:
+                 workdir: Path | None, location: Path | None = None) -> None:
         self.process = process
         self.host = host
         self.port = port
         self._workdir = workdir  # the empty folder an in-memory instance runs in
+        self._location = location  # the data folder it serves, if any
 
     @classmethod
     def start(cls, *, location: Path | None = None, port: int = 0,
@@ -97,8 +138,11 @@ class Azurite:
             finally:
                 if log:
                     output.close()  # type: ignore[union-attr]
-            azurite = cls(process, host, chosen, workdir)
+            azurite = cls(process, host, chosen, workdir, location)
             if azurite._wait_ready():
+                if location is not None:
+                    (location / SERVING_FILE).write_text(json.dumps({"host": host,
+                                                                     "port": chosen}))
                 return azurite
             azurite.stop()
             if attempt == attempts - 1:
@@ -107,29 +151,23 @@ class Azurite:
         raise AssertionError("unreachable")
 
     def _wait_ready(self) -> bool:
-        """Any HTTP answer (403 without credentials) means the table service is up."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/Tables", timeout=1).close()  # noqa: S310
+            if _answers(self.host, self.port):
                 return True
-            except urllib.error.HTTPError:
-                return True
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         return False
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}/{ACCOUNT}"
+        return _endpoint(self.host, self.port)
 
     @property
     def connection_string(self) -> str:
         """A connection string for this instance (the development account, its port)."""
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-                f"TableEndpoint={self.endpoint};")
+        return connection_string(self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -143,6 +181,9 @@ class Azurite:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         end(self.process)
+        if self._location is not None:
+            with contextlib.suppress(OSError):
+                (self._location / SERVING_FILE).unlink()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
 

@@ -1,0 +1,273 @@
+"""Local work without lockouts: ``python -m devhost --reset-limits`` and the host's
+``POST /_devhost/reset-limits`` clear the rate-limit counters and nothing else.
+
+Each test that clears counters has an Azurite of its own: clearing the session's
+would touch other tests' counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ACCOUNT_SID, AUTH_TOKEN
+from live import ROOT, LiveApp
+from storage import start_azurite
+
+from devhost import azurite
+from devhost.azurite import Azurite
+from devhost.launcher import SandboxRun
+from shared import conversations, idempotency, limits
+from shared import store as store_module
+from shared.settings import DECLARATIONS, load_settings
+from shared.store import Row
+from twilio_sandbox import TwilioSandbox
+
+NOON = datetime(2026, 3, 14, 12, 0, 5, tzinfo=UTC)
+BASE = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+LOCAL_ADVICE = "python -m devhost --reset-limits"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def own_azurite():
+    running = start_azurite()
+    yield running
+    running.stop()
+
+
+def test_reset_all_clears_counters_and_nothing_else(own_azurite):
+    settings = load_settings({**BASE, "STATE_STORAGE": own_azurite.connection_string,
+                              "RATE_LIMIT_SMS_PER_CALLER": "1"})
+    kept = {idempotency.TABLE: Row("key-owner", "key-1", {"Body": "x"}),
+            conversations.CONVERSATIONS: Row("owner", "+14155550100", {"LastAt": NOON})}
+
+    async def scenario() -> tuple[int, int, list[int], int]:
+        store = store_module.connect(settings.state_connection)
+        try:
+            for table, row in kept.items():
+                await store.upsert(table, row)
+            for n in range(3):  # three callers, each counted on each limit
+                await limits.admit(settings, "sms", f"ip:reset-{n}", f"+1415555010{n}", now=NOON)
+            before = len(await store.rows(limits.TABLE))
+            cleared = await limits.reset_all(store)
+            after = [len(await store.rows(table)) for table in (limits.TABLE, *kept)]
+            again = await limits.reset_all(store)
+            return before, cleared, after, again
+        finally:
+            await store.close()
+
+    before, cleared, after, again = asyncio.run(scenario())
+    assert before >= 3 and cleared == before
+    assert after == [0, 1, 1]  # counters gone; an idempotency key and a thread kept
+    assert again == 0
+
+
+# --- python -m devhost --reset-limits ---------------------------------------------------
+
+
+def reset_command(app_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items()
+             if name not in {d.name for d in DECLARATIONS}}
+    return subprocess.run([sys.executable, "-m", "devhost", "--app-dir", str(app_dir),
+                           "--reset-limits"], env={**clean, **(env or {})}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def count_some(connection: str, callers: int) -> None:
+    """``callers`` callers send one SMS each to one number: ``callers`` + 2 counters (their
+    own, the number's, the country's; the account's is off: its shards are chosen at random)."""
+    settings = load_settings({**BASE, "STATE_STORAGE": connection, "RATE_LIMIT_PER_ACCOUNT": "0"})
+
+    async def send() -> None:
+        try:
+            for n in range(callers):
+                await limits.admit(settings, "sms", f"ip:cli-{n}", "+14155550199", now=NOON)
+        finally:
+            await store_module.close_stores()
+
+    asyncio.run(send())
+
+
+def rows(connection: str, table: str) -> int:
+    settings = load_settings({**BASE, "STATE_STORAGE": connection})
+
+    async def count() -> int:
+        store = store_module.connect(settings.state_connection)
+        try:
+            return len(await store.rows(table))
+        finally:
+            await store.close()
+
+    return asyncio.run(count())
+
+
+def test_the_command_starts_azurite_over_the_folder_when_none_runs(tmp_path):
+    data = tmp_path / ".azurite"
+    first = Azurite.start(location=data)
+    try:
+        count_some(first.connection_string, 2)
+        asyncio.run(_keep_an_idempotency_key(first.connection_string))
+    finally:
+        first.stop()
+    assert azurite.serving(data) is None and not (data / azurite.SERVING_FILE).exists()
+
+    done = reset_command(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("Cleared 4 rate-limit counters in .azurite/; messages and "
+                                   "idempotency keys are kept.")
+    assert azurite.serving(data) is None  # the one it started is stopped
+
+    again = Azurite.start(location=data)
+    try:
+        assert rows(again.connection_string, limits.TABLE) == 0
+        assert rows(again.connection_string, idempotency.TABLE) == 1
+    finally:
+        again.stop()
+
+
+async def _keep_an_idempotency_key(connection: str) -> None:
+    settings = load_settings({**BASE, "STATE_STORAGE": connection})
+    store = store_module.connect(settings.state_connection)
+    try:
+        await store.upsert(idempotency.TABLE, Row("key-owner", "key-1", {"Body": "x"}))
+    finally:
+        await store.close()
+
+
+def test_the_command_reaches_the_azurite_that_serves_the_folder(tmp_path):
+    running = Azurite.start(location=tmp_path / ".azurite")
+    try:
+        count_some(running.connection_string, 1)
+        done = reset_command(tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "Cleared 3 rate-limit counters in .azurite/" in done.stdout
+        assert rows(running.connection_string, limits.TABLE) == 0  # seen by the running one
+        assert running.running
+    finally:
+        running.stop()
+
+
+def test_the_command_without_a_folder_has_nothing_to_clear(tmp_path):
+    done = reset_command(tmp_path)
+    assert (done.returncode, done.stdout.strip()) == (
+        0, "No rate-limit counters to clear: .azurite/ does not exist.")
+    assert not (tmp_path / ".azurite").exists()
+
+
+@pytest.mark.parametrize("setting", [
+    {"STATE_STORAGE__tableServiceUri": "https://contoso.table.core.windows.net"},
+    {"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=contoso;"
+                            "AccountKey=a2V5;EndpointSuffix=core.windows.net"},
+])
+def test_the_command_never_clears_a_storage_account(tmp_path, setting):
+    (tmp_path / ".azurite").mkdir()
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": setting}))
+    done = reset_command(tmp_path)
+    assert done.returncode == 1
+    assert "Nothing was cleared" in done.stderr and "storage account" in done.stderr
+    assert "a2V5" not in done.stderr + done.stdout
+
+
+# --- end to end: python -m devhost with its sandbox ----------------------------------------
+
+
+def http(method: str, url: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}"), dict(answer.headers)
+    except urllib.error.HTTPError as answer:
+        text = answer.read()
+        return answer.code, json.loads(text) if text else {}, dict(answer.headers)
+
+
+@pytest.fixture(scope="module")
+def limited_app():
+    """The launcher with its sandbox, 2 SMS per caller, on an Azurite of its own; each test
+    starts from no counts."""
+    store = start_azurite()
+    app = LiveApp({"STATE_STORAGE": store.connection_string},
+                  limits={"RATE_LIMIT_SMS_PER_CALLER": "2"})
+    try:
+        yield app
+    finally:
+        assert app.stop() == 0
+        store.stop()
+
+
+def reset(app: LiveApp) -> dict[str, Any]:
+    status, answer, _ = http("POST", f"{app.base_url}/_devhost/reset-limits", {}, JSON_HEADERS)
+    assert status == 200, answer
+    return answer
+
+
+def curl_sms(app: LiveApp, to: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return http("POST", f"{app.base_url}/api/send_sms", {"to": to, "body": "lockout"},
+                JSON_HEADERS)
+
+
+def test_a_locked_out_developer_resets(limited_app):
+    app = limited_app
+    reset_url = f"{app.base_url}/_devhost/reset-limits"
+    assert any(reset_url in line and LOCAL_ADVICE in line for line in app.stdout_lines)
+    reset(app)
+
+    assert [curl_sms(app, f"+1415555020{n}")[0] for n in range(2)] == [201, 201]
+    status, refused, _ = curl_sms(app, "+14155550202")
+    assert status == 429 and refused["limit"] == "sms-per-caller"
+
+    status, cleared, _ = http("POST", reset_url, {}, JSON_HEADERS)
+    assert status == 200 and cleared["cleared"] >= 3  # the caller's, numbers', country's
+    assert "Cleared" in cleared["detail"] and "idempotency keys are kept" in cleared["detail"]
+    assert curl_sms(app, "+14155550204")[0] == 201  # the app forgot the count it remembered
+    assert cleared["detail"] in app.log()
+
+
+@pytest.mark.parametrize(("method", "headers", "status"), [
+    ("POST", {}, 415),
+    ("POST", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ("POST", {**JSON_HEADERS, "Origin": "http://localhost:3000"}, 403),
+    ("POST", {**JSON_HEADERS, "Origin": "null"}, 403),
+    ("POST", {**JSON_HEADERS, "Sec-Fetch-Site": "same-site"}, 403),
+    ("GET", {}, 405),
+    ("POST", {**JSON_HEADERS, "Host": "evil.example"}, 421),
+])
+def test_the_reset_control_refuses_what_a_web_page_could_send(limited_app, method, headers,
+                                                                status):
+    app = limited_app
+    reset(app)
+    assert curl_sms(app, "+14155550400")[0] == 201
+    body = {} if method == "POST" else None
+    answer, document, _ = http(method, f"{app.base_url}/_devhost/reset-limits", body, headers)
+    assert answer == status and document["status"] == status
+    assert reset(app)["cleared"] >= 3  # refused: the counts stood until this reset
+
+
+def test_a_body_the_control_does_not_take_is_refused(limited_app):
+    answer, document, _ = http("POST", f"{limited_app.base_url}/_devhost/reset-limits",
+                               ["not", "an", "object"], JSON_HEADERS)
+    assert (answer, document["status"]) == (400, 400)
+    own_origin = {**JSON_HEADERS, "Origin": limited_app.base_url}
+    assert http("POST", f"{limited_app.base_url}/_devhost/reset-limits", {}, own_origin)[0] == 200
+
+
+def test_the_launcher_gives_the_sandbox_the_reset_url():
+    """What the console's "Reset limits" posts to (another run's host has another port)."""
+    sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
+    reset_url = "http://localhost:7099/_devhost/reset-limits"
+    SandboxRun(sandbox, {}, token_generated=False).connect(
+        {"send_sms": "http://localhost:7099/api/send_sms"}, None, reset_url)
+    assert sandbox.app.url("reset_limits") == reset_url
+    assert sandbox.app.url("send_sms") == "http://localhost:7099/api/send_sms"
