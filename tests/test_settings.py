@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import settings_doc
 from harness import APP_URL, AUTH_TOKEN, created, function_main, invoke, problem, request
 
 from shared.settings import DECLARATIONS, SettingError, Settings, app_settings, load_settings
@@ -114,22 +115,31 @@ def test_declarations_cover_every_settings_field():
     assert len({d.name for d in DECLARATIONS}) == len(DECLARATIONS)
 
 
-def _expected_row(declaration) -> str:
-    if declaration.required:
-        need = "required"
-    elif declaration.default:
-        need = f"default `{declaration.default}`"
-    else:
-        need = "optional"
-    return f"| `{declaration.name}` | {need} | {declaration.meaning} |"
-
-
-def test_readme_settings_table_matches_the_declarations():
-    readme = (ROOT / "README.md").read_text()
-    rows = [line for line in readme.splitlines()
+def test_settings_doc_table_matches_the_declarations():
+    rows = [line for line in (ROOT / "docs" / "settings.md").read_text().splitlines()
             if re.match(r"\| `[A-Z][A-Za-z_]+` \| (required|optional|default)", line)]
-    expected = [_expected_row(d) for d in DECLARATIONS]
-    assert rows == expected, "README settings table should be:\n" + "\n".join(expected)
+    expected = [settings_doc.row(d) for d in DECLARATIONS]
+    assert rows == expected, "docs/settings.md's table should be:\n" + "\n".join(expected)
+
+
+def test_settings_doc_is_what_its_generator_writes():
+    assert (ROOT / "docs" / "settings.md").read_text() == settings_doc.render(), (
+        "docs/settings.md is out of date: run .venv/bin/python tests/settings_doc.py")
+
+
+def test_settings_doc_row_says_what_a_setting_needs():
+    required = next(d for d in DECLARATIONS if d.required)
+    defaulted = next(d for d in DECLARATIONS if d.default)
+    optional = next(d for d in DECLARATIONS if not d.required and not d.default)
+    assert settings_doc.row(required) == f"| `{required.name}` | required | {required.meaning} |"
+    assert f"| default `{defaulted.default}` |" in settings_doc.row(defaulted)
+    assert "| optional |" in settings_doc.row(optional)
+
+
+def test_readme_keeps_no_settings_table():
+    """The reference moved to docs/settings.md: one table, not two to keep in step."""
+    readme = (ROOT / "README.md").read_text()
+    assert not re.search(r"^\| `[A-Z][A-Za-z_]+` \| (required|optional|default)", readme, re.M)
 
 
 def test_example_settings_file_matches_the_declarations():
