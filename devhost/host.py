@@ -51,6 +51,8 @@ from localhttp.host_policy import HostPolicy
 logger = logging.getLogger("devhost")
 
 READY_PREFIX = "functions host listening on"
+#: The runtime environment's name, as the Functions host hands it to the worker.
+ENVIRONMENT_SETTING = "AZURE_FUNCTIONS_ENVIRONMENT"
 
 
 class FunctionHost:
@@ -124,6 +126,10 @@ class FunctionHost:
         # As on Azure: the worker learns the app folder from the host, and the app
         # folder is importable (`from shared import ...` in a function).
         os.environ.setdefault("AzureWebJobsScriptRoot", str(self.app_dir))
+        # As Core Tools: a local run is Development unless told otherwise (Azure's
+        # default is Production), so the app may say what helps only locally.
+        if not os.environ.get(ENVIRONMENT_SETTING):
+            os.environ[ENVIRONMENT_SETTING] = "Development"
         if str(self.app_dir) not in sys.path:
             sys.path.append(str(self.app_dir))
         index = index_app(self.app_dir)

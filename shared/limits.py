@@ -17,8 +17,9 @@ request counts for nothing. A counter that many instances hit at once (the
 account's) is split into shards, each holding an exact share of the limit, so
 the total admitted never exceeds the limit and writers rarely collide.
 
-The counters outlast restarts (locally, in ``.azurite/``); ``reset_all`` clears
-them for local development.
+A 429 names the limit, what it counts and when its window ends; under a local
+host (``AZURE_FUNCTIONS_ENVIRONMENT=Development``) it also says how to clear
+the counters, which live in ``.azurite/`` and outlast restarts (``reset_all``).
 
 When the store fails, ``RATE_LIMIT_STORE_FAILURE`` decides: ``refuse`` (the
 default: 503, nothing sent, so an outage can never be used to pump) or
@@ -64,6 +65,16 @@ DAY = timedelta(days=1)
 CALLER_LIMITS: dict[str, str] = {"sms": "rate_limit_sms_per_caller",
                                  "call": "rate_limit_calls_per_caller",
                                  "voice-token": "rate_limit_voice_tokens_per_caller"}
+#: What each limit counts, as a 429 says it (never whose: no user, address or number).
+COUNTS: dict[str, str] = {"sms-per-caller": "SMS by one caller",
+                          "call-per-caller": "calls by one caller",
+                          "voice-token-per-caller": "Voice SDK tokens for one caller",
+                          "per-destination": "calls and SMS to one number",
+                          "per-country": "calls and SMS to one country",
+                          "per-account": "calls and SMS on the whole account"}
+#: What a 429 adds under a local host only: on Azure the windows just roll over.
+LOCAL_RESET = ("Locally, `python -m devhost --reset-limits` (or \"Reset limits\" in the "
+               "sandbox console) clears every counter.")
 #: Counters ``reset_all`` deletes at once.
 RESET_BATCH = 100
 
@@ -82,10 +93,12 @@ class Limit:
             return now.replace(hour=0, minute=0, second=0, microsecond=0)
         return now.replace(minute=0, second=0, microsecond=0)
 
+    def window_end(self, now: datetime) -> datetime:
+        return self.window_start(now) + self.window
+
     def reset_after(self, now: datetime) -> int:
         """Whole seconds until the window rolls over (at least 1)."""
-        end = self.window_start(now) + self.window
-        return max(1, int((end - now).total_seconds() + 0.999))
+        return max(1, int((self.window_end(now) - now).total_seconds() + 0.999))
 
     def shares(self) -> list[int]:
         """The quota split over shards: exact shares, a share for every few requests."""
@@ -157,7 +170,7 @@ async def admit(settings: Settings, kind: str, who: str, to: str | None = None, 
     full = next((limit for limit, outcome in zip(limits, outcomes, strict=True)
                  if outcome is None), None)
     if full is not None:
-        raise _tripped(full, kind, who, to, now)
+        raise _tripped(full, kind, who, to, now, local=settings.development)
     failure = next(o for o in outcomes if isinstance(o, BaseException))
     if not isinstance(failure, StoreUnavailable):
         raise failure
@@ -261,14 +274,20 @@ async def reset_all(store: Store) -> int:
     return cleared
 
 
-def _tripped(limit: Limit, kind: str, who: str, to: str | None, now: datetime) -> Problem:
+def _tripped(limit: Limit, kind: str, who: str, to: str | None, now: datetime, *,
+             local: bool) -> Problem:
     """The 429, and the one log line that makes pumping visible (masked, never an address)."""
     retry_after = limit.reset_after(now)
     logger.warning("rate_limit=tripped limit=%s kind=%s quota=%d window=%ds caller=%s to=%s "
                    "retry_after=%d", limit.name, kind, limit.quota,
                    int(limit.window.total_seconds()), _digest(who)[:12],
                    mask(to) if to else "-", retry_after)
-    return rate_limited(limit.name, limit.quota, int(limit.window.total_seconds()), retry_after)
+    counts = COUNTS.get(limit.name, "requests")
+    per = "hour" if limit.window == HOUR else "day (UTC)"
+    detail = (f"the {limit.name} limit is reached: {limit.quota} {counts} per {per}. It resets "
+              f"in {retry_after} s, at {limit.window_end(now):%Y-%m-%dT%H:%M:%SZ}.")
+    return rate_limited(limit.name, limit.quota, int(limit.window.total_seconds()), retry_after,
+                        f"{detail} {LOCAL_RESET}" if local else detail)
 
 
 def _country(number: str) -> str:

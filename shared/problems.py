@@ -171,15 +171,15 @@ def store_unavailable(retry_after: int, detail: str = "the delivery status store
                    headers={"Retry-After": str(retry_after)})
 
 
-def rate_limited(limit: str, quota: int, window: int, retry_after: int) -> Problem:
-    """429 naming the limit, with ``Retry-After`` and the IETF httpapi RateLimit fields.
+def rate_limited(limit: str, quota: int, window: int, retry_after: int, detail: str) -> Problem:
+    """429 naming the limit (``detail``: what it counts, when it resets), with
+    ``Retry-After`` and the IETF httpapi RateLimit fields.
 
     ``RateLimit-Policy`` states the limit (``q`` requests per ``w`` seconds) and
     ``RateLimit`` what is left of it (``r``) and when it resets (``t`` seconds).
     """
     return Problem(
-        429, "rate-limited", f"the {limit} limit of {quota} per {window} s is reached; "
-        f"retry after {retry_after} s", title="Rate limit reached", limit=limit,
+        429, "rate-limited", detail, title="Rate limit reached", limit=limit,
         headers={"Retry-After": str(retry_after),
                  "RateLimit-Policy": f'"{limit}";q={quota};w={window}',
                  "RateLimit": f'"{limit}";r=0;t={retry_after}'},

@@ -445,6 +445,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "hour (`0`: no limit). In-app calls count as calls (`RATE_LIMIT_CALLS_PER_CALLER`).",
         _count, default="60",
     ),
+    Declaration(
+        "AZURE_FUNCTIONS_ENVIRONMENT", "functions_environment",
+        "Set by the Functions host: the runtime environment, `Production` on Azure unless set; "
+        "`python -m devhost` sets `Development`, as Core Tools does. In `Development` a 429 "
+        "also says how to reset the rate limits locally.",
+        _text,
+    ),
 )
 
 
@@ -504,6 +511,15 @@ class Settings:
     voice_incoming_identity: str | None
     voice_allow_client_to_client: bool
     rate_limit_voice_tokens_per_caller: int
+    functions_environment: str | None
+
+    @property
+    def development(self) -> bool:
+        """Run by a local host (devhost, Core Tools): Azure runs the app as ``Production``.
+
+        Environment names compare without regard to case, as the Functions host's do.
+        """
+        return (self.functions_environment or "").lower() == "development"
 
     @property
     def easy_auth(self) -> bool:

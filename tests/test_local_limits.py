@@ -1,5 +1,6 @@
-"""Local work without lockouts: ``python -m devhost --reset-limits`` and the host's
-``POST /_devhost/reset-limits`` clear the rate-limit counters and nothing else.
+"""Local work without lockouts: the 429 says which limit, when it resets and (locally
+only) how to reset it; ``python -m devhost --reset-limits`` and the host's
+``POST /_devhost/reset-limits`` clear the counters and nothing else.
 
 Each test that clears counters has an Azurite of its own: clearing the session's
 would touch other tests' counts.
@@ -28,6 +29,7 @@ from devhost.azurite import Azurite
 from devhost.launcher import SandboxRun
 from shared import conversations, idempotency, limits
 from shared import store as store_module
+from shared.problems import Problem
 from shared.settings import DECLARATIONS, load_settings
 from shared.store import Row
 from twilio_sandbox import TwilioSandbox
@@ -38,11 +40,48 @@ LOCAL_ADVICE = "python -m devhost --reset-limits"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+def refusal(connection: str, environment: str | None, who: str, to: str) -> Problem:
+    env = {**BASE, "STATE_STORAGE": connection, "RATE_LIMIT_SMS_PER_CALLER": "1",
+           "RATE_LIMIT_PER_DESTINATION": "0", "RATE_LIMIT_PER_COUNTRY": "0",
+           "RATE_LIMIT_PER_ACCOUNT": "0"}
+    if environment is not None:
+        env["AZURE_FUNCTIONS_ENVIRONMENT"] = environment
+    settings = load_settings(env)
+
+    async def twice() -> Problem:
+        try:
+            for _ in range(2):
+                await limits.admit(settings, "sms", who, to, now=NOON)
+        except Problem as problem:
+            return problem
+        finally:
+            await store_module.close_stores()
+        raise AssertionError("the second request was admitted")
+
+    return asyncio.run(twice())
+
+
 @pytest.fixture(scope="module")
 def own_azurite():
     running = start_azurite()
     yield running
     running.stop()
+
+
+@pytest.mark.parametrize("environment", ["Development", "development", None, "Production"])
+def test_a_429_says_which_limit_and_when_and_only_locally_how_to_reset(own_azurite,
+                                                                      environment):
+    who, to = f"ip:198.51.100.{len(environment or '')}", "+14155552671"
+    problem = refusal(own_azurite.connection_string, environment, f"{who}-{environment}", to)
+    assert problem.status == 429
+    detail = problem.detail
+    assert detail.startswith("the sms-per-caller limit is reached: 1 SMS by one caller per hour")
+    assert "resets in 3595 s, at 2026-03-14T13:00:00Z" in detail
+    if (environment or "").lower() == "development":
+        assert LOCAL_ADVICE in detail and '"Reset limits" in the sandbox console' in detail
+    else:  # Azure: nothing about a local host
+        assert "devhost" not in detail and "Reset" not in detail and "ocally" not in detail
+    assert who not in detail and to not in detail and "198.51" not in detail
 
 
 def test_reset_all_clears_counters_and_nothing_else(own_azurite):
@@ -84,9 +123,10 @@ def reset_command(app_dir: Path, env: dict[str, str] | None = None) -> subproces
 
 
 def count_some(connection: str, callers: int) -> None:
-    """``callers`` callers send one SMS each to one number: ``callers`` + 2 counters (their
-    own, the number's, the country's; the account's is off: its shards are chosen at random)."""
-    settings = load_settings({**BASE, "STATE_STORAGE": connection, "RATE_LIMIT_PER_ACCOUNT": "0"})
+    """``callers`` callers send one SMS each to one number: ``callers`` + 1 counters (theirs
+    and the number's; the country's and the account's are off: their shards are random)."""
+    settings = load_settings({**BASE, "STATE_STORAGE": connection, "RATE_LIMIT_PER_COUNTRY": "0",
+                              "RATE_LIMIT_PER_ACCOUNT": "0"})
 
     async def send() -> None:
         try:
@@ -123,7 +163,7 @@ def test_the_command_starts_azurite_over_the_folder_when_none_runs(tmp_path):
 
     done = reset_command(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ("Cleared 4 rate-limit counters in .azurite/; messages and "
+    assert done.stdout.strip() == ("Cleared 3 rate-limit counters in .azurite/; messages and "
                                    "idempotency keys are kept.")
     assert azurite.serving(data) is None  # the one it started is stopped
 
@@ -150,7 +190,7 @@ def test_the_command_reaches_the_azurite_that_serves_the_folder(tmp_path):
         count_some(running.connection_string, 1)
         done = reset_command(tmp_path)
         assert done.returncode == 0, done.stderr
-        assert "Cleared 3 rate-limit counters in .azurite/" in done.stdout
+        assert "Cleared 2 rate-limit counters in .azurite/" in done.stdout
         assert rows(running.connection_string, limits.TABLE) == 0  # seen by the running one
         assert running.running
     finally:
@@ -218,15 +258,17 @@ def curl_sms(app: LiveApp, to: str) -> tuple[int, dict[str, Any], dict[str, str]
                 JSON_HEADERS)
 
 
-def test_a_locked_out_developer_resets(limited_app):
+def test_a_locked_out_developer_reads_why_and_resets(limited_app):
     app = limited_app
     reset_url = f"{app.base_url}/_devhost/reset-limits"
     assert any(reset_url in line and LOCAL_ADVICE in line for line in app.stdout_lines)
     reset(app)
 
     assert [curl_sms(app, f"+1415555020{n}")[0] for n in range(2)] == [201, 201]
-    status, refused, _ = curl_sms(app, "+14155550202")
+    status, refused, headers = curl_sms(app, "+14155550202")
     assert status == 429 and refused["limit"] == "sms-per-caller"
+    assert LOCAL_ADVICE in refused["detail"] and "resets in" in refused["detail"]
+    assert f"resets in {headers['Retry-After']} s" in refused["detail"]
 
     status, cleared, _ = http("POST", reset_url, {}, JSON_HEADERS)
     assert status == 200 and cleared["cleared"] >= 3  # the caller's, numbers', country's
