@@ -1,6 +1,7 @@
 """Local work without lockouts: the 429 says which limit, when it resets and (locally
 only) how to reset it; ``python -m devhost --reset-limits`` and the host's
-``POST /_devhost/reset-limits`` clear the counters and nothing else.
+``POST /_devhost/reset-limits`` clear the counters and nothing else; the sandbox's
+requests to the app count as a caller of their own.
 
 Each test that clears counters has an Azurite of its own: clearing the session's
 would touch other tests' counts.
@@ -32,7 +33,7 @@ from shared import store as store_module
 from shared.problems import Problem
 from shared.settings import DECLARATIONS, load_settings
 from shared.store import Row
-from twilio_sandbox import TwilioSandbox
+from twilio_sandbox import TwilioSandbox, source_address
 
 NOON = datetime(2026, 3, 14, 12, 0, 5, tzinfo=UTC)
 BASE = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -258,6 +259,11 @@ def curl_sms(app: LiveApp, to: str) -> tuple[int, dict[str, Any], dict[str, str]
                 JSON_HEADERS)
 
 
+def console_sms(app: LiveApp, to: str) -> int:
+    record = app.sandbox("POST", "/_sandbox/app/send_sms", {"to": to, "body": "console"})
+    return record["answer"]["status"]
+
+
 def test_a_locked_out_developer_reads_why_and_resets(limited_app):
     app = limited_app
     reset_url = f"{app.base_url}/_devhost/reset-limits"
@@ -275,6 +281,18 @@ def test_a_locked_out_developer_reads_why_and_resets(limited_app):
     assert "Cleared" in cleared["detail"] and "idempotency keys are kept" in cleared["detail"]
     assert curl_sms(app, "+14155550204")[0] == 201  # the app forgot the count it remembered
     assert cleared["detail"] in app.log()
+
+
+def test_the_console_sends_as_a_caller_of_its_own(limited_app):
+    if not source_address.available():
+        pytest.skip(f"this machine has no {source_address.SOURCE} (macOS: sudo ifconfig lo0 "
+                    f"alias {source_address.SOURCE})")
+    app = limited_app
+    reset(app)
+    assert [curl_sms(app, f"+1415555050{n}")[0] for n in range(3)] == [201, 201, 429]
+    # curl is locked out; the console's "send through the app" is not, and has its own count.
+    assert [console_sms(app, f"+1415555030{n}") for n in range(3)] == [201, 201, 429]
+    assert curl_sms(app, "+14155550503")[0] == 429
 
 
 @pytest.mark.parametrize(("method", "headers", "status"), [

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from localhttp.host_policy import HostPolicy
 
+from . import source_address
 from .server import HOST_ADVICE, build_app
 from .state import DEFAULT_HISTORY, SandboxState
 
@@ -65,7 +66,9 @@ class TwilioSandbox(SandboxState):
             await runner.cleanup()
             raise
         self._runner, self._server = runner, server
-        self._session = aiohttp.ClientSession(trace_configs=[self.webhooks.trace_config()])
+        # From an address of its own, so the app counts the console's traffic apart.
+        self._session = aiohttp.ClientSession(connector=source_address.connector(),
+                                              trace_configs=[self.webhooks.trace_config()])
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self._base_url = f"http://{shown}:{bound_port}"
