@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
@@ -96,3 +99,58 @@ def test_a_token_without_identity_or_for_an_unknown_app_is_refused(sandbox):
 def test_numbers_are_shown_masked():
     assert shown("+14155552671") == "+1415•••2671"
     assert shown(None) == "(none)"
+
+
+# --- a call placed with a token ------------------------------------------------------------
+
+
+class VoiceApp:
+    """The app's TwiML App URLs, as far as the sandbox can tell: voice, and its status callback."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, str]] = []
+
+    async def voice(self, request: web.Request) -> web.Response:
+        return web.Response(text='<Response><Dial answerOnBridge="true" callerId="+15005550006">'
+                                 "<Number>+14155552671</Number></Dial></Response>",
+                            content_type="text/xml")
+
+    async def status(self, request: web.Request) -> web.Response:
+        self.reports.append({k: v for k, v in (await request.post()).items()
+                             if isinstance(v, str)})
+        return web.Response(status=204)
+
+
+def test_a_voice_sdk_call_rings_is_answered_and_reports_its_end_to_the_twiml_app() -> None:
+    """Twilio reports a TwiML App's calls to its StatusCallback, which asks for no events:
+    so ``completed`` only (the voice webhook saw it ringing)."""
+    app = VoiceApp()
+
+    async def main() -> dict:
+        web_app = web.Application()
+        web_app.router.add_post("/voice", app.voice)
+        web_app.router.add_post("/status", app.status)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN},
+                                     api_keys={API_KEY_SID: (API_KEY_SECRET, ACCOUNT_SID)}
+                                     ) as sandbox, aiohttp.ClientSession() as session:
+                sandbox.add_twiml_app(TwimlApp(APP_SID, ACCOUNT_SID, f"{base}/voice",
+                                               f"{base}/status"))
+                async with session.post(f"{sandbox.base_url}/_sandbox/client_calls",
+                                        json={"token": token(), "to": "+14155552671"}) as answer:
+                    assert answer.status == 200, await answer.text()
+                    return await answer.json()
+        finally:
+            await runner.cleanup()
+
+    call = asyncio.run(main())
+    assert [step["status"] for step in call["steps"]] == ["ringing", "in-progress", "completed"]
+    assert (call["direction"], call["from"]) == ("inbound", "client:alice")
+    [report] = app.reports
+    assert (report["CallSid"], report["CallStatus"], report["Direction"]) == (
+        call["sid"], "completed", "inbound")
+    assert report["From"] == "client:alice" and int(report["CallDuration"]) >= 1

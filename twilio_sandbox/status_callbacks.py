@@ -247,7 +247,12 @@ async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timi
     """initiated, ringing, then answered (TwiML played) and completed, or busy/no-answer/failed.
 
     ``answer`` plays the call's TwiML and tells whether it could; reports go only
-    for the events the call asked for.
+    for the events the call asked for, ``completed`` alone when it asked for none
+    (https://www.twilio.com/docs/voice/api/call-resource#statuscallbackevent): so
+    a Voice SDK call, whose TwiML App has a StatusCallback but no events to ask
+    for (https://www.twilio.com/docs/usage/api/applications), reports its end only.
+    An incoming call (from a phone or the Voice SDK) is ringing when it arrives,
+    so it neither is nor reports initiated.
     """
     request = call["request"]
     wanted = request.get("StatusCallbackEvent") or []
@@ -258,7 +263,8 @@ async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timi
             return
         await delivery.report(call_report(call, status, sequence(), extra))
 
-    for event in ("initiated", "ringing"):
+    arriving = () if call.get("direction") == "inbound" else ("initiated", "ringing")
+    for event in arriving:
         if event == "ringing" and failure == "failed":
             break
         await asyncio.sleep(timing.call_step)  # Twilio dials a moment after it answers
