@@ -29,6 +29,8 @@ HOST_READY = f"{READY_PREFIX} "
 SANDBOX_READY = f"{SANDBOX_READY_PREFIX} "
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+#: What every request to the sandbox's controls carries, a body-less one too.
+JSON_TYPE = {"Content-Type": "application/json"}
 VALID_FROM = "+15005550006"  # the sandbox's (and Twilio's test credentials') valid sender
 
 
@@ -156,8 +158,8 @@ class Sandbox(Child):
         # would add to the connections_accepted the figures read.
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
-        async with self._session.request(
-            method, f"{self.url}/_sandbox/{path}", json=body
+        async with self._session.request(  # JSON, a body-less one too: the sandbox's rule
+            method, f"{self.url}/_sandbox/{path}", json=body, headers=JSON_TYPE
         ) as response:
             if response.status >= 400:
                 raise BenchError(f"sandbox {method} {path}: {response.status}")

@@ -210,7 +210,9 @@ async def send(session: aiohttp.ClientSession, base_url: str, request: mix.Plann
 
 async def _control(session: aiohttp.ClientSession, method: str, url: str,
                    body: dict[str, Any] | None = None) -> Any:
-    async with session.request(method, url, json=body) as response:
+    # JSON, a body-less one too: the sandbox's controls take nothing else.
+    async with session.request(method, url, json=body,
+                               headers={"Content-Type": "application/json"}) as response:
         response.raise_for_status()
         text = await response.text()
     return json.loads(text) if text else None

@@ -10,6 +10,7 @@ import random
 import re
 import signal
 import sys
+import time
 import xml.sax.saxutils
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from twilio_sandbox import MAGIC_NUMBERS, VALID_FROM, Fault, MagicNumber, Twilio
 from twilio_sandbox.__main__ import parse_args
 from twilio_sandbox.callbacks import TwimlError, parse_twiml
 from twilio_sandbox.resources import SANDBOX_KEYS, num_segments
+from twilio_sandbox.server import HEADER_TIMEOUT_SECONDS, build_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "1" * 32
@@ -45,6 +47,8 @@ STRANGER = "+14155550199"  # a From without its own row: "any other From"
 ACCOUNT_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
 SID = {"SM": re.compile(r"SM[0-9a-f]{32}"), "CA": re.compile(r"CA[0-9a-f]{32}")}
 ERROR_KEYS = {"code", "message", "more_info", "status"}
+#: What every request that changes the sandbox carries, a body-less one too.
+JSON = {"Content-Type": "application/json"}
 TWIML = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     '<Response><Say voice="woman">ahoy &amp; hello</Say>'
@@ -643,7 +647,7 @@ def test_control_endpoints_drive_another_process_sandbox() -> None:
                 assert answer.status == 400
             async with session.post(f"{base}/faults", json={"kind": "drop"}) as answer:
                 assert answer.status == 201
-            async with session.delete(f"{base}/faults") as answer:
+            async with session.delete(f"{base}/faults", headers=JSON) as answer:
                 assert answer.status == 204
             assert sandbox.faults == []
             async with session.get(f"{base}/state") as answer:
@@ -652,7 +656,7 @@ def test_control_endpoints_drive_another_process_sandbox() -> None:
             assert state["messages"][0]["request"]["Body"] == "hi"
             assert (state["requests"], state["faults_applied"]["status"]) == (2, 1)
             assert state["connections_accepted"] == sandbox.connections_accepted >= 1
-            async with session.post(f"{base}/reset") as answer:
+            async with session.post(f"{base}/reset", headers=JSON) as answer:
                 assert answer.status == 204
         assert (sandbox.messages, sandbox.requests, sandbox.faults_applied["status"]) == ([], 0, 0)
         assert sandbox.latency == 0.01  # reset keeps the configured latency
@@ -1007,3 +1011,101 @@ def test_bound_to_every_address_it_answers_any_name() -> None:
             await sandbox.stop()
 
     assert asyncio.run(main()) == 200
+
+
+# --- other sites' pages ----------------------------------------------------------------
+
+
+PLACEHOLDERS = {"sid": "SM" + "0" * 32, "id": "1", "function": "send_sms"}
+
+
+def changing_routes() -> list[tuple[str, str]]:
+    """Every route under /_sandbox/ that may change something, as the server has them."""
+    app = build_app(TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN}))
+    found = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith("/_sandbox/") and route.method not in ("GET", "HEAD"):
+            found.add((route.method, re.sub(r"{(\w+)}", lambda m: PLACEHOLDERS[m[1]], path)))
+    return sorted(found)
+
+
+def test_the_routes_that_change_the_sandbox_are_all_guarded() -> None:
+    paths = {path for _, path in changing_routes()}
+    assert {"/_sandbox/reset", "/_sandbox/faults", "/_sandbox/callback_faults",
+            "/_sandbox/latency", "/_sandbox/webhooks/1/resend",
+            "/_sandbox/actions/reset_limits", "/_sandbox/inbound/sms"} <= paths
+
+
+@pytest.mark.parametrize(("method", "path"), changing_routes())
+def test_another_sites_page_cannot_change_the_sandbox(method: str, path: str) -> None:
+    """A page on localhost:3000 can send JSON-looking text, or JSON with its Origin: refused."""
+
+    async def scenario(sandbox: TwilioSandbox) -> None:
+        own = sandbox.base_url
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, f"{own}{ACCOUNT_PATH}/Messages.json", MESSAGE_OK))[0] == 201
+            attempts = [
+                ({"Origin": "http://localhost:3000", **JSON}, "{}", 403),
+                ({"Origin": "null", **JSON}, "{}", 403),
+                ({"Content-Type": "text/plain"}, "{}", 415),  # what a no-cors fetch sends
+                ({"Content-Type": "application/x-www-form-urlencoded"}, "a=1", 415),
+                ({}, None, 415),  # body-less, no type
+            ]
+            for headers, body, expected in attempts:
+                async with session.request(method, own + path, data=body,
+                                           headers=headers) as answer:
+                    assert answer.status == expected, (headers, await answer.text())
+                    assert answer.content_type == "application/problem+json"
+                    assert (await answer.json())["status"] == expected
+            assert len(sandbox.messages) == 1 and sandbox.faults == []
+            assert sandbox.callback_faults == [] and sandbox.latency == 0
+            async with session.request(method, own + path, data="{}",
+                                       headers={"Origin": own, **JSON}) as answer:
+                assert answer.status not in (403, 415), await answer.text()
+
+    run(scenario)
+
+
+def test_twilios_rest_api_takes_forms_whatever_the_origin() -> None:
+    async def scenario(sandbox: TwilioSandbox) -> int:
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{sandbox.base_url}{ACCOUNT_PATH}/Messages.json", data=MESSAGE_OK,
+                headers={**auth_headers(), "Origin": "http://localhost:3000"}) as answer:
+            return answer.status
+
+    assert run(scenario) == 201
+
+
+# --- slow clients --------------------------------------------------------------------------
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed() -> None:
+    timeout = 0.5
+
+    async def main() -> float:
+        sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
+        runner = web.AppRunner(build_app(sandbox, header_timeout=timeout))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            reader, writer = await asyncio.open_connection(*runner.addresses[0][:2])
+            writer.write(b"GET /_sandbox/state HTTP/1.1\r\nHost: localhost\r\nX-Slow: a")
+            started = time.monotonic()
+
+            async def trickle() -> None:  # one more header byte now and then, never the end
+                while True:
+                    await asyncio.sleep(timeout / 5)
+                    writer.write(b"a")
+
+            dripping = asyncio.create_task(trickle())
+            async with asyncio.timeout(10):
+                assert await reader.read() == b""  # closed, nothing answered
+            dripping.cancel()
+            writer.close()
+            return time.monotonic() - started
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) >= timeout * 0.8
+    assert HEADER_TIMEOUT_SECONDS == 30.0  # the local Functions host's, as Kestrel's

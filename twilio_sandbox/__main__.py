@@ -14,6 +14,7 @@ import signal
 import sys
 
 from . import READY_PREFIX
+from .events import MAX_SUBSCRIBERS
 from .sandbox import DEFAULT_HISTORY, TwilioSandbox
 from .simulate import APP_FUNCTIONS
 
@@ -49,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"messages, calls and webhooks kept, each (default {DEFAULT_HISTORY})",
     )
     parser.add_argument(
+        "--max-subscribers", type=int, default=MAX_SUBSCRIBERS, metavar="N",
+        help=f"live console pages (event streams) served at once (default {MAX_SUBSCRIBERS})",
+    )
+    parser.add_argument(
         "--app-url", metavar="URL",
         help="the app's origin (http://localhost:7071): the console sends inbound SMS and "
         "calls to URL/api/twiml and drives URL/api/send_sms and make_call",
@@ -67,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--latency must not be negative")
     if args.history < 1:
         parser.error("--history must be at least 1")
+    if args.max_subscribers < 1:
+        parser.error("--max-subscribers must be at least 1")
     return args
 
 
@@ -88,6 +95,7 @@ async def serve(args: argparse.Namespace) -> None:
         history=args.history,
         status_callbacks=args.status_callbacks,
     )
+    sandbox.events.max_subscribers = args.max_subscribers
     if args.app_url:
         origin = args.app_url.rstrip("/")
         sandbox.app.functions = {name: f"{origin}/api/{name}" for name in APP_FUNCTIONS}

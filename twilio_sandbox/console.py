@@ -2,24 +2,25 @@
 
 ``/console/`` serves one static page (plain HTML, CSS and JavaScript, no build
 step). It reads ``GET /_sandbox/events`` (Server-Sent Events: the sandbox's
-history first, then every change as it happens) and acts through the same JSON
-API a test or a script uses:
+history a page at a time, then every change as it happens; see feed.py) and acts
+through the same JSON API a test or a script uses:
 
-=====================================  ==========================================
-``GET  /_sandbox/history``             messages, calls, webhooks, controls (JSON)
-``GET  /_sandbox/events``              the same, then live events (SSE, see events.py)
-``POST /_sandbox/inbound/sms``         an SMS arrives: ``{from, to?, body, media_url?, url?}``
-``POST /_sandbox/inbound/call``        a call comes in: ``{from, to?, url?, application_sid?}``
-``POST /_sandbox/client_calls``        the Voice SDK places a call: ``{token, to, params?}``
-``POST /_sandbox/messages/{sid}/status``  ``{status, error_code?}``
-``POST /_sandbox/calls/{sid}/status``  ``{status}``
-``POST /_sandbox/webhooks/{id}/resend``  send a logged request again
-``POST /_sandbox/app/{function}``      post JSON to the app's send_sms or make_call
-=====================================  ==========================================
+==========================================  =====================================================
+``GET  /_sandbox/history``                  messages, calls, webhooks, controls (JSON)
+``GET  /_sandbox/events``                   the same, then live events (SSE, see feed.py)
+``POST /_sandbox/inbound/sms``              an SMS arrives: ``{from, to?, body, media_url?, url?}``
+``POST /_sandbox/inbound/call``             a call comes in: ``{from, to?, url?, application_sid?}``
+``POST /_sandbox/client_calls``             the Voice SDK places a call: ``{token, to, params?}``
+``POST /_sandbox/messages/{sid}/status``    ``{status, error_code?}``
+``POST /_sandbox/calls/{sid}/status``       ``{status}``
+``POST /_sandbox/webhooks/{id}/resend``     send a logged request again
+``POST /_sandbox/app/{function}``           post JSON to the app's send_sms or make_call
+``POST /_sandbox/actions/reset_limits``     ask the local host to clear the app's rate limits
+==========================================  =====================================================
 
-Refusals are RFC 9457 problem documents. Actions take a JSON body (or none),
-which a web page on another origin cannot send here without a CORS preflight
-the sandbox never grants.
+Refusals are RFC 9457 problem documents. Every action is sent as JSON (a
+body-less one with ``Content-Type: application/json`` all the same) from the
+sandbox's own origin: see cross_site.py.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp_sse import sse_response
 
-from . import simulate, voice_sdk
+from . import feed, simulate, voice_sdk
 from .errors import ActionError
-from .events import RESYNC, Tracked, envelope
+from .events import Tracked
 
 if TYPE_CHECKING:
     from .state import SandboxState
@@ -67,19 +67,7 @@ def add_routes(app: web.Application, key: Key) -> None:
     app.router.add_post("/_sandbox/webhooks/{id}/resend", routes.action(routes.resend))
     app.router.add_post("/_sandbox/app/{function}", routes.action(routes.app_request))
     app.router.add_post("/_sandbox/client_calls", routes.action(routes.client_call))
-
-
-def history(sandbox: SandboxState) -> dict[str, Any]:
-    """Everything the console shows, oldest first: the sandbox's bounded records."""
-    return {
-        "messages": [record.view() for record in sandbox.messages],
-        "calls": [record.view() for record in sandbox.calls],
-        "opted_out": sandbox.opt_outs(),
-        "webhooks": [record.view() for record in sandbox.webhooks.records],
-        "controls": sandbox.controls(),
-        "history": sandbox.history,
-        "app": {"functions": sandbox.app.functions, "default_number": sandbox.default_number},
-    }
+    app.router.add_post("/_sandbox/actions/reset_limits", routes.action(routes.reset_limits))
 
 
 def problem(status: int, title: str, detail: str, code: int | None = None) -> web.Response:
@@ -121,24 +109,12 @@ class Routes:
 
     # --- reading -----------------------------------------------------------------
 
-    async def history(self, request: web.Request) -> web.Response:
-        return web.json_response(history(self.sandbox(request)))
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        return await feed.write_json(request, feed.history_document(self.sandbox(request)),
+                                     item=_views)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """The history as a ``history`` event, then each change as its own event."""
-        sandbox = self.sandbox(request)
-        with sandbox.events.subscribe() as live:
-            async with sse_response(request) as stream:
-                try:
-                    await stream.send(envelope(history(sandbox)), event="history")
-                    async for event in live:
-                        if event is RESYNC:
-                            await stream.send(envelope(history(sandbox)), event="history")
-                        else:
-                            await stream.send(event.data, event=event.kind)
-                except ConnectionResetError:
-                    pass  # the page was closed: nothing to clean up but the subscription
-        return stream
+        return await feed.events(request, self.sandbox(request))
 
     # --- acting ------------------------------------------------------------------
 
@@ -146,9 +122,7 @@ class Routes:
         """A JSON-in, JSON-out handler; refusals become problem documents."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            raw = await request.read()
-            if raw and request.content_type != "application/json":
-                return problem(415, "Unsupported media type", "send the action as JSON")
+            raw = await request.read()  # JSON, or nothing: cross_site.py saw to it
             try:
                 data = json.loads(raw) if raw else {}
             except ValueError:
@@ -196,6 +170,10 @@ class Routes:
     @staticmethod
     async def app_request(sandbox: SandboxState, request: web.Request, data: Any) -> Any:
         return await simulate.app_request(sandbox, request.match_info["function"], data)
+
+    @staticmethod
+    async def reset_limits(sandbox: SandboxState, _request: web.Request, _data: Any) -> Any:
+        return await simulate.reset_limits(sandbox)
 
 
 def _views(value: Any) -> Any:

@@ -7,7 +7,9 @@ without each change site knowing about the console; changes made in one go
 (one ``update``, or several assignments before the next await) become one event.
 
 Subscribers get events live from the moment they subscribe; what happened
-before is the sandbox's (bounded) records, which a new subscriber reads first.
+before is the sandbox's (bounded) records, which a new subscriber reads first
+(see feed.py). Subscribers are few by design: past ``max_subscribers`` the hub
+refuses the next one, so that open pages cannot hold the process's memory.
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ from .masking import mask
 
 #: Events a subscriber may fall behind by before it is told to start over.
 QUEUE_LIMIT = 1000
+#: Subscribers at once, by default: a few console tabs and scripts.
+MAX_SUBSCRIBERS = 20
+#: Which field names the record an event is about, by kind.
+_RECORD_ID = {"message": "sid", "call": "sid", "webhook": "id"}
 _NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened: ``kind`` names it, ``data`` is its :func:`envelope`."""
+    """One thing that happened: ``kind`` names it, ``data`` is its :func:`envelope`;
+    ``record`` names the record it shows (``message:SM...``), if any."""
 
     id: int
     kind: str
     data: str
+    record: str | None = None
 
 
 #: What a subscriber receives when it fell too far behind: read the records again.
@@ -47,9 +55,21 @@ def envelope(data: Any) -> str:
     Each phone number in ``data`` comes with its masked form, made by the app's
     own log masking, so a page shows numbers as the logs do without a second rule.
     """
-    text = json.dumps(data, default=str)
+    return wrap(json.dumps(data, default=str))
+
+
+def wrap(text: str) -> str:
+    """:func:`envelope` of data already written as JSON ``text``."""
     masked = {number: mask(number) for number in set(_NUMBER.findall(text))}
     return f'{{"data": {text}, "masked": {json.dumps(masked)}}}'
+
+
+def record_key(kind: str, record: Any) -> str | None:
+    """``message:SM...``, ``call:CA...``, ``webhook:12``: what an event of ``kind`` is about."""
+    field = _RECORD_ID.get(kind)
+    if field is None or not isinstance(record, dict) or record.get(field) is None:
+        return None
+    return f"{kind}:{record[field]}"
 
 
 def stamp() -> str:
@@ -57,10 +77,32 @@ def stamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class TooManySubscribers(Exception):
+    """The hub already serves ``max_subscribers``."""
+
+
+class Subscription:
+    """One subscriber's queue: :meth:`next` is the next event, None once the hub closed."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
+
+    async def next(self) -> Event | None:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while (event := await self.next()) is not None:
+            yield event
+
+
 class EventHub:
     """Publishes events to every live subscriber; holds no history of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
+        self.max_subscribers = max_subscribers
         self._last_id = 0
         self._queues: set[asyncio.Queue[Event | None]] = set()
 
@@ -74,7 +116,7 @@ class EventHub:
 
     def publish(self, kind: str, data: Any) -> Event:
         self._last_id += 1
-        event = Event(self._last_id, kind, envelope(data))
+        event = Event(self._last_id, kind, envelope(data), record_key(kind, data))
         for queue in self._queues:
             try:
                 queue.put_nowait(event)
@@ -85,19 +127,19 @@ class EventHub:
         return event
 
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[AsyncIterator[Event]]:
-        """Events from now on, until the hub closes (``with hub.subscribe() as events``)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
-        self._queues.add(queue)
+    def subscribe(self) -> Iterator[Subscription]:
+        """Events from now on, until the hub closes (``with hub.subscribe() as events``).
 
-        async def events() -> AsyncIterator[Event]:
-            while (event := await queue.get()) is not None:
-                yield event
-
+        Raises TooManySubscribers when ``max_subscribers`` are subscribed already.
+        """
+        if len(self._queues) >= self.max_subscribers:
+            raise TooManySubscribers(f"{len(self._queues)} subscribers already")
+        subscription = Subscription()
+        self._queues.add(subscription.queue)
         try:
-            yield events()
+            yield subscription
         finally:
-            self._queues.discard(queue)
+            self._queues.discard(subscription.queue)
 
     def close(self) -> None:
         """End every subscription (the sandbox is stopping)."""

@@ -3,7 +3,10 @@
 The REST routes answer like ``https://api.twilio.com`` (auth, validation, resource
 and error shapes); one middleware adds the configured latency and the injected
 faults in front of them, and turns refusals into Twilio's error JSON. The control
-routes are never delayed nor faulted, so a test can always reach them.
+routes are never delayed nor faulted, so a test can always reach them; they take
+JSON only and refuse other sites' pages (see cross_site.py), and refuse bad input
+with RFC 9457 problems. A connection that has not sent a whole request head
+within ``HEADER_TIMEOUT_SECONDS`` is closed, as the local Functions host does.
 """
 
 import asyncio
@@ -14,10 +17,11 @@ from aiohttp import web
 from multidict import MultiDict
 
 from localhttp.host_policy import HostPolicy
-from localhttp.problem import Refusal
+from localhttp.problem import Refusal, problem_response
 
-from . import console, resources, validation
+from . import console, feed, resources, validation
 from .auth import authorize, basic_credentials
+from .cross_site import same_site_only
 from .errors import TwilioApiError, error_response
 from .faults import Fault
 from .magic import UNSUBSCRIBED
@@ -36,6 +40,10 @@ ACCOUNT_ROUTE = f"/{resources.API_VERSION}/Accounts/{{account_sid}}"
 MAX_PAGE_SIZE = 1000
 #: Not JSON, though labelled so: what a broken proxy or a truncated answer looks like.
 MALFORMED_BODY = b'{"sid": "SM'
+#: Kestrel's RequestHeadersTimeout default, as the local Functions host has it: a
+#: connection that has sent no whole request head by then (or idles that long
+#: between requests) is closed, so slow-header clients are not held.
+HEADER_TIMEOUT_SECONDS = 30.0
 
 INDEX_TEXT = """\
 Local Twilio sandbox.
@@ -48,6 +56,7 @@ REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
 Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
          POST|DELETE /_sandbox/callback_faults, PUT /_sandbox/latency,
          POST /_sandbox/reset
+         (every request but GET with Content-Type: application/json; no other site's page)
 Console: /console/ (live view; its API is under /_sandbox/, see the README)
 """
 
@@ -57,14 +66,19 @@ HOST_ADVICE = ("To answer another name (a forwarded port's), start it with --all
                "python -m devhost passes its own on to the sandbox.")
 
 
-def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None) -> web.Application:
+def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
+              header_timeout: float = HEADER_TIMEOUT_SECONDS) -> web.Application:
     """The aiohttp application serving ``sandbox``, to the ``Host`` names ``hosts`` allows.
 
     Bound to loopback, only loopback names: its state and console show every
     message, and its controls act as Twilio, so a web page must not reach them by
     DNS rebinding (a name of the page's that resolves to 127.0.0.1).
     """
-    app = web.Application(middlewares=[_host_guard(hosts or HostPolicy(None)), twilio_rest])
+    app = web.Application(
+        middlewares=[_host_guard(hosts or HostPolicy(None)), same_site_only, twilio_rest],
+        # aiohttp closes a connection idle that long from its start, head unfinished.
+        handler_args={"keepalive_timeout": header_timeout},
+    )
     app[SANDBOX] = sandbox
     app.router.add_get("/", index)
     app.router.add_post(f"{ACCOUNT_ROUTE}/Messages.json", create_message)
@@ -86,13 +100,15 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None) -> web.A
 
 
 def _host_guard(hosts: HostPolicy) -> Any:
+    """Checks the Host name; answers every Refusal raised here or further in as a problem."""
+
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             hosts.check(request)
+            return await handler(request)
         except Refusal as refusal:
             return refusal.response()
-        return await handler(request)
     return guard
 
 
@@ -244,33 +260,35 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=INDEX_TEXT.format(prefix=REST_PREFIX))
 
 
-async def get_state(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SANDBOX].state())
+async def get_state(request: web.Request) -> web.StreamResponse:
+    return await feed.write_json(request, request.app[SANDBOX].state())
+
+
+def _invalid(detail: str) -> web.Response:
+    return problem_response(400, detail, title="Invalid body")
 
 
 async def _json(request: web.Request) -> Any:
     try:
         return await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text="the body must be JSON") from None
+        raise Refusal(400, "The body must be JSON.") from None
 
 
 async def add_fault(request: web.Request) -> web.Response:
-    data = await _json(request)
     try:
-        fault = Fault.from_json(data)
+        fault = Fault.from_json(await _json(request))
     except (TypeError, ValueError) as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return _invalid(str(exc))
     request.app[SANDBOX].add_fault(fault)
     return web.json_response(fault.to_json(), status=201)
 
 
 async def add_callback_fault(request: web.Request) -> web.Response:
-    data = await _json(request)
     try:
-        fault = CallbackFault.from_json(data)
+        fault = CallbackFault.from_json(await _json(request))
     except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return _invalid(str(exc))
     request.app[SANDBOX].add_callback_fault(fault)
     return web.json_response(fault.to_json(), status=201)
 
@@ -289,7 +307,7 @@ async def set_latency(request: web.Request) -> web.Response:
     data = await _json(request)
     seconds = data.get("seconds") if isinstance(data, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        return web.json_response({"error": 'expected {"seconds": <number >= 0>}'}, status=400)
+        return _invalid('expected {"seconds": <number >= 0>}')
     request.app[SANDBOX].latency = float(seconds)
     return web.json_response({"seconds": float(seconds)})
 

@@ -5,7 +5,8 @@ An SMS arrives or a call comes in: the sandbox records it and sends the app's
 and plays the answer (a ``<Message>`` reply is sent back to the texter, the
 callee hears the ``<Say>``). A message or a call is pushed to a chosen status,
 as the carrier would report it. And the console can play the mobile app too,
-posting to ``send_sms``/``make_call`` as the printed curls do.
+posting to ``send_sms``/``make_call`` as the printed curls do, and ask the local
+host to clear the app's rate limits.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ TERMINAL_CALL = frozenset({"completed", "busy", "no-answer", "failed", "canceled
 #: The app's functions the console talks to: twiml as Twilio, the others as the mobile app.
 APP_FUNCTIONS = ("twiml", "send_sms", "make_call")
 DRIVEN = ("send_sms", "make_call")
+#: The local host's own URL that clears the app's rate-limit counters (none on Azure).
+RESET_LIMITS = "reset_limits"
 MAX_BODY = 1600
 MAX_MEDIA = 10
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -222,19 +225,14 @@ def _seconds_since(start: str | None) -> int:
     return max(int((resources.now() - parsedate_to_datetime(start)).total_seconds()), 0)
 
 
-# --- the mobile app's part -------------------------------------------------------
+# --- the mobile app's part, and the local host's ------------------------------------
 
 
 async def app_request(sandbox: SandboxState, function: str, data: Any) -> WebhookRecord:
     """Post ``data`` (JSON) to the app's ``send_sms`` or ``make_call``, as the mobile app does."""
     if function not in DRIVEN:
         raise ActionError(404, "Not found", f"the console drives {' and '.join(DRIVEN)}")
-    headers = {"Content-Type": "application/json"}
-    if sandbox.app.key:
-        headers["x-functions-key"] = sandbox.app.key
-    record = await sandbox.webhooks.send(
-        sandbox.session, "POST", sandbox.app.url(function), headers=headers,
-        data=json.dumps(data).encode(), kind="app", sid=None)
+    record = await _post_json(sandbox, function, data, kind="app")
     try:
         sid = json.loads(record.answer_text).get("sid")
     except (ValueError, AttributeError):
@@ -243,3 +241,19 @@ async def app_request(sandbox: SandboxState, function: str, data: Any) -> Webhoo
         record["sid"] = sid
     return record
 
+
+async def reset_limits(sandbox: SandboxState) -> WebhookRecord:
+    """Ask the local Functions host to clear the app's rate-limit counters (``POST {}`` to
+    its ``reset_limits`` URL, which it gives when it runs the sandbox; 409 until then)."""
+    return await _post_json(sandbox, RESET_LIMITS, {}, kind="local")
+
+
+async def _post_json(sandbox: SandboxState, function: str, data: Any, *,
+                     kind: str) -> WebhookRecord:
+    """POST ``data`` as JSON to one of the app's URLs, with its key if it has one; logged."""
+    headers = {"Content-Type": "application/json"}
+    if sandbox.app.key:
+        headers["x-functions-key"] = sandbox.app.key
+    return await sandbox.webhooks.send(
+        sandbox.session, "POST", sandbox.app.url(function), headers=headers,
+        data=json.dumps(data).encode(), kind=kind, sid=None)

@@ -1,0 +1,221 @@
+"""The console's live feed (``GET /_sandbox/events``) and its history, written a page at a time.
+
+A subscriber first reads the sandbox's history, then every change as it happens
+(Server-Sent Events):
+
+- ``history``: what is no record (controls, opt-outs, the app's URLs) and how many
+  records follow, by kind: the page starts over;
+- ``history-page``: ``{"kind": "webhook"|"message"|"call", "records": [...]}``,
+  oldest first, webhooks first (a call shows its TwiML fetches);
+- ``history-end``: the history is complete;
+- then ``message``, ``call``, ``webhook``, ``controls``, ``opt-out``, ``reset`` as
+  they happen; and the history again if the subscriber fell too far behind.
+
+Nothing the size of the history is held per subscriber: each page is built when
+the one before it has been written, so a client that stops reading stops the
+writing, not the process's memory; one that takes nothing for ``SEND_TIMEOUT``
+seconds is dropped. At most ``EventHub.max_subscribers`` subscribe at once: the
+next is answered 503 with ``Retry-After``. A page that goes away (a closed tab)
+ends its stream with one INFO line. ``GET /_sandbox/history`` and ``/_sandbox/state``
+are written the same way, a page at a time, as one JSON document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from localhttp.problem import Refusal
+
+from .events import RESYNC, Event, Subscription, TooManySubscribers, record_key, wrap
+
+if TYPE_CHECKING:
+    from .state import SandboxState
+
+log = logging.getLogger(__name__)
+
+#: JSON bytes a page of records reaches before it is sent.
+PAGE_BYTES = 32 * 1024
+#: Seconds between keep-alive comments.
+PING_SECONDS = 15.0
+#: Seconds between looks at whether a waiting subscriber's connection is still open.
+CLOSE_CHECK_SECONDS = 0.25
+#: Seconds a subscriber may take nothing before it is dropped.
+SEND_TIMEOUT = 30.0
+#: Seconds a refused subscriber is asked to wait.
+RETRY_AFTER = 5
+#: The records the history holds, in the order it sends them.
+RECORD_KINDS = ("webhook", "message", "call")
+
+
+def records(sandbox: SandboxState, kind: str) -> list[Any]:
+    """The sandbox's (bounded) records of one kind, oldest first."""
+    if kind == "webhook":
+        return sandbox.webhooks.records
+    return sandbox.messages if kind == "message" else sandbox.calls
+
+
+def head(sandbox: SandboxState) -> dict[str, Any]:
+    """The history's part that is no record, and how many records follow."""
+    return {
+        "opted_out": sandbox.opt_outs(),
+        "controls": sandbox.controls(),
+        "history": sandbox.history,
+        "app": {"functions": sandbox.app.functions, "default_number": sandbox.default_number},
+        "counts": {kind: len(records(sandbox, kind)) for kind in RECORD_KINDS},
+    }
+
+
+def history_document(sandbox: SandboxState) -> dict[str, Any]:
+    """``GET /_sandbox/history``: everything the console shows, records as lists, oldest first."""
+    document = head(sandbox)
+    del document["counts"]
+    return {**{f"{kind}s": list(records(sandbox, kind)) for kind in RECORD_KINDS}, **document}
+
+
+async def events(request: web.Request, sandbox: SandboxState) -> web.StreamResponse:
+    """The feed for one subscriber, or 503 when there are enough already."""
+    hub = sandbox.events
+    try:
+        with hub.subscribe() as subscription:
+            return await _serve(request, Feed(sandbox, subscription))
+    except TooManySubscribers:
+        log.warning("console feed refused: %d subscribers already", hub.subscribers)
+        return Refusal(503, f"The sandbox serves {hub.max_subscribers} live pages at most: "
+                            "close one (another tab or script) or try again shortly.",
+                       headers={"Retry-After": str(RETRY_AFTER)}).response()
+
+
+async def _serve(request: web.Request, feed: Feed) -> web.StreamResponse:
+    stream = EventSourceResponse(send_timeout=SEND_TIMEOUT, ping_interval=PING_SECONDS)
+    try:
+        await stream.prepare(request)
+        async with stream:
+            await feed.run(request, stream)
+    except (ConnectionError, TimeoutError) as gone:
+        reason = "it took nothing for too long" if isinstance(gone, TimeoutError) else "it left"
+        log.info("console feed to %s closed: %s", request.remote, reason)
+    return stream
+
+
+class Feed:
+    """What one subscriber has been sent: its history, then the events that are news to it."""
+
+    def __init__(self, sandbox: SandboxState, subscription: Subscription) -> None:
+        self.sandbox, self.subscription = sandbox, subscription
+        #: Events up to this one are in the history sent (its head was read after them).
+        self.head_id = 0
+        #: Per record: the last event its history page already showed.
+        self.covered: dict[str, int] = {}
+
+    async def run(self, request: web.Request, stream: EventSourceResponse) -> None:
+        await self.send_history(stream)
+        gone = asyncio.ensure_future(_closed(request, stream))
+        try:
+            while True:
+                getting = asyncio.ensure_future(self.subscription.next())
+                await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    raise ConnectionResetError("the connection was closed")
+                event = getting.result()
+                if event is None:  # the sandbox is stopping
+                    return
+                if event is RESYNC:
+                    await self.send_history(stream)
+                elif not self.is_stale(event):
+                    await stream.send(event.data, event=event.kind)
+        finally:
+            gone.cancel()
+
+    def is_stale(self, event: Event) -> bool:
+        """Whether the history sent already shows what ``event`` shows, or newer."""
+        if event.id <= self.head_id:
+            return True
+        covered = self.covered.get(event.record) if event.record else None
+        return covered is not None and event.id <= covered
+
+    async def send_history(self, stream: EventSourceResponse) -> None:
+        hub = self.sandbox.events
+        self.head_id, self.covered = hub.last_id, {}
+        snapshot = {kind: list(records(self.sandbox, kind)) for kind in RECORD_KINDS}
+        await stream.send(wrap(json.dumps(head(self.sandbox), default=str)), event="history")
+        for kind, texts in self._pages(snapshot):
+            page = f'{{"kind": "{kind}", "records": [{", ".join(texts)}]}}'
+            await stream.send(wrap(page), event="history-page")
+        await stream.send(wrap("{}"), event="history-end")
+
+    def _pages(self, snapshot: Mapping[str, list[Any]]) -> Iterator[tuple[str, list[str]]]:
+        """Each page's records as JSON texts, built only when the page before was sent."""
+        hub = self.sandbox.events
+        for kind, kept in snapshot.items():
+            texts: list[str] = []
+            size = 0
+            for record in kept:
+                view = record.view()
+                texts.append(json.dumps(view, default=str))
+                size += len(texts[-1])
+                key = record_key(kind, view)
+                if key is not None:
+                    self.covered[key] = hub.last_id
+                if size >= PAGE_BYTES:
+                    yield kind, texts
+                    texts, size = [], 0
+            if texts:
+                yield kind, texts
+
+
+async def _closed(request: web.Request, stream: EventSourceResponse) -> None:
+    """Return once the client's connection is gone (or its keep-alive failed).
+
+    aiohttp tells a handler nothing when its client leaves: the next write would
+    fail. A subscriber waits for events, maybe long, so it looks, to free its place.
+    """
+    while stream.is_connected() and (transport := request.transport) is not None \
+            and not transport.is_closing():  # noqa: ASYNC110 - aiohttp has no event for it
+        await asyncio.sleep(CLOSE_CHECK_SECONDS)
+
+
+# --- one JSON document, a page at a time ------------------------------------------------
+
+
+async def write_json(request: web.Request, document: Mapping[str, Any],
+                     item: Callable[[Any], Any] = lambda value: value) -> web.StreamResponse:
+    """``document`` (a JSON object whose lists may be long) written a page at a time.
+
+    Each list item goes through ``item`` (e.g. a record's view) and is written
+    whole, at once, so a record changed meanwhile is never half old, half new.
+    """
+    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    await response.prepare(request)
+    pending: list[str] = []
+    size = 0
+    for text in _json_texts(document, item):
+        pending.append(text)
+        size += len(text)
+        if size >= PAGE_BYTES:
+            await response.write("".join(pending).encode())
+            pending, size = [], 0
+    await response.write("".join(pending).encode())
+    await response.write_eof()
+    return response
+
+
+def _json_texts(document: Mapping[str, Any], item: Callable[[Any], Any]) -> Iterator[str]:
+    yield "{"
+    for number, (name, value) in enumerate(document.items()):
+        yield f"{', ' if number else ''}{json.dumps(name)}: "
+        if isinstance(value, list):
+            yield "["
+            for index, entry in enumerate(value):
+                yield (", " if index else "") + json.dumps(item(entry), default=str)
+            yield "]"
+        else:
+            yield json.dumps(value, default=str)
+    yield "}"
