@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ACCOUNT_SID, AUTH_TOKEN
+from aiohttp import web
+from harness import ACCOUNT_SID, AUTH_TOKEN, SandboxThread
 from live import ROOT, LiveApp
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -173,7 +174,7 @@ def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, consol
     expect(thread.locator(".bubble.out")).to_contain_text(REPLY)
     expect(thread.locator(".bubble.out .meta .badge")).to_have_text("delivered")
     expect(thread.locator("h3 .who")).to_have_text(mask("+14155550123"))
-    expect(console.locator("#outcome")).to_contain_text("1 reply")
+    expect(console.locator("#inbound-sms .feedback")).to_contain_text("1 reply")
     webhook = console.locator("#webhooks .webhook", has_text="inbound SMS").first
     expect(webhook.locator("summary .code")).to_have_text("200")
     state = app.state()
@@ -290,4 +291,186 @@ def test_every_control_is_reachable_by_keyboard(app: LiveApp, console: Page) -> 
     console.keyboard.press("Tab")  # the media URL
     console.keyboard.press("Tab")  # the submit button
     console.keyboard.press("Enter")
-    expect(console.locator("#outcome")).to_contain_text("SMS delivered to the app's twiml")
+    expect(console.locator("#inbound-sms .feedback")).to_contain_text(
+        "SMS delivered to the app's twiml")
+
+
+# --- what an action did, where it was done --------------------------------------------------
+
+
+def test_an_actions_outcome_shows_beside_it(app: LiveApp, console: Page) -> None:
+    """Not at the bottom of the panel: beside the button, in view, whichever it was."""
+    form = console.locator("#fault")
+    submit(console, "#fault", {"Fault": "delay", "Count": "1"}, "Add fault")
+    said = form.locator(".feedback")
+    expect(said).to_have_text("Fault added: the next matching Twilio request fails")
+    expect(said).to_be_in_viewport()
+    button = form.get_by_role("button", name="Add fault").bounding_box()
+    box = said.bounding_box()
+    assert button is not None and box is not None
+    assert abs(box["y"] - button["y"]) < 80  # beside or just under it, not the panel's end
+    form.get_by_role("button", name="Clear faults").click()
+    expect(said).to_have_text("Faults cleared")
+    console.get_by_role("button", name="Reset sandbox").click()
+    expect(console.locator(".bar-actions .feedback")).to_have_text(
+        "The sandbox forgot its messages, calls, webhooks and faults")
+    expect(console.locator(".bar-actions .feedback")).to_be_in_viewport()
+    status, sent = post(f"{app.base_url}/api/send_sms", {"to": "+14155552671", "body": "Hi"})
+    assert status == 201, sent
+    bubble = console.locator(f"#msg-{sent['sid']}")
+    bubble.get_by_label(f"New status for {sent['sid']}").select_option("read")
+    bubble.get_by_role("button", name="Push").click()
+    expect(bubble.locator(".push .feedback")).to_have_text("Pushed to read")
+
+
+def test_a_send_the_app_refuses_shows_its_problem(app: LiveApp, console: Page) -> None:
+    console.get_by_text("Send an SMS through the app").click()
+    form = console.locator("#app-sms")
+    form.get_by_label("To", exact=True).fill("+1 (415) 555")
+    form.get_by_role("button", name="POST send_sms").click()
+    status, problem = post(f"{app.base_url}/api/send_sms",
+                           {"to": "+1 (415) 555", "body": "Hello from Azure Functions"})
+    assert status == 400, problem
+    expect(form.locator(".feedback")).to_have_text(
+        f"The app refused it (400): {problem['title']}: {problem['detail']}")
+    expect(form.locator(".feedback")).to_have_attribute("data-tone", "bad")
+    expect(form.locator(".feedback")).to_be_in_viewport()
+
+
+def test_a_send_twilio_failed_shows_the_apps_problem(app: LiveApp, console: Page) -> None:
+    app.sandbox("POST", "/_sandbox/faults", {"kind": "status", "status": 500, "count": 1})
+    console.get_by_text("Place a call through the app").click()
+    form = console.locator("#app-call")
+    form.get_by_role("button", name="POST make_call").click()
+    said = form.locator(".feedback")
+    expect(said).to_contain_text("The app failed (502): ")
+    request = console.locator("#webhooks .webhook", has_text="mobile app").first
+    request.locator("summary").click()
+    problem = json.loads(request.locator("pre.answer").inner_text())
+    expect(said).to_have_text(f"The app failed (502): {problem['title']}: {problem['detail']}")
+
+
+def test_a_call_placed_in_the_app_reads_as_outgoing_from_the_app(app: LiveApp,
+                                                                  console: Page) -> None:
+    status, token = post(f"{app.base_url}/api/voice_token", {})
+    assert status == 200, token
+    status, call = post(f"{app.sandbox_url}/_sandbox/client_calls",
+                        {"token": token["token"], "to": "+14155552671"})
+    assert status == 200, call
+    card = console.locator(f"#call-{call['sid']}")
+    expect(card.locator(".meta .how")).to_have_text(f"outgoing from the app ({call['from']})")
+    expect(card.locator("h3 .who")).to_have_text(
+        f"{call['from'].removeprefix('client:')} → {mask('+14155552671')}")
+    expect(card.locator(".timeline .badge")).to_have_text(["ringing", "in-progress", "completed"])
+
+
+# --- while the history arrives ---------------------------------------------------------------
+
+
+def empty_text(page: Page, column: str) -> str:
+    """What an empty column says (its ``::before`` text)."""
+    return page.evaluate("(id) => getComputedStyle(document.getElementById(id), '::before')"
+                         ".content", column)
+
+
+def test_while_the_history_loads_the_columns_say_so(app: LiveApp, browser: Browser) -> None:
+    """Only the history's head has come: the columns are loading, not empty."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    head = {"data": {"opted_out": [], "history": 1000, "counts": {"webhook": 0, "message": 9,
+                                                                     "call": 0},
+                     "controls": {"faults": [], "faults_applied": {}, "callback_faults": [],
+                                  "latency": 0},
+                     "app": {"functions": {}, "default_number": "+15005550006"}},
+            "masked": {}}
+    held = f"retry: 600000\nevent: history\ndata: {json.dumps(head)}\n\n"
+    page.route("**/_sandbox/events", lambda route: route.fulfill(
+        status=200, body=held, headers={"Content-Type": "text/event-stream"}))
+    try:
+        page.goto(f"{app.sandbox_url}/console/")
+        expect(page.locator("main.layout")).to_have_attribute("data-loading", "true")
+        page.wait_for_function("document.querySelector('#faults li') !== null")  # head applied
+        assert empty_text(page, "threads") == '"Loading history…"'
+        page.unroute("**/_sandbox/events")
+        page.reload()  # the real feed: its history ends, and an empty column says it is empty
+        expect(page.locator("#live")).to_have_text("live")
+        expect(page.locator("main.layout")).not_to_have_attribute("data-loading", "true")
+        assert empty_text(page, "threads").startswith('"No messages yet')
+    finally:
+        context.close()
+
+
+# --- reset limits: the console asks the local host -----------------------------------------
+
+
+class LimitsHost:
+    """The local host's reset-limits control, as far as the sandbox can tell."""
+
+    def __init__(self, status: int, answer: dict[str, Any]) -> None:
+        self.status, self.answer = status, answer
+        self.seen: list[tuple[str, str]] = []
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.seen.append((request.content_type, await request.text()))
+        kind = "application/problem+json" if self.status >= 400 else "application/json"
+        return web.json_response(self.answer, status=self.status, content_type=kind)
+
+
+@pytest.fixture
+def bare_sandbox() -> Iterator[SandboxThread]:
+    """A sandbox of its own, no app connected: what it knows of the app, the test sets."""
+    running = SandboxThread()
+    yield running
+    running.close()
+
+
+def serve_limits(sandbox: SandboxThread, host: LimitsHost) -> web.AppRunner:
+    async def start() -> web.AppRunner:
+        limits = web.Application()
+        limits.router.add_post("/_devhost/reset-limits", host.reset)
+        runner = web.AppRunner(limits)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/_devhost/reset-limits"
+        sandbox.sandbox.app.functions["reset_limits"] = url
+        return runner
+    return sandbox.run(start())
+
+
+@pytest.mark.parametrize(("status", "answer", "shown"), [
+    (200, {"cleared": 3, "detail": "Cleared 3 rate-limit counts in .azurite/."},
+     "Limits reset: Cleared 3 rate-limit counts in .azurite/."),
+    (409, {"type": "about:blank", "title": "Conflict", "status": 409,
+           "detail": "Nothing was cleared: no store runs."},
+     "The app refused it (409): Conflict: Nothing was cleared: no store runs."),
+])
+def test_reset_limits_asks_the_local_host_and_says_what_it_answered(
+        bare_sandbox: SandboxThread, browser: Browser, status: int, answer: dict[str, Any],
+        shown: str) -> None:
+    host = LimitsHost(status, answer)
+    runner = serve_limits(bare_sandbox, host)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{bare_sandbox.base_url}/console/")
+        expect(page.locator("#live")).to_have_text("live")
+        page.get_by_role("button", name="Reset limits").click()
+        said = page.locator(".bar-actions .feedback")
+        expect(said).to_have_text(shown)
+        expect(said).to_be_in_viewport()
+        assert host.seen == [("application/json", "{}")]
+    finally:
+        page.close()
+        bare_sandbox.run(runner.cleanup())
+
+
+def test_reset_limits_without_the_local_host_says_how_to_connect_it(
+        bare_sandbox: SandboxThread, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{bare_sandbox.base_url}/console/")
+        expect(page.locator("#live")).to_have_text("live")
+        page.get_by_role("button", name="Reset limits").click()
+        expect(page.locator(".bar-actions .feedback")).to_contain_text(
+            "App not connected: the sandbox does not know the app's reset_limits URL")
+    finally:
+        page.close()

@@ -25,7 +25,7 @@ const CALL_PUSHES = ["ringing", "in-progress", "completed", "busy", "no-answer",
 const CALLBACK_FAULTS = {duplicate: "sent twice", reorder: "out of order", late: "late", drop: "never sent"};
 const KIND_LABELS = {
   "twiml": "TwiML fetch", "status-callback": "status callback", "inbound-sms": "inbound SMS",
-  "app": "mobile app", "webhook": "webhook",
+  "app": "mobile app", "local": "local host", "webhook": "webhook",
 };
 const TONE = {
   delivered: "good", read: "good", completed: "good", received: "good",
@@ -104,24 +104,47 @@ function path(url) {
   try { const u = new URL(url); return u.pathname + u.search; } catch { return url; }
 }
 
-function say(text, tone) {
-  const out = document.getElementById("outcome");
+// What an action did, shown right beside the button that did it (made there the first time).
+function say(button, text, tone) {
+  const place = button.parentElement;
+  const out = place.querySelector(":scope > .feedback") ||
+    place.appendChild(h("span", {class: "feedback", role: "status", "aria-live": "polite"}));
   out.textContent = text;
   out.dataset.tone = tone || "";
 }
 
 // --- the API ------------------------------------------------------------------------
 
-async function act(url, body) {
+// A problem document (RFC 9457) in one line: "Title: detail".
+function problemText(problem, fallback) {
+  if (!problem || typeof problem !== "object") return fallback;
+  return [problem.title, problem.detail].filter(Boolean).join(": ") || fallback;
+}
+
+// Every request that changes the sandbox is JSON, a body-less one too (the sandbox's rule).
+async function request(method, url, body) {
   const response = await fetch(url, {
-    method: "POST",
-    headers: body === undefined ? {} : {"Content-Type": "application/json"},
+    method, headers: {"Content-Type": "application/json"},
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new Error(data && data.detail ? data.detail : `HTTP ${response.status}`);
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) throw new Error(problemText(data, `HTTP ${response.status}`));
   return data;
+}
+
+const act = (url, body) => request("POST", url, body === undefined ? {} : body);
+
+// What the app answered a request the console sent it, when that is a refusal or a failure.
+function refusal(record) {
+  const answer = record.answer;
+  if (!answer) return `No answer from the app: ${record.error}`;
+  if (answer.status < 400) return null;
+  let problem = null;
+  try { problem = JSON.parse(answer.body || ""); } catch { problem = null; }
+  const who = answer.status >= 500 ? "The app failed" : "The app refused it";
+  return `${who} (${answer.status}): ${problemText(problem, answer.reason || "no details")}`;
 }
 
 // Built once per kind, cloned for each record: there may be a thousand of them.
@@ -141,9 +164,9 @@ function pushControl(kind, sid, options) {
     const body = code ? {status, error_code: Number(code)} : {status};
     try {
       await act(`/_sandbox/${kind}/${sid}/status`, body);
-      say(`${sid} pushed to ${status}${code ? " (" + code + ")" : ""}`);
+      say(button, `Pushed to ${status}${code ? " (" + code + ")" : ""}`, "good");
       select.value = "";
-    } catch (error) { say(error.message, "bad"); }
+    } catch (error) { say(button, error.message, "bad"); }
   }}, "Push");
   return h("div", {class: "push"}, select, button);
 }
@@ -237,15 +260,25 @@ function heardItem(item) {
   return h("li", {}, h("span", {class: "verb"}, `<${item.verb}>`));
 }
 
+// Who called whom, from the app user's side: a Voice SDK call reaches Twilio as an
+// inbound call, but the app's user placed it.
+function callLabel(call) {
+  const from = call.from || "";
+  if (from.startsWith("client:")) {
+    return [`${from.slice("client:".length)} → ${number(call.to)}`, `outgoing from the app (${from})`];
+  }
+  if (call.direction === "inbound") return [`${number(call.from)} → ${number(call.to)}`, "incoming"];
+  return [`→ ${number(call.to)}`, `from ${number(call.from)}`];
+}
+
 function renderCall(card, call) {
-  const inbound = call.direction === "inbound";
+  const [who, how] = callLabel(call);
   const started = (call.steps[0] || {}).at;
   const fetches = [...state.webhooks.values()].filter((w) => w.sid === call.sid && w.kind === "twiml");
   const body = card.querySelector(".content") || card.appendChild(h("div", {class: "content"}));
   fill(body, [
-    h("h3", {}, h("span", {class: "who"}, inbound ? `${number(call.from)} → ${number(call.to)}` : `→ ${number(call.to)}`),
-      badge(call.status)),
-    h("p", {class: "meta"}, inbound ? "incoming" : `from ${number(call.from)}`, " · ",
+    h("h3", {}, h("span", {class: "who"}, who), badge(call.status)),
+    h("p", {class: "meta"}, h("span", {class: "how"}, how), " · ",
       h("time", {datetime: started}, clock(started)),
       call.duration !== null && call.duration !== undefined && call.end_time ? ` · ${call.duration} s` : ""),
     h("ol", {class: "timeline"}, call.steps.map((step, i) =>
@@ -311,12 +344,14 @@ function renderWebhook(article, w) {
     w.error ? h("p", {class: "error"}, w.error) : null,
   ]);
   if (!details.querySelector(".resend")) {
-    details.append(h("button", {type: "button", class: "small resend", onclick: async () => {
+    const button = h("button", {type: "button", class: "small", onclick: async () => {
       try {
         const again = await act(`/_sandbox/webhooks/${w.id}/resend`);
-        say(`Sent #${w.id} again as #${again.id}: ${again.answer ? again.answer.status : again.error}`);
-      } catch (error) { say(error.message, "bad"); }
-    }}, "Send again"));
+        const failed = refusal(again);
+        say(button, failed || `Sent again as #${again.id}: ${again.answer.status}`, failed ? "bad" : "good");
+      } catch (error) { say(button, error.message, "bad"); }
+    }}, "Send again");
+    details.append(h("div", {class: "resend"}, button));
   }
 }
 
@@ -367,18 +402,30 @@ function clearAll() {
   for (const id of ["count-messages", "count-calls", "count-webhooks"]) document.getElementById(id).textContent = "";
 }
 
-function loadHistory(history) {
+// While the history arrives, an empty column says so rather than "No messages yet".
+function setLoading(loading) {
+  const layout = document.querySelector("main.layout");
+  if (loading) layout.dataset.loading = "true";
+  else delete layout.dataset.loading;
+}
+
+// "history": the page starts over; the records follow, a page at a time.
+function loadHead(head) {
+  setLoading(true);
   clearAll();
-  state.defaultNumber = history.app.default_number;
+  state.defaultNumber = head.app.default_number;
   for (const input of document.querySelectorAll("input.default-number")) {
     if (!input.value) input.value = state.defaultNumber;
   }
   state.optedOut.clear();
-  for (const entry of history.opted_out) applyOptOut({...entry, opted_out: true});
-  for (const w of history.webhooks) upsertWebhook(w);
-  for (const m of history.messages) upsertMessage(m);
-  for (const c of history.calls) upsertCall(c);
-  renderControls(history.controls);
+  for (const entry of head.opted_out) applyOptOut({...entry, opted_out: true});
+  renderControls(head.controls);
+}
+
+const UPSERT = {webhook: (w) => upsertWebhook(w), message: (m) => upsertMessage(m), call: (c) => upsertCall(c)};
+
+function loadPage(page) {
+  for (const record of page.records) UPSERT[page.kind](record);
 }
 
 function redrawAll() {
@@ -401,8 +448,16 @@ function connect() {
     apply(payload.data);
   });
   source.addEventListener("open", () => { live.textContent = "live"; live.dataset.state = "live"; });
-  source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.dataset.state = "down"; });
-  on("history", loadHistory);
+  source.addEventListener("error", () => {
+    live.dataset.state = "down";
+    if (source.readyState !== EventSource.CLOSED) { live.textContent = "reconnecting…"; return; }
+    // Refused (the sandbox serves a few pages at a time): the browser gives up, so try later.
+    live.textContent = "refused: too many open pages, retrying…";
+    setTimeout(connect, 5000);
+  });
+  on("history", loadHead);
+  on("history-page", loadPage);
+  on("history-end", () => setLoading(false));
   on("message", upsertMessage);
   on("call", upsertCall);
   on("webhook", upsertWebhook);
@@ -422,81 +477,105 @@ function formData(form) {
   return data;
 }
 
+// What the local host said it cleared: its JSON's detail or message, else its status.
+function limitsAnswer(record) {
+  let data = null;
+  try { data = JSON.parse(record.answer.body || ""); } catch { data = null; }
+  const said = data && (data.detail || data.message);
+  return said || `the host answered ${record.answer.status}`;
+}
+
+// What an action's answer says, and whether it went well.
 function describe(form, result) {
   if (form.id === "inbound-sms") {
     const w = result.webhook;
     const replies = result.replies.length;
-    return `SMS delivered to the app's twiml: ${w.answer ? w.answer.status : w.error} in ${w.ms} ms; ` +
+    const text = `SMS delivered to the app's twiml: ${w.answer ? w.answer.status : w.error} in ${w.ms} ms; ` +
       (result.error ? result.error : `${replies} repl${replies === 1 ? "y" : "ies"}`);
+    return [text, result.error ? "bad" : "good"];
   }
   if (form.id === "inbound-call") {
-    return `Call ${result.call.sid} ${result.call.status}`;
+    return [`Call ${result.call.sid} ${result.call.status}`, result.call.status === "failed" ? "bad" : "good"];
   }
-  const answer = result.answer;
-  return answer ? `The app answered ${answer.status} in ${result.ms} ms` : `No answer: ${result.error}`;
+  const failed = refusal(result);
+  if (failed) return [failed, "bad"];
+  return [`The app answered ${result.answer.status} in ${result.ms} ms${result.sid ? " · " + result.sid : ""}`, "good"];
 }
+
+// Run an action when ``element`` fires ``type``; say its outcome beside ``button``.
+function wire(element, type, button, run) {
+  element.addEventListener(type, async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      const [text, tone] = await run(event);
+      say(button, text, tone);
+    } catch (error) {
+      say(button, error.message, "bad");
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+const byId = (id) => document.getElementById(id);
+const submitOf = (form) => form.querySelector("button[type=submit]");
 
 function wireForms() {
   for (const form of document.querySelectorAll("form[data-action]")) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const button = form.querySelector("button[type=submit]");
-      button.disabled = true;
-      try {
-        const result = await act(form.dataset.action, formData(form));
-        say(describe(form, result), result.error || (result.answer && result.answer.status >= 400) ? "bad" : "good");
-      } catch (error) {
-        say(error.message, "bad");
-      } finally {
-        button.disabled = false;
-      }
-    });
+    wire(form, "submit", submitOf(form), async () => describe(form, await act(form.dataset.action, formData(form))));
   }
-  document.getElementById("latency").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const seconds = Number(event.target.seconds.value);
-    const response = await fetch("/_sandbox/latency", {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify({seconds})});
-    say(response.ok ? `Latency set to ${seconds} s` : "Latency must be a number ≥ 0", response.ok ? "good" : "bad");
+  const latency = byId("latency");
+  wire(latency, "submit", submitOf(latency), async () => {
+    const seconds = Number(latency.seconds.value);
+    await request("PUT", "/_sandbox/latency", {seconds});
+    return [`Latency set to ${seconds} s`, "good"];
   });
-  document.getElementById("fault").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
+  const faultForm = byId("fault");
+  wire(faultForm, "submit", submitOf(faultForm), async () => {
+    const form = faultForm;
     const fault = {kind: form.kind.value};
     if (form.kind.value === "status") fault.status = Number(form.status.value);
     if (form.count.value) fault.count = Number(form.count.value);
     if (form.path_contains.value) fault.path_contains = form.path_contains.value;
-    const response = await fetch("/_sandbox/faults", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fault)});
-    const data = await response.json();
+    await act("/_sandbox/faults", fault);
     const which = !fault.count ? "every matching Twilio request fails"
       : fault.count === 1 ? "the next matching Twilio request fails"
       : `the next ${fault.count} matching Twilio requests fail`;
-    say(response.ok ? `Fault added: ${which}` : data.error, response.ok ? "good" : "bad");
+    return [`Fault added: ${which}`, "good"];
   });
-  document.getElementById("callback-fault").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
+  const callbackForm = byId("callback-fault");
+  wire(callbackForm, "submit", submitOf(callbackForm), async () => {
+    const form = callbackForm;
     const fault = {kind: form.kind.value};
     if (form.resource.value) fault.resource = form.resource.value;
     if (form.count.value) fault.count = Number(form.count.value);
-    const response = await fetch("/_sandbox/callback_faults", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fault)});
-    const data = await response.json();
+    await act("/_sandbox/callback_faults", fault);
     const what = fault.resource || "message or call";
     const which = !fault.count ? `every ${what}` : fault.count === 1 ? `the next ${what}`
       : `the next ${fault.count} ${fault.resource ? what + "s" : "messages or calls"}`;
-    say(response.ok ? `Status callbacks ${CALLBACK_FAULTS[fault.kind]} for ${which}` : data.error,
-        response.ok ? "good" : "bad");
+    return [`Status callbacks ${CALLBACK_FAULTS[fault.kind]} for ${which}`, "good"];
   });
-  document.getElementById("clear-callback-faults").addEventListener("click", async () => {
-    await fetch("/_sandbox/callback_faults", {method: "DELETE"});
-    say("Status callbacks go out normally again");
+  const clearCallbacks = byId("clear-callback-faults");
+  wire(clearCallbacks, "click", clearCallbacks, async () => {
+    await request("DELETE", "/_sandbox/callback_faults");
+    return ["Status callbacks go out normally again", "good"];
   });
-  document.getElementById("clear-faults").addEventListener("click", async () => {
-    await fetch("/_sandbox/faults", {method: "DELETE"});
-    say("Faults cleared");
+  const clearFaults = byId("clear-faults");
+  wire(clearFaults, "click", clearFaults, async () => {
+    await request("DELETE", "/_sandbox/faults");
+    return ["Faults cleared", "good"];
   });
-  document.getElementById("reset").addEventListener("click", async () => {
-    await fetch("/_sandbox/reset", {method: "POST"});
-    say("The sandbox forgot its messages, calls, webhooks and faults");
+  const reset = byId("reset");
+  wire(reset, "click", reset, async () => {
+    await act("/_sandbox/reset");
+    return ["The sandbox forgot its messages, calls, webhooks and faults", "good"];
+  });
+  const resetLimits = byId("reset-limits");
+  wire(resetLimits, "click", resetLimits, async () => {
+    const record = await act("/_sandbox/actions/reset_limits");
+    const failed = refusal(record);
+    return failed ? [failed, "bad"] : [`Limits reset: ${limitsAnswer(record)}`, "good"];
   });
   const filter = document.getElementById("webhook-filter");
   filter.addEventListener("change", () => {
