@@ -40,13 +40,17 @@ def test_the_provider_comes_from_the_principal_when_its_header_is_missing():
     found = caller({"X-MS-CLIENT-PRINCIPAL-ID": "0f8f", "X-MS-CLIENT-PRINCIPAL": principal},
                    WEBSITE_AUTH_ENABLED="True")
     assert found.owner == "user:aad:0f8f"
-    unreadable = caller({"X-MS-CLIENT-PRINCIPAL-ID": "0f8f", "X-MS-CLIENT-PRINCIPAL": "%%%"},
-                        WEBSITE_AUTH_ENABLED="True")
-    assert unreadable.owner == "user:unknown:0f8f"
+    with pytest.raises(Problem) as unreadable:  # no provider: it cannot be told apart
+        caller({"X-MS-CLIENT-PRINCIPAL-ID": "0f8f", "X-MS-CLIENT-PRINCIPAL": "%%%"},
+               WEBSITE_AUTH_ENABLED="True")
+    assert unreadable.value.status == 401
 
 
-def test_a_user_id_that_no_provider_writes_is_no_user():
-    assert caller({"X-MS-CLIENT-PRINCIPAL-ID": "a b\n"}, WEBSITE_AUTH_ENABLED="True") == ANONYMOUS
+def test_a_user_id_that_no_provider_writes_is_refused_not_anonymous():
+    with pytest.raises(Problem) as refused:
+        caller({"X-MS-CLIENT-PRINCIPAL-ID": "a b\n"}, WEBSITE_AUTH_ENABLED="True")
+    assert (refused.value.status, refused.value.type) == (
+        401, "urn:twilio-functions:problem:sign-in-required")
 
 
 def test_required_sign_in_refuses_the_anonymous_caller():

@@ -210,7 +210,8 @@ def test_a_message_nobody_wrote_first_is_kept_unattributed_and_counted(on_azure,
     assert remote not in caplog.text  # masked
     assert problem(thread(remote, ALICE))["status"] == 404
 
-    [row] = in_store(lambda store: store.rows("messages", f"unattributed|{remote}"))
+    unattributed = conversations_module._thread(conversations_module.UNATTRIBUTED, remote)
+    [row] = in_store(lambda store: store.rows("messages", unattributed))
     assert row.fields["Sid"] == params["MessageSid"]
 
 
@@ -461,9 +462,10 @@ def test_messages_past_the_retention_are_gone(on_azure, monkeypatch):
     later = now + timedelta(days=2)  # the recent one is past it too
     assert run(list_for(settings, mallory, list_page({}), later))["conversations"] == []
     assert run(purge_expired(settings, later)) >= 3
-    owner = f"user:aad:{mallory.user_id}"
-    assert in_store(lambda store: store.rows("messages", f"{owner}|{remote}"), settings) == []
-    assert in_store(lambda store: store.rows("conversations", owner), settings) == []
+    thread_key = conversations_module._thread(mallory.owner, remote)
+    owner_key = conversations_module._owner_key(mallory.owner)
+    assert in_store(lambda store: store.rows("messages", thread_key), settings) == []
+    assert in_store(lambda store: store.rows("conversations", owner_key), settings) == []
     assert in_store(lambda store: store.get("senders", FROM_NUMBER, remote), settings) is None
 
 
@@ -478,8 +480,8 @@ def test_the_nightly_timer_deletes_what_is_past_the_retention(on_azure, monkeypa
     with caplog.at_level(logging.INFO, logger="twilio_functions"):
         run(function_main("purge_messages")(func.TimerRequest(past_due=False)))
     assert "function=purge_messages deleted=" in caplog.text
-    owner = f"user:aad:{oscar.user_id}"
-    kept = in_store(lambda store: store.rows("messages", f"{owner}|{remote}"), settings)
+    thread_key = conversations_module._thread(oscar.owner, remote)
+    kept = in_store(lambda store: store.rows("messages", thread_key), settings)
     assert [row.fields["Body"] for row in kept] == ["yesterday"]
 
 
