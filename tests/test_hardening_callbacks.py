@@ -13,14 +13,13 @@ from datetime import UTC, datetime
 import azure.functions as func
 import pytest
 import unique
+from deployed import ORIGIN, deployed
 from harness import ACCOUNT_SID, AUTH_TOKEN, created, invoke, request
-from live import ROOMY_LIMITS
 from storage import shared_azurite
 from twilio.request_validator import RequestValidator
 
 from shared.delivery_status import read_report
 
-ORIGIN = "https://contoso.azurewebsites.net"
 CALLBACK = f"{ORIGIN}/api/status_callback"
 OUT_OF_RANGE = ("Fri, 31 Dec 9999 23:59:59 -0100", "Fri, 31 Dec 9999 23:59:59 +0000",
                 "Sat, 01 Jan 10000 00:00:00 +0000", "Fri, 31 Dec 9999 25:61:61 +0000",
@@ -28,15 +27,9 @@ OUT_OF_RANGE = ("Fri, 31 Dec 9999 23:59:59 -0100", "Fri, 31 Dec 9999 23:59:59 +0
 
 
 @pytest.fixture
-def deployed(app_env, monkeypatch):
-    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
-    monkeypatch.setenv("STATE_STORAGE", shared_azurite().connection_string)
-    for name, value in ROOMY_LIMITS.items():
-        monkeypatch.setenv(name, value)
-    # The sandbox's own callbacks would go to contoso.azurewebsites.net: this test sends its own.
-    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", False))
-    yield app_env
-    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", True))
+def on_azure(app_env, monkeypatch):
+    with deployed(app_env, monkeypatch, shared_azurite().connection_string) as env:
+        yield env
 
 
 @pytest.mark.parametrize("stamp", OUT_OF_RANGE)
@@ -48,7 +41,7 @@ def test_a_time_out_of_range_is_the_arrival(stamp):
     assert report.at == received
 
 
-def test_a_signed_callback_from_the_year_10000_is_recorded_not_a_500(deployed):
+def test_a_signed_callback_from_the_year_10000_is_recorded_not_a_500(on_azure):
     to = unique.number()
     sent = invoke("send_sms", request("POST", f"{ORIGIN}/api/send_sms",
                                       json_body={"to": to, "body": "Your table is ready"}))

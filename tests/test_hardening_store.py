@@ -17,16 +17,14 @@ from collections.abc import Iterator
 import azure.functions as func
 import pytest
 from azure.data.tables import TableServiceClient
+from deployed import ORIGIN, deployed
 from harness import created, function_main, request
-from live import ROOMY_LIMITS
 from storage import start_azurite
 
 from devhost.azurite import Azurite
 from shared.settings import StorageConnection, app_settings
 from shared.store import Conflict, Row, close_stores, connect
 from shared.twilio_client import close_clients
-
-ORIGIN = "https://contoso.azurewebsites.net"
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +36,9 @@ def azurite() -> Iterator[Azurite]:
 
 @pytest.fixture
 def app(app_env, azurite, monkeypatch):
-    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
-    monkeypatch.setenv("STATE_STORAGE", azurite.connection_string)
-    for name, value in ROOMY_LIMITS.items():
-        monkeypatch.setenv(name, value)
-    app_settings.cache_clear()
-    # Callbacks would go to contoso.azurewebsites.net: this test reads what the send recorded.
-    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", False))
-    yield app_env
-    app_env.call_soon(lambda: setattr(app_env.sandbox, "status_callbacks", True))
+    with deployed(app_env, monkeypatch, azurite.connection_string) as env:
+        app_settings.cache_clear()
+        yield env
 
 
 def delete_table(azurite: Azurite, table: str) -> None:
