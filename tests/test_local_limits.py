@@ -27,13 +27,12 @@ from storage import start_azurite
 
 from devhost import azurite
 from devhost.azurite import Azurite
-from devhost.launcher import SandboxRun
 from shared import conversations, idempotency, limits
 from shared import store as store_module
 from shared.problems import Problem
 from shared.settings import DECLARATIONS, load_settings
 from shared.store import Row
-from twilio_sandbox import TwilioSandbox, source_address
+from twilio_sandbox import source_address
 
 NOON = datetime(2026, 3, 14, 12, 0, 5, tzinfo=UTC)
 BASE = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
@@ -323,11 +322,12 @@ def test_a_body_the_control_does_not_take_is_refused(limited_app):
     assert http("POST", f"{limited_app.base_url}/_devhost/reset-limits", {}, own_origin)[0] == 200
 
 
-def test_the_launcher_gives_the_sandbox_the_reset_url():
-    """What the console's "Reset limits" posts to (another run's host has another port)."""
-    sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
-    reset_url = "http://localhost:7099/_devhost/reset-limits"
-    SandboxRun(sandbox, {}, token_generated=False).connect(
-        {"send_sms": "http://localhost:7099/api/send_sms"}, None, reset_url)
-    assert sandbox.app.url("reset_limits") == reset_url
-    assert sandbox.app.url("send_sms") == "http://localhost:7099/api/send_sms"
+def test_the_consoles_reset_limits_reaches_the_host(limited_app):
+    """The launcher gives the sandbox the control's URL; its action posts there."""
+    app = limited_app
+    reset(app)
+    assert curl_sms(app, "+14155550600")[0] == 201
+    record = app.sandbox("POST", "/_sandbox/actions/reset_limits", {})
+    assert record["answer"]["status"] == 200, record
+    assert json.loads(record["answer"]["body"])["cleared"] >= 3
+    assert reset(app)["cleared"] == 0
