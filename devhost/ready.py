@@ -3,7 +3,8 @@
 The host, the sandbox and the launcher each print one ready line with their
 URL on stdout (``READY_PREFIX`` of ``devhost.host`` and
 ``twilio_sandbox``); whoever starts them (tests, the load test)
-waits for those lines, bounded, instead of polling ports.
+waits for those lines, bounded, instead of polling ports. The process ends
+when its starter does, however that ends (``devhost.children``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from typing import IO, Any
+
+from devhost import children
 
 
 class Started:
@@ -32,8 +35,8 @@ def start_and_wait(command: Sequence[str], *, env: dict[str, str], cwd: str,
     lacks ``wait_for`` when the process ended or the timeout passed first (the
     caller reports that with the log).
     """
-    started = Started(subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        list(command), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+    started = Started(children.start(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=stderr, text=True,
     ))
     ready = threading.Event()

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from devhost import children
 from devhost.ready import end
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,9 +133,10 @@ class Azurite:
                        *storage, "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
             output = log.open("ab") if log else subprocess.DEVNULL
             try:
-                process = subprocess.Popen(  # noqa: S603 - our own pinned install
+                # node itself (the launcher is #!/usr/bin/env node): it ends with its starter.
+                process = children.start(
                     command, cwd=workdir or location, stdin=subprocess.DEVNULL,
-                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+                    stdout=output, stderr=subprocess.STDOUT)
             finally:
                 if log:
                     output.close()  # type: ignore[union-attr]

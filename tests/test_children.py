@@ -1,0 +1,153 @@
+"""No dev process outlives what started it, however that ends (``devhost.children``).
+
+A parent started here starts, through the project's own code, what ``make
+test`` starts (the session's Azurite, a launcher on it) and what ``make run``
+starts (a launcher with its own Azurite, the sandbox, the host), and a
+process as the benchmark starts its host; then it is killed with SIGKILL,
+which no cleanup survives. Every process below it must end, and every port
+they listened on close. Waiting is on their exits (pidfds), bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live import copy_app
+
+from devhost import children
+
+ROOT = Path(__file__).parents[1]
+STARTED_TIMEOUT = 120.0  # three launchers' worth of start on a busy machine
+EXIT_TIMEOUT = 60.0  # a hang guard: each child ends within a second of its SIGTERM
+#: The parent: prints what it started as one JSON line, then waits to be killed.
+PARENT = r"""
+import asyncio, json, os, sys
+sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
+from devhost import azurite, children
+from devhost.host import READY_PREFIX
+from devhost.ready import start_and_wait
+from live import LiveApp
+from storage import shared_azurite
+from twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
+
+app_dir = sys.argv[2]
+credentials = {"TWILIO_ACCOUNT_SID": "AC" + "a1" * 16, "TWILIO_AUTH_TOKEN": "s3cr3t"}
+# make test: the session's Azurite, and a launcher on it.
+tested = LiveApp(credentials)
+# make run: a launcher that starts its own Azurite (data in the app folder), sandbox and host.
+env = {k: v for k, v in os.environ.items() if "STORAGE" not in k.upper()}
+run = start_and_wait([sys.executable, "-m", "devhost", "--app-dir", app_dir, "--port", "0"],
+                     env={**env, **credentials}, cwd=sys.argv[1], stderr=sys.stderr,
+                     prefixes=(READY_PREFIX, SANDBOX_READY_PREFIX), wait_for=READY_PREFIX,
+                     timeout=60)
+# make bench: a child on an event loop (a host would do; one that just waits is enough).
+async def bench_child():
+    return await children.start_async(sys.executable, "-c", "import time; time.sleep(3600)")
+benched = asyncio.new_event_loop().run_until_complete(bench_child())
+store = json.load(open(os.path.join(app_dir, ".azurite", azurite.SERVING_FILE)))
+print(json.dumps({"urls": [tested.base_url, tested.sandbox_url, *run.urls.values()],
+                  "ports": [shared_azurite().port, store["port"]], "bench": benched.pid}),
+      flush=True)
+sys.stdin.read()
+"""
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below ``root``, from /proc (each process's parent)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    below, found = {root}, set()
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in below} - found
+        if not more:
+            return found
+        found |= more
+        below = more
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def exits(pids: set[int]) -> Iterator[dict[int, int]]:
+    """A pidfd per process (readable once it exits); whatever is still running after is
+    killed, so a failing test leaves nothing behind either."""
+    fds = {}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            fds[pid] = os.pidfd_open(pid)
+    try:
+        yield fds
+    finally:
+        for fd in fds.values():
+            if not select.select([fd], [], [], 0)[0]:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            os.close(fd)
+
+
+def still_running(fds: dict[int, int], timeout: float) -> list[str]:
+    """Wait (bounded) until every process has exited; the command lines of those that did not."""
+    poll = select.poll()
+    for fd in fds.values():
+        poll.register(fd, select.POLLIN)
+    pending = set(fds.values())
+    deadline = time.monotonic() + timeout
+    while pending and (left := deadline - time.monotonic()) > 0:
+        for fd, _ in poll.poll(left * 1000):
+            pending.discard(fd)
+            poll.unregister(fd)
+    return [_command(pid) for pid, fd in fds.items() if fd in pending]
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return str(pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the parent-death signal is Linux's; elsewhere the process group")
+def test_a_parent_killed_with_sigkill_takes_every_process_it_started_down(tmp_path):
+    parent = children.start([sys.executable, "-c", PARENT, str(ROOT), str(copy_app(tmp_path))],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert parent.stdout is not None
+        ready = select.select([parent.stdout], [], [], STARTED_TIMEOUT)[0]
+        assert ready, "the parent did not start its children"
+        started = json.loads(parent.stdout.readline() or "null")
+        assert started is not None, f"the parent ended: {parent.wait()}"
+        with exits(descendants(parent.pid)) as fds:
+            ports = [*started["ports"],
+                     *(int(re.search(r":(\d+)", url)[1]) for url in started["urls"])]
+            assert all(map(listening, ports)), ports
+            # Two Azurites, two launchers, the event loop's child: node and python, each.
+            commands = [_command(pid) for pid in fds]
+            assert sum("azurite" in c for c in commands) == 2, commands
+            assert started["bench"] in fds
+
+            parent.kill()
+            parent.wait()
+            assert still_running(fds, EXIT_TIMEOUT) == []
+            assert [port for port in ports if listening(port)] == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
