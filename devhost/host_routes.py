@@ -6,6 +6,8 @@ could otherwise reset what the developer is looking at), so before a control
 runs, after the loopback ``Host`` guard every route has:
 
 - the method must be POST (405);
+- the request must come from this machine (403), even when the host is bound
+  to another address for a phone on the network to reach the app;
 - an ``Origin`` other than the host's own, or ``Sec-Fetch-Site`` saying the
   request comes from another site or origin, is refused (403);
 - the body must be sent as ``Content-Type: application/json`` (415), which a
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from devhost.request_guard import BODY_TIMEOUT_SECONDS, read_body
+from localhttp.host_policy import is_loopback_address
 from localhttp.problem import Refusal
 
 #: A control: what it answers (a ``Refusal`` raised is answered as a problem).
@@ -37,6 +40,8 @@ async def run_control(request: web.BaseRequest, control: Control) -> web.StreamR
     """Check that ``request`` may use ``control``, then run it."""
     if request.method != "POST":
         raise Refusal(405, "Send a POST.", headers={"Allow": "POST"})
+    if not is_loopback_address(request.remote or ""):
+        raise Refusal(403, "The host's controls answer this machine only.")
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
         raise Refusal(403, "The host's controls refuse requests from another origin (a web "

@@ -19,14 +19,19 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import ROOT, LiveApp
 from storage import start_azurite
 
 from devhost import azurite
 from devhost.azurite import Azurite
+from devhost.host_routes import run_control
+from localhttp.problem import Refusal
 from shared import conversations, idempotency, limits
 from shared import store as store_module
 from shared.problems import Problem
@@ -331,3 +336,29 @@ def test_the_consoles_reset_limits_reaches_the_host(limited_app):
     assert record["answer"]["status"] == 200, record
     assert json.loads(record["answer"]["body"])["cleared"] >= 3
     assert reset(app)["cleared"] == 0
+
+
+@pytest.mark.parametrize(("peer", "runs"), [("192.0.2.7", False), ("127.0.0.1", True),
+                                            ("::1", True)])
+def test_the_controls_answer_this_machine_only(peer, runs):
+    """Bound to another address (``--host 0.0.0.0``), the host serves the network too."""
+    ran: list[bool] = []
+
+    async def control() -> web.Response:
+        ran.append(True)
+        return web.json_response({})
+
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (peer, 50000) if name == "peername" else default)
+    request = make_mocked_request("POST", "/_devhost/reset-limits", headers={
+        **JSON_HEADERS, "Host": "192.0.2.1:7071"}, transport=transport)
+
+    async def run() -> int:
+        try:
+            return (await run_control(request, control)).status
+        except Refusal as refusal:
+            return refusal.status
+
+    assert asyncio.run(run()) == (200 if runs else 403)
+    assert ran == ([True] if runs else [])
