@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import jwt
@@ -104,53 +105,86 @@ def test_numbers_are_shown_masked():
 # --- a call placed with a token ------------------------------------------------------------
 
 
-class VoiceApp:
-    """The app's TwiML App URLs, as far as the sandbox can tell: voice, and its status callback."""
+DIAL = ('<Response><Dial answerOnBridge="true" callerId="+15005550006">'
+        "<Number>+14155552671</Number></Dial></Response>")
+DIAL_REPORTING = ('<Response><Dial answerOnBridge="true" callerId="+15005550006"><Number '
+                  'statusCallbackEvent="initiated ringing answered completed" '
+                  'statusCallback="/leg">+14155552671</Number></Dial></Response>')
 
-    def __init__(self) -> None:
-        self.reports: list[dict[str, str]] = []
+
+class VoiceApp:
+    """The app's TwiML App URLs, as far as the sandbox can tell: voice, its status callback,
+    and where a dialed leg reports."""
+
+    def __init__(self, document: str) -> None:
+        self.document = document
+        self.reports: dict[str, list[dict[str, str]]] = {"/status": [], "/leg": []}
 
     async def voice(self, request: web.Request) -> web.Response:
-        return web.Response(text='<Response><Dial answerOnBridge="true" callerId="+15005550006">'
-                                 "<Number>+14155552671</Number></Dial></Response>",
-                            content_type="text/xml")
+        return web.Response(text=self.document, content_type="text/xml")
 
-    async def status(self, request: web.Request) -> web.Response:
-        self.reports.append({k: v for k, v in (await request.post()).items()
-                             if isinstance(v, str)})
+    async def report(self, request: web.Request) -> web.Response:
+        self.reports[request.path].append({k: v for k, v in (await request.post()).items()
+                                           if isinstance(v, str)})
         return web.Response(status=204)
+
+    def client_call(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The call the SDK places to +14155552671 with a good token, and the sandbox's calls."""
+
+        async def main() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            web_app = web.Application()
+            web_app.router.add_post("/voice", self.voice)
+            for path in self.reports:
+                web_app.router.add_post(path, self.report)
+            runner = web.AppRunner(web_app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            try:
+                async with TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN},
+                                         api_keys={API_KEY_SID: (API_KEY_SECRET, ACCOUNT_SID)}
+                                         ) as sandbox, aiohttp.ClientSession() as session:
+                    sandbox.add_twiml_app(TwimlApp(APP_SID, ACCOUNT_SID, f"{base}/voice",
+                                                   f"{base}/status"))
+                    async with session.post(f"{sandbox.base_url}/_sandbox/client_calls",
+                                            json={"token": token(), "to": "+14155552671"}
+                                            ) as answer:
+                        assert answer.status == 200, await answer.text()
+                        return await answer.json(), [dict(call) for call in sandbox.calls]
+            finally:
+                await runner.cleanup()
+
+        return asyncio.run(main())
 
 
 def test_a_voice_sdk_call_rings_is_answered_and_reports_its_end_to_the_twiml_app() -> None:
     """Twilio reports a TwiML App's calls to its StatusCallback, which asks for no events:
     so ``completed`` only (the voice webhook saw it ringing)."""
-    app = VoiceApp()
-
-    async def main() -> dict:
-        web_app = web.Application()
-        web_app.router.add_post("/voice", app.voice)
-        web_app.router.add_post("/status", app.status)
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        try:
-            async with TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN},
-                                     api_keys={API_KEY_SID: (API_KEY_SECRET, ACCOUNT_SID)}
-                                     ) as sandbox, aiohttp.ClientSession() as session:
-                sandbox.add_twiml_app(TwimlApp(APP_SID, ACCOUNT_SID, f"{base}/voice",
-                                               f"{base}/status"))
-                async with session.post(f"{sandbox.base_url}/_sandbox/client_calls",
-                                        json={"token": token(), "to": "+14155552671"}) as answer:
-                    assert answer.status == 200, await answer.text()
-                    return await answer.json()
-        finally:
-            await runner.cleanup()
-
-    call = asyncio.run(main())
+    app = VoiceApp(DIAL)
+    call, calls = app.client_call()
     assert [step["status"] for step in call["steps"]] == ["ringing", "in-progress", "completed"]
     assert (call["direction"], call["from"]) == ("inbound", "client:alice")
-    [report] = app.reports
+    [report] = app.reports["/status"]
     assert (report["CallSid"], report["CallStatus"], report["Direction"]) == (
         call["sid"], "completed", "inbound")
     assert report["From"] == "client:alice" and int(report["CallDuration"]) >= 1
+    assert "ParentCallSid" not in report
+    assert [c["sid"] for c in calls] == [call["sid"]]  # no leg: nobody asked for its reports
+
+
+def test_a_dialed_number_with_a_status_callback_reports_its_leg_with_its_parent() -> None:
+    """The way an app hears a Voice SDK call answered: the <Number>'s own statusCallback."""
+    app = VoiceApp(DIAL_REPORTING)
+    call, calls = app.client_call()
+    parent, leg = calls
+    assert parent["sid"] == call["sid"]
+    assert (leg["direction"], leg["parent_call_sid"], leg["to"], leg["from"]) == (
+        "outbound-dial", call["sid"], "+14155552671", "+15005550006")
+    reports = app.reports["/leg"]
+    assert [r["CallStatus"] for r in reports] == ["initiated", "ringing", "in-progress",
+                                                  "completed"]
+    assert {(r["CallSid"], r["ParentCallSid"], r["Direction"]) for r in reports} == {
+        (leg["sid"], call["sid"], "outbound-dial")}
+    assert [r["SequenceNumber"] for r in reports] == ["0", "1", "2", "3"]
+    [end] = app.reports["/status"]  # the SDK call's own end, after its leg's
+    assert (end["CallSid"], end["CallStatus"]) == (call["sid"], "completed")

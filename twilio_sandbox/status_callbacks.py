@@ -205,12 +205,14 @@ def message_report(message: Resource, status: str, code: int | None = None) -> d
 
 def call_report(call: Resource, status: str, sequence: int,
                 extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A call status callback's parameters, as Twilio sends them."""
+    """A call status callback's parameters, as Twilio sends them (a leg ``<Dial>`` placed
+    names its parent: https://www.twilio.com/docs/voice/twiml/dial#dial-child-call-status)."""
+    parent = {"ParentCallSid": call["parent_call_sid"]} if call.get("parent_call_sid") else {}
     return {
         "AccountSid": call["account_sid"], "ApiVersion": API_VERSION,
         "CallSid": call["sid"], "CallStatus": status, "Called": call["to"],
         "Caller": call["from"], "From": call["from"], "To": call["to"],
-        "Direction": call.get("direction") or "outbound-api",
+        "Direction": call.get("direction") or "outbound-api", **parent,
         "CallbackSource": "call-progress-events", "SequenceNumber": str(sequence),
         "Timestamp": rfc2822(now()), **(extra or {}),
     }
@@ -272,6 +274,8 @@ async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timi
         await report(CALL_EVENTS[event], event)
     await asyncio.sleep(timing.call_step)
     if failure is None:
+        stamp = rfc2822(now())  # answered: a call with TwiML to play plays it next
+        call.update(status="in-progress", start_time=stamp, date_updated=stamp)
         await report("in-progress", "answered")
         started = time.monotonic()
         answered = await answer()  # sets in-progress, then completed or failed

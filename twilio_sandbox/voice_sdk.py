@@ -10,6 +10,12 @@ with the account's auth token, and its TwiML executed: ``Say``, ``Play``,
 ``Pause``, ``Dial`` with ``Number``/``Client``, ``Hangup``, ``Reject``. What
 happened is recorded on the call, step by step ("dialed +1415•••2671 with caller
 ID +1500•••0006"), and the TwiML App's status callback hears ``completed``.
+
+A ``<Number>`` or ``<Client>`` with a ``statusCallback`` is dialed as its own call
+(a leg: ``outbound-dial``, its ``ParentCallSid`` the SDK call's), which reports to
+that URL the events its ``statusCallbackEvent`` names, as Twilio does: the one
+way an app hears a Voice SDK call answered
+(https://www.twilio.com/docs/voice/twiml/number#attributes-status-callback-event).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import aiohttp
 import jwt
@@ -152,10 +159,25 @@ async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str,
 async def _run(sandbox: SandboxState, call: Resource, params: dict[str, str]) -> Resource:
     async def play(session: aiohttp.ClientSession, record: Resource, auth_token: str) -> None:
         await execute(session, record, auth_token, params)
+        for dialed in record["dialed"]:  # the call waits on <Dial> until its legs end
+            if dialed.get("status_callback"):
+                await _dial_leg(sandbox, record, dialed)
 
     record = sandbox.record_call(call, play=play)
     await sandbox.wait_for_twiml(record["sid"], timeout=30)
     return record
+
+
+async def _dial_leg(sandbox: SandboxState, parent: Resource, dialed: dict[str, Any]) -> None:
+    """The call ``<Dial>`` places to one noun, reporting to its statusCallback (Twilio's
+    child call: https://www.twilio.com/docs/voice/twiml/dial#dial-child-call-status)."""
+    form = {"From": dialed["caller_id"] or parent["from"], "To": dialed["to"],
+            "StatusCallback": dialed["status_callback"]}
+    leg = resources.build_call(parent["account_sid"], form,
+                               {**form, "StatusCallbackEvent": [dialed["events"]]})
+    leg.update(direction="outbound-dial", parent_call_sid=parent["sid"])
+    leg = sandbox.record_call(leg)
+    await sandbox.wait_for_twiml(leg["sid"], timeout=30)
 
 
 async def execute(session: aiohttp.ClientSession, call: Resource, auth_token: str,
@@ -176,6 +198,11 @@ async def execute(session: aiohttp.ClientSession, call: Resource, auth_token: st
         if not _carry_out(call, verb):
             break
     finish(call, "busy" if call["status"] == "busy" else "completed")
+
+
+def _one_value(call: Resource, name: str) -> str:
+    value = call["request"].get(name) or ""
+    return value[0] if isinstance(value, list) else value
 
 
 def _step(call: Resource, text: str) -> None:
@@ -207,10 +234,12 @@ def _carry_out(call: Resource, verb: ET.Element) -> bool:
 
 def _dial(call: Resource, verb: ET.Element, text: str) -> None:
     caller_id = verb.get("callerId")
-    targets = [(child.tag, " ".join("".join(child.itertext()).split())) for child in verb]
-    if not targets and text:
-        targets = [("Number", text)]
-    for kind, target in targets:
+    nouns: list[tuple[str, str, dict[str, str]]] = [
+        (child.tag, " ".join("".join(child.itertext()).split()), dict(child.attrib))
+        for child in verb]
+    if not nouns and text:  # <Dial>+14155552671</Dial>: a number with no attributes
+        nouns = [("Number", text, {})]
+    for kind, target, noun in nouns:
         if kind == "Number":
             _step(call, f"dialed {shown(target)} with caller ID {shown(caller_id)}")
         elif kind == "Client":
@@ -218,5 +247,8 @@ def _dial(call: Resource, verb: ET.Element, text: str) -> None:
         else:
             _step(call, f"ignored <Dial><{kind}>")
             continue
-        call["dialed"] = [*call["dialed"], {"kind": kind.lower(), "to": target,
-                                            "caller_id": caller_id}]
+        dialed: dict[str, Any] = {"kind": kind.lower(), "to": target, "caller_id": caller_id}
+        if noun.get("statusCallback"):  # relative to the document's URL, as Twilio reads it
+            dialed.update(status_callback=urljoin(_one_value(call, "Url"), noun.get(
+                "statusCallback", "")), events=noun.get("statusCallbackEvent") or "completed")
+        call["dialed"] = [*call["dialed"], dialed]
