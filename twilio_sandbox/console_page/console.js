@@ -268,6 +268,7 @@ function callLabel(call) {
     return [`${from.slice("client:".length)} → ${number(call.to)}`, `outgoing from the app (${from})`];
   }
   if (call.direction === "inbound") return [`${number(call.from)} → ${number(call.to)}`, "incoming"];
+  if (call.parent_call_sid) return [`→ ${number(call.to)}`, `dialed by ${call.parent_call_sid}`];
   return [`→ ${number(call.to)}`, `from ${number(call.from)}`];
 }
 
