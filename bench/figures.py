@@ -15,7 +15,6 @@ import json
 import math
 import random
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +31,7 @@ from bench.in_process import InProcessApp
 from bench.load import Call
 from bench.stack import VALID_FROM, Account, BenchError, Host, Sandbox
 from bench.verdicts import ImportProfile, Row
+from devhost import children
 
 __all__ = ["ImportProfile", "Row"]  # where the runner and the profiler take them from
 
@@ -343,7 +343,7 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 def import_profile(app_dir: Path, module: str, env: dict[str, str]) -> ImportProfile:
     """``python -X importtime -c 'import MODULE'`` run in the app folder."""
-    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+    result = children.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         cwd=app_dir, env=env, capture_output=True, text=True, timeout=60, check=False,
     )

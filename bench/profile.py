@@ -22,6 +22,7 @@ from pathlib import Path
 from bench import load
 from bench.figures import Calls, Row
 from bench.stack import Account, Host
+from devhost import children
 
 SECONDS = 6
 RATE = 200  # samples per second: py-spy pauses the process for each one
@@ -78,7 +79,7 @@ async def profile_missed(rows: list[Row], host: Host, account: Account,
 
 
 async def _record(tool: str, host: Host, calls: Calls, function: str, out: Path) -> str | None:
-    spy = await asyncio.create_subprocess_exec(
+    spy = await children.start_async(
         tool, "record", "--pid", str(host.process.pid), "--duration", str(SECONDS),
         "--rate", str(RATE), "--format", "raw", "-o", str(out),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from bench.app import ROOT
+from devhost import children
 from devhost.host import READY_PREFIX
 from shared.settings import DECLARATIONS
 from twilio_sandbox import READY_PREFIX as SANDBOX_READY_PREFIX
@@ -64,7 +65,7 @@ class Child:
         cls, argv: list[str], *, cwd: Path, env: dict[str, str], ready: str, log_path: Path
     ) -> Child:
         with log_path.open("wb") as log:
-            process = await asyncio.create_subprocess_exec(
+            process = await children.start_async(
                 *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=log,
             )

@@ -41,6 +41,7 @@ from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, APP_URL, created, 
 from installs import CACHE as INSTALLS
 from installs import ROOT, require_install
 
+from devhost import children
 from devhost.ready import end
 
 CONTRACT = ROOT / "tests" / "contract"
@@ -167,7 +168,7 @@ class Prism:
         # --errors: a violation by the request (or by Prism's own answer) gets an
         # error answer, never a mocked success;
         # -v debug: the log carries each request's headers and body and each answer.
-        self.process = subprocess.Popen(
+        self.process = children.start(
             [node, str(PRISM), "mock", str(spec), "--host", "127.0.0.1",
              "--port", str(self.port), "--errors", "--verboseLevel", "debug"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

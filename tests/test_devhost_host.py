@@ -26,6 +26,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from devhost import children
+
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURE_APP = PROJECT / "tests" / "fixtures" / "hostapp"
 READY = "functions host listening on "
@@ -58,7 +60,7 @@ class HostProcess:
         env.update(OVERRIDDEN="from-env", PYTHONPATH=str(PROJECT))
         self.stderr_path = log_dir / f"host-{uuid.uuid4().hex}.log"
         self._stderr = self.stderr_path.open("wb")
-        self.process = subprocess.Popen(
+        self.process = children.start(
             [sys.executable, "-m", "devhost.host", "--app-dir", str(app), "--port", "0", *extra],
             cwd=PROJECT,
             env=env,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 from live import ROOT, copy_app
+
+from devhost import children
 
 BROKEN_SEND_SMS = '''
 import azure.functions as func
@@ -20,7 +21,7 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
 def test_a_failing_check_makes_the_load_run_exit_non_zero(tmp_path: Path) -> None:
     app_dir = copy_app(tmp_path / "app")
     (app_dir / "send_sms" / "__init__.py").write_text(BROKEN_SEND_SMS, encoding="utf-8")
-    result = subprocess.run(
+    result = children.run(
         [sys.executable, "-m", "loadtest", "--app-dir", str(app_dir),
          "--requests", "40", "--concurrency", "8", "--fault-rate", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,

@@ -28,6 +28,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from devhost import children
 from twilio_sandbox import MAGIC_NUMBERS, VALID_FROM, Fault, MagicNumber, TwilioSandbox
 from twilio_sandbox.__main__ import parse_args
 from twilio_sandbox.callbacks import TwimlError, parse_twiml
@@ -908,7 +909,7 @@ def test_say_text_survives_xml_escaping(text: str) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cli_prints_ready_line_serves_and_stops_on_signal(signum: signal.Signals) -> None:
     async def scenario() -> None:
-        process = await asyncio.create_subprocess_exec(
+        process = await children.start_async(
             sys.executable,
             "-m",
             "twilio_sandbox",
