@@ -29,7 +29,7 @@ from live import copy_app
 from devhost import children
 
 ROOT = Path(__file__).parents[1]
-STARTED_TIMEOUT = 120.0  # three launchers' worth of start on a busy machine
+STARTED_TIMEOUT = 240.0  # a hang guard: two launchers and two Azurites, on a busy machine
 EXIT_TIMEOUT = 60.0  # a hang guard: each child ends within a second of its SIGTERM
 #: The parent: prints what it started as one JSON line, then waits to be killed.
 PARENT = r"""
