@@ -59,16 +59,18 @@ param publicBaseUrl string = ''
 param smsReplyMessage string = ''
 
 @allowed([
-  'apple'
   'google'
   'azureActiveDirectory'
 ])
-@description('Identity provider the mobile app signs its users in with (App Service Authentication).')
+@description('Identity provider the mobile app signs its users in with (App Service Authentication): Google, or Microsoft Entra ID.')
 param authProvider string
 
 @minLength(1)
-@description('Client ID of the mobile app at that provider (Apple Services ID, Google OAuth client ID, Entra application ID).')
+@description('AUTH_CLIENT_ID: Google: the web (server) OAuth client ID; Entra: the application (client) ID of the API\'s app registration.')
 param authClientId string
+
+@description('AUTH_MOBILE_CLIENT_IDS: the mobile app\'s other client IDs, comma-separated: Google: its iOS and Android OAuth client IDs; Entra: the mobile app\'s own registration, if not the API\'s. Empty: none.')
+param authMobileClientIds string = ''
 
 @description('Microsoft Entra tenant of authClientId (azureActiveDirectory only). Empty: this subscription\'s tenant.')
 param authTenantId string = ''
@@ -76,9 +78,11 @@ param authTenantId string = ''
 @description('GitHub repository (owner/name) whose main branch may deploy the app through OpenID Connect. Empty: no deployment identity.')
 param githubRepository string = ''
 
-@minValue(1)
+// Flex Consumption takes 40 to 1000 ("Scale" in
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations).
+@minValue(40)
 @maxValue(1000)
-@description('Most instances Flex Consumption may run: caps cost and the rate a leaked key can spend at.')
+@description('Most instances Flex Consumption may run (40 to 1000): caps cost and the rate a leaked key can spend at.')
 param maximumInstanceCount int = 40
 
 var tags = {
@@ -168,6 +172,7 @@ module functionApp 'app/function-app.bicep' = {
     smsReplyMessage: smsReplyMessage
     authProvider: authProvider
     authClientId: authClientId
+    authMobileClientIds: authMobileClientIds
     authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
   }
 }

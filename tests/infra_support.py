@@ -8,6 +8,7 @@ programs, never import them into the project's interpreter.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -61,3 +62,77 @@ def resources(type_name: str) -> list[tuple[str, dict[str, Any]]]:
         for resource in tree.get("resources", {}).values()
         if resource["type"] == type_name
     ]
+
+
+@cache
+def typed_trees() -> dict[str, Any]:
+    """As ``bicep_trees``, with each identifier written ``{"identifier": name}``."""
+    parsed = run_script("bicep_to_json.py", "--typed",
+                        *(str(p.relative_to(ROOT)) for p in bicep_files()))
+    assert not parsed["errors"], f"pycep-parser cannot parse: {parsed['errors']}"
+    return parsed["trees"]
+
+
+class Unevaluated(Exception):
+    """An expression ``evaluate`` does not know: only deployment can compute it."""
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def evaluate(node: Any, tree: dict[str, Any], params: dict[str, Any]) -> Any:
+    """What a Bicep value comes to, given its file's parameters: the few
+    functions and operators infra/ computes its configuration with."""
+    def value(n: Any) -> Any:
+        return evaluate(n, tree, params)
+
+    if isinstance(node, str):
+        if "${" not in node:
+            return node
+        # An identifier is replaced by its value; any other ${...} (a function
+        # only Azure can call, as environment()) stays as written.
+        return _INTERPOLATION.sub(lambda m: str(value({"identifier": m[1]})), node)
+    if isinstance(node, list):
+        return [value(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"identifier"}:
+        name = node["identifier"]
+        if name in params:
+            return params[name]
+        if name in tree.get("variables", {}):
+            return value(tree["variables"][name]["value"])
+        declared = tree.get("parameters", {}).get(name)
+        if declared is not None and declared["default"] is not None:
+            return value(declared["default"])
+        raise Unevaluated(name)
+    if set(node) in ({"function"}, {"operator"}) and "type" in next(iter(node.values())):
+        inner = next(iter(node.values()))
+        args = list((inner.get("parameters") or inner.get("operands") or {}).values())
+        kind = inner["type"]
+        if kind == "conditional":
+            return value(args[1]) if value(args[0]) else value(args[2])
+        if kind in ("index_accessor", "property_accessor"):
+            key = args[1] if isinstance(args[1], str) else value(args[1])
+            return value(args[0])[key]
+        evaluated = [value(a) for a in args if a is not None]
+        simple = {
+            "not": lambda a: not a,
+            "empty": lambda a: not a,
+            "equals": lambda a, b: a == b,
+            "concat": lambda *a: ([x for part in a for x in part] if isinstance(a[0], list)
+                                  else "".join(a)),
+            "split": lambda a, b: a.split(b),
+            "replace": lambda a, b, c: a.replace(b, c),
+            "union": lambda *a: ({k: v for d in a for k, v in d.items()}
+                                 if isinstance(a[0], dict)
+                                 else list(dict.fromkeys(x for part in a for x in part))),
+        }
+        if kind in simple:
+            return simple[kind](*evaluated)
+        raise Unevaluated(kind)
+    return {_unquoted(key): value(item) for key, item in node.items()}
+
+
+def _unquoted(key: str) -> str:
+    return key[1:-1] if len(key) >= 2 and key[0] == key[-1] == "'" else key

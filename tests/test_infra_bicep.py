@@ -135,16 +135,6 @@ def test_authentication_leaves_exactly_twilios_webhooks_anonymous():
     assert excluded - anonymous <= {"/api/status_callback", "/api/voice"}
 
 
-def test_identity_provider_is_a_parameter_of_the_three_mobile_providers():
-    main = bicep_trees()["infra/main.bicep"]
-    provider = main["parameters"]["authProvider"]
-    assert provider["default"] is None
-    [allowed] = [d["argument"] for d in provider["decorators"] if d["type"] == "allowed"]
-    assert set(allowed) == {"apple", "google", "azureActiveDirectory"}
-    app = bicep_trees()["infra/app/function-app.bicep"]
-    assert set(app["variables"]["identityProviders"]["value"]) == set(allowed)
-
-
 def test_allowed_countries_is_a_required_parameter():
     parameter = bicep_trees()["infra/main.bicep"]["parameters"]["allowedCountries"]
     assert parameter["default"] is None

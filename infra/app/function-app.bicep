@@ -27,12 +27,13 @@ param allowPremiumNumbers bool
 param publicBaseUrl string
 param smsReplyMessage string
 @allowed([
-  'apple'
   'google'
   'azureActiveDirectory'
 ])
 param authProvider string
 param authClientId string
+@description('Other client IDs of the mobile app, comma-separated (main.bicep\'s authMobileClientIds).')
+param authMobileClientIds string
 param authTenantId string
 
 // Key Vault entries holding the Twilio secrets (names only; the values are set
@@ -51,16 +52,27 @@ var twilioWebhookPaths = [
 
 // The mobile app's sign-in: it signs the user in with the provider's own SDK
 // and hands the provider's token to App Service Authentication (client-directed
-// flow), which needs the client ID to check the token's audience and no secret.
+// flow), which checks the token's audience and needs no secret. Client-directed
+// sign-in is documented for aad and google (among others), not for apple, so
+// Sign in with Apple is not offered: its provider is a preview that also needs
+// a client secret JWT renewed at least every six months
+// (https://learn.microsoft.com/azure/app-service/configure-authentication-customize-sign-in-out#use-client-directed-sign-in ,
+// https://learn.microsoft.com/azure/app-service/configure-authentication-provider-apple).
+//
+// Google: an ID token's `aud` is the client ID the app signed in with (the iOS
+// client's on iOS, the web client's on Android), so every client ID the app
+// uses is an allowed audience (Google, "Authenticate with a backend server":
+// https://developers.google.com/identity/sign-in/ios/backend-auth ,
+// https://developers.google.com/identity/sign-in/android/backend-auth ;
+// https://learn.microsoft.com/azure/app-service/configure-authentication-provider-google).
+//
+// Microsoft Entra ID: without defaultAuthorizationPolicy.allowedApplications
+// any application in the tenant may get a token for this API and call it;
+// with it, only access tokens whose `appid`/`azp` is the API's registration
+// or the mobile app's pass, others get 403 ("Use a built-in authorization policy":
+// https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad#use-a-built-in-authorization-policy).
+var mobileClientIds = empty(authMobileClientIds) ? [] : split(replace(authMobileClientIds, ' ', ''), ',')
 var identityProviders = {
-  apple: {
-    apple: {
-      enabled: true
-      registration: {
-        clientId: authClientId
-      }
-    }
-  }
   google: {
     google: {
       enabled: true
@@ -68,9 +80,9 @@ var identityProviders = {
         clientId: authClientId
       }
       validation: {
-        allowedAudiences: [
+        allowedAudiences: concat([
           authClientId
-        ]
+        ], mobileClientIds)
       }
     }
   }
@@ -86,6 +98,11 @@ var identityProviders = {
           'api://${authClientId}'
           authClientId
         ]
+        defaultAuthorizationPolicy: {
+          allowedApplications: concat([
+            authClientId
+          ], mobileClientIds)
+        }
       }
     }
   }
@@ -106,11 +123,25 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// No siteConfig and no client certificate setting on the site: Flex
+// Consumption rejects site properties other plans take (its deprecations list
+// `ftpsState`, `alwaysOn`, `linuxFxVersion`, ...:
+// https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations),
+// does not support certificate features ("Considerations":
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations),
+// and no Microsoft Flex sample sets `minTlsVersion` or `http20Enabled`
+// (https://github.com/Azure-Samples/azure-functions-flex-consumption-samples/blob/main/IaC/bicep/main.bicep).
+// The platform's defaults stand: TLS 1.2 at least, no client certificates
+// (https://learn.microsoft.com/azure/app-service/overview-tls). tests/test_infra_flex.py holds this.
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Twilio and the mobile app reach the functions over the internet: public access is the product. Callers are checked by function key and App Service Authentication, Twilio by its signature.
   // checkov:skip=CKV_AZURE_17: client certificates would lock out Twilio's webhooks and the mobile app; see CKV_AZURE_222 for how callers are checked.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per request; instances are the platform's to replace, not a plan minimum.
   // checkov:skip=CKV_AZURE_213: the app has no health endpoint to point a health check at, and Flex Consumption instances live only while they serve.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP(S) and rejects `ftpsState` ("FTPS not supported", Flex Consumption plan deprecations).
+  // checkov:skip=CKV_AZURE_18: HTTP/2 on the front end is undocumented on Flex Consumption and set by no Microsoft Flex sample, so `http20Enabled` stays at the platform default; Twilio and the mobile app speak HTTP/1.1.
+  // checkov:skip=CKV_AZURE_67: the function app's form of CKV_AZURE_18: `http20Enabled` stays at the platform default, as explained there.
+  // checkov:skip=CKV_AZURE_15: `minTlsVersion` is set by no Microsoft Flex sample; the platform's default minimum is already TLS 1.2 (docs/deploy.md says how to check it after deploying).
   name: name
   location: location
   // azd deploys the service named `api` in azure.yaml to the app carrying this tag.
@@ -127,13 +158,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
-    clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
-    siteConfig: {
-      minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-    }
     functionAppConfig: {
       deployment: {
         storage: {
@@ -158,18 +183,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Deployments authenticate with Microsoft Entra ID (azd, or the workflow's
-// OpenID Connect login), never with a publish profile's user name and password.
+// OpenID Connect login), never with a publish profile's user name and password:
+// the `scm` policy is the switch for every deployment method but FTP, and FTP
+// has no switch to turn off here because Flex Consumption has no FTP(S) at all
+// (its deprecations list `ftpsState`: "FTPS not supported"). Microsoft,
+// "Disable basic authentication in App Service deployments":
+// https://learn.microsoft.com/azure/app-service/configure-basic-auth-disable
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: functionApp
-  name: 'ftp'
   properties: {
     allow: false
   }
