@@ -136,3 +136,36 @@ def evaluate(node: Any, tree: dict[str, Any], params: dict[str, Any]) -> Any:
 
 def _unquoted(key: str) -> str:
     return key[1:-1] if len(key) >= 2 and key[0] == key[-1] == "'" else key
+
+
+def _is_expression(node: Any) -> bool:
+    return isinstance(node, dict) and set(node) in ({"function"}, {"operator"})
+
+
+def object_literals(node: Any) -> list[dict[str, Any]]:
+    """The object literals an expression may evaluate to (through union, ?:)."""
+    if _is_expression(node):
+        inner = node.get("function", node.get("operator"))
+        children = inner.get("parameters", inner.get("operands", {}))
+        return [o for child in children.values() for o in object_literals(child)]
+    return [node] if isinstance(node, dict) else []
+
+
+def app_settings() -> dict[str, Any]:
+    """Every app setting infra/ provisions, with pycep's tree of its value: the
+    appsettings resources' objects and any site's siteConfig.appSettings list."""
+    found: dict[str, Any] = {}
+    for tree in bicep_trees().values():
+        for resource in tree.get("resources", {}).values():
+            config = resource["config"]
+            config = config.get("config", config) if "condition" in config else config
+            if resource["type"] == "Microsoft.Web/sites/config" and config["name"] == "appsettings":
+                for literal in object_literals(config["properties"]):
+                    found.update(literal)
+            if resource["type"] == "Microsoft.Web/sites":
+                site_config = config.get("properties", {}).get("siteConfig", {})
+                for entry in site_config.get("appSettings", []) if isinstance(
+                        site_config, dict) else []:
+                    found[entry["name"]] = entry.get("value")
+    assert found, "no app settings found in infra/"
+    return found

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from infra_support import ROOT, bicep_trees
+from infra_support import ROOT, app_settings
 
 from shared import settings
 from shared.settings import DECLARATIONS
@@ -23,40 +23,16 @@ KEY_VAULT_REFERENCE = re.compile(
 # and Application Insights with Microsoft Entra authentication.
 HOST_SETTINGS = re.compile(
     r"AzureWebJobsStorage__\w+|APPLICATIONINSIGHTS_(CONNECTION|AUTHENTICATION)_STRING")
-# Flex Consumption refuses these (the runtime is in functionAppConfig) or they
-# would bring back shared keys.
-NEVER_SET = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
-             "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
-             "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "AzureWebJobsStorage"}
+# A connection string would bring back shared keys (what Flex Consumption
+# refuses is tests/test_infra_flex.py's).
+NEVER_SET = {"AzureWebJobsStorage", "STATE_STORAGE"}
 # How shared/settings.py marks a value that must stay secret: its parser.
 SECRET_PARSERS = {getattr(settings, name) for name in ("_secret", "_connection_string")
                   if hasattr(settings, name)}
 
 
-def _is_expression(node: Any) -> bool:
-    return isinstance(node, dict) and set(node) in ({"function"}, {"operator"})
-
-
-def _object_literals(node: Any) -> list[dict[str, Any]]:
-    """The object literals an app-settings expression may evaluate to (through union, ?:)."""
-    if _is_expression(node):
-        inner = node.get("function", node.get("operator"))
-        children = inner.get("parameters", inner.get("operands", {}))
-        return [o for child in children.values() for o in _object_literals(child)]
-    return [node] if isinstance(node, dict) else []
-
-
 def provisioned() -> dict[str, Any]:
-    """Every app setting the Bicep sets, with pycep's tree of its value."""
-    found: dict[str, Any] = {}
-    for tree in bicep_trees().values():
-        for resource in tree.get("resources", {}).values():
-            config = resource["config"]
-            if resource["type"] == "Microsoft.Web/sites/config" and config["name"] == "appsettings":
-                for literal in _object_literals(config["properties"]):
-                    found.update(literal)
-    assert found, "no appsettings resource found in infra/"
-    return found
+    return app_settings()
 
 
 def documented() -> dict[str, str]:
