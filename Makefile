@@ -47,7 +47,8 @@ node-tools:
 INFRA_TOOLS := .cache/infra-tools
 INFRA_STAMP := $(INFRA_TOOLS)/.installed
 
-infra-tools: $(INFRA_STAMP)
+# The tools, and the deployment package the package tests read.
+infra-tools: $(INFRA_STAMP) package
 
 $(INFRA_STAMP): tests/infra_checks/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. pyenv install 3.13)" >&2; exit 1; }
@@ -55,10 +56,21 @@ $(INFRA_STAMP): tests/infra_checks/requirements.txt
 	$(INFRA_TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/infra_checks/requirements.txt
 	touch $@
 
-# Only the deployment checks: Bicep, checkov, settings, workflows, package.
-check-infra: $(STAMP) $(INFRA_STAMP)
-	$(PY) -m pytest tests/test_infra_bicep.py tests/test_infra_settings.py tests/test_azd.py \
-		tests/test_workflows.py tests/test_deploy_package.py
+# The deployment package azd and the workflow deploy (infra/package_app.py):
+# the app's files and its dependencies built for Flex Consumption (Linux x86-64,
+# CPython 3.13), staged in .cache/package/app. Downloads from PyPI only when
+# requirements.txt changes (about 10 s; the wheels stay in .cache/package),
+# otherwise it only restages the app's files (well under a second).
+.PHONY: package
+package:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. pyenv install 3.13)" >&2; exit 1; }
+	$(PYTHON) infra/package_app.py
+
+# Only the deployment checks: types, Flex rules, checkov, settings, hooks, azd,
+# workflows, the package and the deployment guide.
+check-infra: $(STAMP) $(INFRA_STAMP) package
+	$(PY) -m pytest tests/test_infra_*.py tests/test_azd.py tests/test_workflows.py \
+		tests/test_deploy_*.py
 
 # Azurite, pinned in devhost/azurite/: a no-op once installed; fails without node.
 azurite:

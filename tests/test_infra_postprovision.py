@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from infra_support import INFRA, bicep_trees, run_tool
 
+from devhost import children
+
 HOOK = INFRA / "hooks" / "postprovision.sh"
 AZD_ENV = {
     "AZURE_KEY_VAULT_NAME": "kv-abc123",
@@ -101,7 +103,7 @@ class Terminal:
 
     def run(self, answers: list[str], **env: str) -> tuple[int, str, str]:
         primary, secondary = pty.openpty()
-        process = subprocess.Popen(
+        process = children.start(
             ["sh", str(HOOK)], stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": self.path, "FAKE_AZ_STATE": str(self.state_path),
                  "KEY_VAULT_RETRY_DELAYS": "0 0 0", **AZD_ENV, **env})

@@ -14,6 +14,7 @@ import yaml
 from infra_support import ROOT, bicep_trees, run_tool
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+STAGED = ROOT / ".cache" / "package" / "app"  # infra/package_app.py's default --dest
 
 
 def _load(name: str) -> dict:
@@ -65,8 +66,23 @@ def test_deploy_logs_in_with_oidc_and_publishes_to_flex_consumption():
     assert set(login) == {"client-id", "tenant-id", "subscription-id"}
     publish = steps["Azure/functions-action"]["with"]
     assert publish["sku"] == "flexconsumption"
-    assert publish["remote-build"] is True and publish["respect-funcignore"] is True
     assert "publish-profile" not in publish
+
+
+def test_deploy_ships_the_package_built_for_azure_without_a_remote_build():
+    """The workflow stages the package as azd does and deploys it as it is."""
+    steps = _load("deploy.yml")["jobs"]["deploy"]["steps"]
+    names = [step.get("uses", step.get("run", "")).split("@")[0] for step in steps]
+    build = names.index("python infra/package_app.py")
+    assert names.index("actions/setup-python") < build < names.index("Azure/functions-action")
+    [setup] = [s for s in steps if s.get("uses", "").startswith("actions/setup-python@")]
+    assert setup["with"]["python-version"] == "3.13"
+    [publish] = [s["with"] for s in steps
+                 if s.get("uses", "").startswith("Azure/functions-action@")]
+    assert publish["remote-build"] is False
+    assert ROOT / publish["package"] == STAGED
+    azure_yaml = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert ROOT / azure_yaml["services"]["api"]["dist"] == STAGED
 
 
 def test_no_workflow_uses_a_stored_secret():
