@@ -64,6 +64,22 @@ sys.stdin.read()
 """
 
 
+#: What starts a process that may outlive the call: only ``devhost.children`` may.
+SPAWNS = re.compile(r"\b(subprocess\.Popen|create_subprocess_(exec|shell)|"
+                    r"os\.(fork|spawn\w*|posix_spawn\w*|exec\w+))\("
+                    r"|^\s*(import|from) multiprocessing")
+TOOLING = ("devhost", "bench", "loadtest", "tests", "twilio_sandbox", "localhttp")
+
+
+def test_every_dev_process_is_started_in_one_place():
+    """A process started anywhere else would not get the death signal."""
+    found = [f"{path.relative_to(ROOT)}: {line.strip()}"
+             for folder in TOOLING for path in sorted((ROOT / folder).rglob("*.py"))
+             if path != ROOT / "devhost" / "children.py" and path != Path(__file__)
+             for line in path.read_text(encoding="utf-8").splitlines() if SPAWNS.search(line)]
+    assert found == []
+
+
 def descendants(root: int) -> set[int]:
     """Every process below ``root``, from /proc (each process's parent)."""
     parents: dict[int, int] = {}
