@@ -57,7 +57,7 @@ def twiml_url(request_url: str, settings: Settings, query: dict[str, str]) -> st
 
 
 async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:
-    """Create the call with Twilio; answer its public fields."""
+    """Create the call with Twilio; answer its public fields, with the numbers used."""
     client = client_for(settings)
     tracking: dict[str, Any] = {}
     if call.status_callback:
@@ -68,5 +68,4 @@ async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:
                                                     url=call.twiml_url, method="POST",
                                                     **tracking)
     )
-    return {"sid": created.sid, "status": created.status, "to": created.to,
-            "from": created._from}  # twilio names it _from on calls
+    return {"sid": created.sid, "status": created.status, "to": call.to, "from": call.from_}

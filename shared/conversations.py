@@ -35,6 +35,7 @@ from shared import deliveries
 from shared.delivery_status import Delivery, iso
 from shared.identity import Caller
 from shared.logs import mask
+from shared.phone import canonical_address
 from shared.problems import (
     TWILIO_ERROR_DOCS,
     invalid_field,
@@ -122,11 +123,12 @@ def read_page(params: dict[str, str], cursor_shape: re.Pattern[str]) -> Page:
 
 
 def read_number(text: str) -> str:
-    """The remote number of a conversation, as Twilio wrote it; 400 if it cannot be one."""
+    """The remote number of a conversation, in the spelling it is kept in; 400 if it cannot
+    be one."""
     if not ADDRESS.fullmatch(text):
         raise invalid_field("number", "must be a phone number in E.164 form (+14155552671) "
                             "or a short code")
-    return text
+    return canonical_address(text)
 
 
 def message_page(params: dict[str, str]) -> Page:

@@ -19,6 +19,7 @@ from datetime import datetime
 from shared import conversations, opt_outs
 from shared.conversations import ADDRESS, Message
 from shared.delivery_status import is_sid
+from shared.phone import canonical_address
 from shared.problems import invalid_field, webhook_refused
 from shared.settings import Settings
 from shared.sms_keywords import Keyword, keyword_of
@@ -56,6 +57,9 @@ def read_incoming(params: Mapping[str, str], received: datetime) -> IncomingSms:
     for name, value in (("From", sender), ("To", to)):
         if not ADDRESS.fullmatch(value):
             raise invalid_field(name, "must be a phone number (E.164) or a short code")
+    # After the signature (read_webhook checked it over the parameters as sent): from
+    # here on, one spelling per number, the one sends, opt-outs and threads use.
+    sender, to = canonical_address(sender), canonical_address(to)
     service = params.get("MessagingServiceSid") or None
     if service is not None and not _SERVICE.fullmatch(service):
         raise invalid_field("MessagingServiceSid", "must be a Messaging Service SID")

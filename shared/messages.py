@@ -60,7 +60,7 @@ def read_sms(payload: Payload, settings: Settings,
 
 
 async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
-    """Create the message with Twilio; answer its public fields."""
+    """Create the message with Twilio; answer its public fields, with the numbers used."""
     client = client_for(settings)
     created = await calling_twilio(
         client.api.v2010.account.messages.create_async(
@@ -73,6 +73,7 @@ async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:
         )
     )
     date_created = created.date_created
-    return {"sid": created.sid, "status": created.status, "to": created.to,
-            "from": created.from_,
+    # The numbers as the app used them (canonical); Twilio names the service's pick.
+    return {"sid": created.sid, "status": created.status, "to": sms.to,
+            "from": sms.from_ or created.from_,
             "date_created": date_created.isoformat() if date_created else None}

@@ -2,7 +2,9 @@
 
 Twilio's standard keywords (``shared.sms_keywords``) decide. An opt-out
 holds for the line it was sent to: the Twilio number, and the Messaging
-Service that number belongs to when Twilio names one. ``send_sms`` refuses
+Service that number belongs to when Twilio names one. Numbers come here in
+their canonical form (``shared.phone``): a STOP in one spelling of a number
+stops a send in any other. ``send_sms`` refuses
 an opted-out recipient before Twilio is called, and Twilio's own refusal
 (21610, the recipient unsubscribed) is recorded too, so an opt-out the app
 missed (given while the app was down, or before it existed) is learnt from

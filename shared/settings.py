@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from shared.logs import logger
-from shared.phone import is_e164
+from shared.phone import NumberError, canonical
 from shared.problems import misconfigured
 
 
@@ -53,16 +53,19 @@ def _text(raw: str) -> str:
 
 
 def _e164(raw: str) -> str:
-    if not is_e164(raw):
-        raise ValueError("must be a phone number in E.164 form, like +14155552671")
-    return raw
+    """The number in the one spelling requests and webhooks are compared in."""
+    try:
+        return canonical(raw)
+    except NumberError:
+        raise ValueError("must be a phone number in E.164 form, like +14155552671") from None
 
 
 def _e164_list(raw: str) -> frozenset[str] | None:
-    numbers = {number.strip() for number in raw.split(",") if number.strip()}
-    if not all(map(is_e164, numbers)):
+    try:
+        numbers = {canonical(number.strip()) for number in raw.split(",") if number.strip()}
+    except NumberError:
         raise ValueError("must be phone numbers in E.164 form separated by commas, "
-                         "like +14155550100,+14155550101")
+                         "like +14155550100,+14155550101") from None
     return frozenset(numbers) or None
 
 
