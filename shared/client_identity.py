@@ -1,27 +1,51 @@
 """Voice SDK client identities: which user a token is for, and whose call a ``client:`` is.
 
 Twilio takes identities of ASCII letters, digits and underscores, at most
-121 characters. A signed-in user's identity is their owner key
-(``user:<provider>:<id>``, ``shared.identity``) with every other character
-written as ``_`` and two hex digits (``user:aad:0c3b-...`` ->
-``user_3aaad_3a0c3b_2d...``): distinct users never share an identity, and the
-``voice`` webhook reads back, from the identity alone, whose call it is. A
-caller without a signed-in user gets ``VOICE_SINGLE_USER_IDENTITY``, which
-cannot start like a signed-in user's, or no identity at all.
+121 characters. A signed-in user's identity is their owner
+(``user:<provider>:<id>``, ``shared.identity``, which no two users share)
+with every other character written as ``_`` and two hex digits
+(``user:aad:0c3b-...`` -> ``user_3aaad_3a0c3b_2d...``): distinct users never
+share an identity, and the ``voice`` webhook reads back, from the identity
+alone, whose call it is. A caller without a signed-in user gets
+``VOICE_SINGLE_USER_IDENTITY``, which cannot start like a signed-in user's,
+or no identity at all.
+
+``voice`` accepts exactly the identities ``voice_token`` issues under the
+current settings, by asking the same question (``issue``): it reads the
+principal an identity names as ``voice_token`` reads Easy Auth's headers, and
+accepts the identity only if that gives it back. So the single-user identity
+stops calling once ``REQUIRE_SIGNED_IN_USER`` is set, users' identities once
+Easy Auth is off, and a spelling ``read_caller`` never produces (an
+upper-case provider) never calls, nor gets a rate-limit bucket of its own.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
-from shared.identity import ANONYMOUS, Caller
+import azure.functions as func
+
+from shared.identity import PRINCIPAL_ID, PRINCIPAL_IDP, Caller, read_caller
 from shared.problems import Problem, sign_in_required
 from shared.settings import CLIENT_IDENTITY, Settings
 
 CLIENT_PREFIX = "client:"
 _ESCAPE = re.compile(r"[^A-Za-z0-9]")
-_ESCAPED = re.compile(r"_([0-9a-f]{2})")
-_OWNER = re.compile(r"user:([\x21-\x7e]+?):([\x21-\x7e]+)")
+_ESCAPED = re.compile(r"_([0-9a-fA-F]{2})")
+# An owner: the provider's own ':' and '%' are percent-encoded, so the first ':' ends it.
+_OWNER = re.compile(r"user:([\x21-\x39\x3b-\x7e]+):([\x21-\x7e]+)")
+# The request voice_token would get from that user: read_caller reads its headers alone.
+_ASKED_AT = "http://localhost/api/voice_token"
+
+
+def issue(req: func.HttpRequest, settings: Settings) -> tuple[Caller, str]:
+    """Who asks ``voice_token``, and the identity their token carries (401/403 if none).
+
+    The one rule both ``voice_token`` (issuing) and ``voice`` (accepting) follow.
+    """
+    caller = read_caller(req, settings)
+    return caller, identity_for(caller, settings)
 
 
 def identity_for(caller: Caller, settings: Settings) -> str:
@@ -46,17 +70,27 @@ def client_identity(address: str | None) -> str | None:
 
 
 def caller_of(identity: str, settings: Settings) -> Caller | None:
-    """Whose identity this is, as ``identity_for`` made it; None if this app made no such one."""
+    """Whose identity this is, if ``voice_token`` would issue it now; None otherwise."""
+    principal = _principal(identity, settings)
+    if principal is None:
+        return None
+    asking = func.HttpRequest("POST", _ASKED_AT, headers=principal, body=b"")
+    try:
+        caller, issued = issue(asking, settings)
+    except Problem:
+        return None
+    return caller if issued == identity else None
+
+
+def _principal(identity: str, settings: Settings) -> dict[str, str] | None:
+    """The Easy Auth headers of the user ``identity`` names (none for the single-user one)."""
     if identity == settings.voice_single_user_identity:
-        return ANONYMOUS
-    owner = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), identity)
-    if _escape(owner) != identity:
-        return None  # not the escaping of any owner: a bare "_", or upper-case hex digits
-    match = _OWNER.fullmatch(owner)
+        return {}
+    match = _OWNER.fullmatch(_ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), identity))
     if match is None:
         return None
     provider, user_id = match.groups()
-    return Caller(user_id, provider)
+    return {PRINCIPAL_ID: user_id, PRINCIPAL_IDP: unquote(provider)}
 
 
 def _escape(owner: str) -> str:

@@ -1,10 +1,13 @@
 """What the TwiML App's Voice URL answers: whom a call from the app, or to the Twilio
 number, reaches.
 
-A call from the app (``From=client:<identity>``) to a phone number obeys
-exactly what ``make_call`` obeys (the destination policy, ``ALLOWED_COUNTRIES``
-and the rate limits, counted for the user the identity names), and goes out
-with the app's caller ID; to another app user only when ``VOICE_ALLOW_CLIENT_TO_CLIENT``.
+A call from the app (``From=client:<identity>``, an identity ``voice_token``
+issues under the current settings: ``shared.client_identity``) to a phone
+number obeys exactly what ``make_call`` obeys (the destination policy,
+``ALLOWED_COUNTRIES`` and the rate limits, counted for the user the identity
+names), dials the number's canonical form, and goes out with the app's caller
+ID; to another app user (again an identity ``voice_token`` issues) only when
+``VOICE_ALLOW_CLIENT_TO_CLIENT``.
 A call the app will not connect is told so aloud and hung up (Twilio would
 otherwise read an error answer as "application error" to the caller), and
 logged. A call to the Twilio number from a phone rings ``VOICE_INCOMING_IDENTITY``.
@@ -96,8 +99,8 @@ async def _from_app(call: VoiceCall, settings: Settings) -> str:
         callee = client_identity(call.to)
         if not settings.voice_allow_client_to_client:
             raise CallRefused(NO_CLIENTS, "client-to-client calls are off")
-        if callee is None:
-            raise CallRefused(NOT_PLACED, "malformed client address in To")
+        if callee is None or caller_of(callee, settings) is None:
+            raise CallRefused(NOT_PLACED, "not a client identity this app issues in To")
         return dial_document(client=callee)
     try:
         number = destination_policy(settings).check(call.to)

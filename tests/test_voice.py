@@ -27,9 +27,11 @@ ALLOWED = "+14155552671"
 
 @pytest.fixture(autouse=True)
 def voice_env(app_env, monkeypatch):
-    """As deployed: Azure's host name is the origin Twilio signs; the store is Azurite."""
+    """As deployed: Azure's host name is the origin Twilio signs; the store is Azurite;
+    users sign in with App Service Authentication (their identities exist only then)."""
     for name, value in {"WEBSITE_HOSTNAME": "contoso.azurewebsites.net",
-                        "ALLOWED_COUNTRIES": "US,CA", **storage_env(), **ROOMY_LIMITS}.items():
+                        "WEBSITE_AUTH_ENABLED": "True", "ALLOWED_COUNTRIES": "US,CA",
+                        **storage_env(), **ROOMY_LIMITS}.items():
         monkeypatch.setenv(name, value)
     return app_env
 

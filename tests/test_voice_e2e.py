@@ -70,9 +70,18 @@ def test_client_to_client_is_refused_unless_enabled(app):
 
 
 def test_client_to_client_when_enabled():
-    enabled = start(VOICE_ALLOW_CLIENT_TO_CLIENT="true")
+    """To another app user: an identity voice_token issues (bob's), never any other."""
+    enabled = start("--auth", VOICE_ALLOW_CLIENT_TO_CLIENT="true")
     try:
-        assert client_call(enabled, "client:bob")["actions"] == ["rang client bob"]
+        users = [{"Authorization": f"Bearer dev:{name}-{secrets.token_hex(4)}"}
+                 for name in ("alice", "bob")]
+        status, bob, _ = http("POST", f"{enabled.base_url}/api/voice_token", headers=users[1])
+        assert status == 200, bob
+        alice = new_token(enabled, users[0])
+        rang = client_call(enabled, f"client:{bob['identity']}", alice)
+        assert rang["actions"] == [f"rang client {bob['identity']}"]
+        assert client_call(enabled, "client:bob", alice)["actions"] == [
+            "said: This call cannot be placed from this app. Goodbye.", "hung up"]
     finally:
         assert enabled.stop() == 0
 

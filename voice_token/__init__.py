@@ -7,8 +7,7 @@ another user's calls and call as them.
 
 import azure.functions as func
 
-from shared.client_identity import identity_for
-from shared.identity import read_caller
+from shared.client_identity import issue
 from shared.limits import admit, caller_scope
 from shared.request_body import require_method, require_no_fields
 from shared.responses import answers_problems, found
@@ -23,8 +22,7 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     require_method(req, ("POST",))
     require_no_fields(req)
     settings = app_settings()
-    caller = read_caller(req, settings)
-    identity = identity_for(caller, settings)
+    caller, identity = issue(req, settings)  # voice accepts exactly what this issues
     token = mint(settings, identity)  # 500 misconfigured before anything is counted
     await admit(settings, "voice-token", caller_scope(req, caller))
     return found(FUNCTION, token.view())
