@@ -7,11 +7,15 @@ Three tables, each keyed for the one way it is read:
   (an inverted time, then the SID), so a page is one key-range query.
 - ``conversations``: one row per thread. Partition: the owner; row key: the
   remote number. The last message and the unread count, for the list.
-- ``senders``: who last wrote to a remote number from a line (the Twilio
-  number, or the Messaging Service that sent). This is the attribution rule:
-  an incoming message belongs to the user who last sent from the number it
-  reached (else from that number's Messaging Service) to its sender. Nobody
-  did: it is kept unattributed, shown to nobody, and counted in the log.
+- ``senders``: who wrote to a remote number from a line (the Twilio number,
+  or the Messaging Service that sent), and when last: one row per user.
+  ``SMS_REPLY_ATTRIBUTION`` reads them to decide whose an incoming message
+  is: ``last-sender``, the user who last sent to its sender from the number it
+  reached (else from that number's Messaging Service); ``recent-sender``, the
+  one user who did within ``SMS_REPLY_WINDOW_HOURS``, and nobody's when
+  several did, so texting another user's contact never diverts its replies.
+  A message nobody claims goes to ``SMS_UNASSIGNED_OWNER``; without one it is
+  kept unattributed, shown to nobody, and counted in the log.
 
 Bodies are stored because the user must read them, for
 ``MESSAGE_RETENTION_DAYS``: older messages are never read back (every query
@@ -33,7 +37,7 @@ from typing import Any, Literal
 
 from shared import deliveries
 from shared.delivery_status import Delivery, iso
-from shared.identity import Caller
+from shared.identity import ANONYMOUS, Caller
 from shared.logs import mask
 from shared.phone import canonical_address
 from shared.problems import (
@@ -43,7 +47,7 @@ from shared.problems import (
     not_found,
     store_unavailable,
 )
-from shared.settings import Settings
+from shared.settings import ANONYMOUS_READER, Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
 from shared.turns import Turn, Turns
 
@@ -155,10 +159,11 @@ async def record_outgoing(settings: Settings, caller: Caller, line: str | None,
         return
     message = Message(sent["sid"], "outgoing", sent["to"], sent.get("from") or line, body,
                       tuple(media_urls), now)
+    sender = Row(line, _sender_key(message.remote, caller.owner), {"Owner": caller.owner,
+                                                                    "At": now})
     try:
-        await asyncio.gather(
-            store.upsert(SENDERS, Row(line, message.remote, {"Owner": caller.owner, "At": now})),
-            _keep(store, caller.owner, message, unread=0))
+        await asyncio.gather(store.upsert(SENDERS, sender),
+                             _keep(store, caller.owner, message, unread=0))
     except StoreUnavailable as error:
         logger.error("store=unavailable sid=%s cause=%s: the message is missing from its "
                      "conversation", message.sid, str(error).replace(" ", "_"))
@@ -167,30 +172,62 @@ async def record_outgoing(settings: Settings, caller: Caller, line: str | None,
 async def record_incoming(store: Store, settings: Settings, message: Message,
                           service: str | None) -> str:
     """Keep an incoming message in the conversation it continues: ``attributed``,
-    ``unattributed`` (kept, shown to nobody) or ``duplicate`` (Twilio's retry)."""
+    ``unassigned`` (to ``SMS_UNASSIGNED_OWNER``), ``unattributed`` (kept, shown to
+    nobody) or ``duplicate`` (Twilio's retry)."""
     if not await store.insert(RECEIVED, Row(message.sid, "received", {"At": message.at})):
         return "duplicate"  # Twilio delivered the webhook again: kept once
-    owner = await attributed_owner(store, settings, message, service)
-    await _keep(store, owner or UNATTRIBUTED, message, unread=1, summary=owner is not None)
-    if owner is None:
-        logger.warning("incoming sms sid=%s from=%s unattributed: nobody wrote to this sender "
-                       "from this number within MESSAGE_RETENTION_DAYS", message.sid,
-                       mask(message.remote))
-        return "unattributed"
-    return "attributed"
+    owner, unclaimed = await attributed_owner(store, settings, message, service)
+    if owner is not None:
+        await _keep(store, owner, message, unread=1)
+        return "attributed"
+    reader = unassigned_owner(settings)
+    await _keep(store, reader or UNATTRIBUTED, message, unread=1, summary=reader is not None)
+    outcome = "unassigned" if reader else "unattributed"
+    logger.warning("incoming sms sid=%s from=%s %s: %s", message.sid, mask(message.remote),
+                   outcome, unclaimed)
+    return outcome
 
 
 async def attributed_owner(store: Store, settings: Settings, message: Message,
-                           service: str | None) -> str | None:
-    """The user who last sent to the sender from the number it wrote to (else its service)."""
-    cutoff = _cutoff(settings, message.at)
-    for line in (message.line, service):
-        if line is None:
-            continue
-        row = await store.get(SENDERS, line, message.remote)
-        if row is not None and utc(row.fields["At"]) >= cutoff:
-            return str(row.fields["Owner"])
-    return None
+                           service: str | None) -> tuple[str | None, str]:
+    """Whose the message is by ``SMS_REPLY_ATTRIBUTION``: the owner, else None and why.
+
+    Its senders are those who wrote to its sender from the number it reached,
+    else (``last-sender``) or also (``recent-sender``) from that number's service.
+    """
+    lines = [line for line in (message.line, service) if line is not None]
+    retained = _cutoff(settings, message.at)
+    if settings.sms_reply_attribution == "last-sender":
+        for line in lines:
+            rows = [row for row in await _senders(store, line, message.remote)
+                    if utc(row.fields["At"]) >= retained]
+            if rows:
+                return str(max(rows, key=lambda row: utc(row.fields["At"])).fields["Owner"]), ""
+        return None, "nobody wrote to this sender from this number within MESSAGE_RETENTION_DAYS"
+    since = max(retained, message.at - timedelta(hours=settings.sms_reply_window_hours))
+    found = await asyncio.gather(*(_senders(store, line, message.remote) for line in lines))
+    owners = {str(row.fields["Owner"]) for rows in found for row in rows
+              if utc(row.fields["At"]) >= since}
+    if len(owners) == 1:
+        return owners.pop(), ""
+    who = "several users" if owners else "nobody"
+    return None, f"{who} wrote to this sender from this number within SMS_REPLY_WINDOW_HOURS"
+
+
+async def _senders(store: Store, line: str, remote: str) -> list[Row]:
+    """The ``senders`` rows of ``remote`` on ``line``, one per user: one key range."""
+    return await store.rows(SENDERS, line, start=f"{remote}|", stop=f"{remote}}}")
+
+
+def unassigned_owner(settings: Settings) -> str | None:
+    """The owner ``SMS_UNASSIGNED_OWNER`` names, if set: who reads what nobody claims."""
+    reader = settings.sms_unassigned_owner
+    if reader is None:
+        return None
+    if reader == ANONYMOUS_READER:
+        return ANONYMOUS.owner
+    provider, user_id = reader.split(":", 1)
+    return Caller(user_id, provider).owner
 
 
 async def _keep(store: Store, owner: str, message: Message, *, unread: int,
@@ -406,6 +443,11 @@ def _owner_key(owner: str) -> str:
 
 def _thread(owner: str, remote: str) -> str:
     return f"{_owner_key(owner)}|{remote}"
+
+
+def _sender_key(remote: str, owner: str) -> str:
+    """A ``senders`` row key: the remote number first, so its senders are one key range."""
+    return f"{remote}|{_owner_key(owner)}"
 
 
 def _time_key(at: datetime) -> str:

@@ -196,6 +196,33 @@ def _store_failure(raw: str) -> str:
     return raw.lower()
 
 
+#: ``SMS_REPLY_ATTRIBUTION``'s rules (``shared.conversations``).
+REPLY_ATTRIBUTIONS = ("last-sender", "recent-sender")
+#: ``SMS_UNASSIGNED_OWNER`` for the callers without a signed-in user.
+ANONYMOUS_READER = "anonymous"
+# A signed-in user as <provider>:<user id>: the first ':' ends the provider.
+_READER = re.compile(r"([\x21-\x39\x3b-\x7e]{1,256}):([\x21-\x7e]{1,256})")
+
+
+def _attribution(raw: str) -> str:
+    if raw.lower() not in REPLY_ATTRIBUTIONS:
+        raise ValueError("must be " + " or ".join(REPLY_ATTRIBUTIONS))
+    return raw.lower()
+
+
+def _reader(raw: str) -> str:
+    """``anonymous``, or ``<provider>:<user id>`` with the provider lower-cased as Easy
+    Auth's is (``shared.identity``)."""
+    if raw.lower() == ANONYMOUS_READER:
+        return ANONYMOUS_READER
+    match = _READER.fullmatch(raw)
+    if match is None:
+        raise ValueError("must be a signed-in user as <provider>:<user id> (like "
+                         "aad:0c3b4f2e-...), or anonymous")
+    provider, user_id = match.groups()
+    return f"{provider.lower()}:{user_id}"
+
+
 def _seconds(raw: str) -> float:
     try:
         value = float(raw)
@@ -350,6 +377,33 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "never shown and are deleted (docs/storage.md).",
         _days, default="30",
     ),
+    Declaration(
+        "SMS_REPLY_ATTRIBUTION", "sms_reply_attribution",
+        "Whose conversation an incoming SMS joins (docs/storage.md). `last-sender`: the user "
+        "who last texted its sender from the number (else the Messaging Service) it wrote "
+        "to, within `MESSAGE_RETENTION_DAYS`. Right for a single-user app, or a team that "
+        "shares its contacts: any user who texts a contact takes over its replies. "
+        "`recent-sender`: the one user who texted it from there within "
+        "`SMS_REPLY_WINDOW_HOURS`; if nobody or several users did, the reply goes to "
+        "`SMS_UNASSIGNED_OWNER`. Right when users must not read each other's replies: "
+        "texting another user's contact makes its replies unassigned, never yours.",
+        _attribution, default="last-sender",
+    ),
+    Declaration(
+        "SMS_REPLY_WINDOW_HOURS", "sms_reply_window_hours",
+        "With `recent-sender`: for how many hours a text claims its recipient's replies "
+        "(1 to 87600; `MESSAGE_RETENTION_DAYS` bounds it too).",
+        _whole(1, 87600, "hours"), default="72",
+    ),
+    Declaration(
+        "SMS_UNASSIGNED_OWNER", "sms_unassigned_owner",
+        "Who reads the incoming SMS no user's text claims: a signed-in user as "
+        "`<provider>:<user id>` (`aad:0c3b4f2e-...`, as App Service Authentication names "
+        "them), or `anonymous` in an app without sign-in (refused while App Service "
+        "Authentication is on: anyone holding the function key would read them). Unset: "
+        "they are kept for nobody, and counted in the log.",
+        _reader,
+    ),
     *_connection_declarations(
         "STATE_STORAGE", "state_storage",
         "Storage the app keeps delivery status in (Table Storage), by Azure Functions' "
@@ -491,6 +545,9 @@ class Settings:
     timeout_seconds: float
     sms_reply_message: str | None
     message_retention_days: int
+    sms_reply_attribution: str
+    sms_reply_window_hours: int
+    sms_unassigned_owner: str | None
     state_storage: str | None
     state_storage_table_uri: str | None
     state_storage_credential: str | None
@@ -574,6 +631,11 @@ def app_settings() -> Settings:
         logger.warning(
             "no storage connection (STATE_STORAGE or AzureWebJobsStorage): rate limits, "
             "Idempotency-Key and delivery status are off")
+    if settings.require_signed_in_user and not settings.easy_auth:
+        logger.warning(  # infra/ turns both on: Azure should have set WEBSITE_AUTH_ENABLED
+            "REQUIRE_SIGNED_IN_USER is true but WEBSITE_AUTH_ENABLED is not: App Service "
+            "Authentication looks off, so every request that needs a user gets 401 "
+            "sign-in-required (docs/deploy.md, 'Checks after deploying')")
     return settings
 
 
@@ -607,4 +669,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if (values["api_key_sid"] is None) != (values["api_key_secret"] is None):
         missing = "TWILIO_API_KEY_SID" if values["api_key_sid"] is None else "TWILIO_API_KEY_SECRET"
         raise SettingError(missing, "is required when the other API key setting is set")
+    if values["sms_unassigned_owner"] == ANONYMOUS_READER and values["website_auth_enabled"]:
+        raise SettingError("SMS_UNASSIGNED_OWNER", "is anonymous while App Service "
+                           "Authentication is on: anyone holding the function key would read "
+                           "the replies; name a signed-in user (<provider>:<user id>)")
     return Settings(**values)
