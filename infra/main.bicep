@@ -195,6 +195,8 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = vault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output PUBLIC_ORIGIN string = functionApp.outputs.publicOrigin
 // Names of the Key Vault entries the app's Key Vault references point at (names, not values).
 output TWILIO_AUTH_TOKEN_KV_NAME string = functionApp.outputs.authTokenVaultEntry

@@ -67,29 +67,3 @@ def test_parameters_come_from_the_azd_environment_and_cover_the_required_ones():
     for name, entry in parameters.items():
         # Only references to the azd environment: no value, and so no secret, lives in the file.
         assert re.fullmatch(r"\$\{[A-Z_]+(=[A-Za-z]*)?\}", entry["value"]), (name, entry)
-
-
-def _outputs() -> set[str]:
-    return set(bicep_trees()["infra/main.bicep"]["outputs"])
-
-
-DEPLOY_DOC = ROOT / "docs" / "deploy.md"
-# Variables azd itself keeps in every environment.
-AZD_OWN = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID"}
-
-
-def test_the_guide_uses_only_variables_azd_has():
-    text = DEPLOY_DOC.read_text()
-    parameters = (INFRA / "main.parameters.json").read_text()
-    read = set(re.findall(r"azd env get-value ([A-Z_]+)", text))
-    assert read and read <= _outputs() | AZD_OWN, read - _outputs() - AZD_OWN
-    written = set(re.findall(r"azd env set ([A-Z_]+)", text))
-    assert written and all(f"${{{name}" in parameters for name in written), written
-
-
-def test_every_footnote_of_the_guide_has_a_source():
-    text = DEPLOY_DOC.read_text()
-    cited = set(re.findall(r"\[\^([\w-]+)\](?!:)", text))
-    defined = dict(re.findall(r"^\[\^([\w-]+)\]: (.+)$", text, re.M))
-    assert cited == set(defined), (cited ^ set(defined))
-    assert all("https://" in source or "PyPI" in source for source in defined.values())

@@ -46,3 +46,4 @@ resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 output connectionString string = applicationInsights.properties.ConnectionString
+output applicationInsightsName string = applicationInsights.name
