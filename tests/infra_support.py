@@ -151,14 +151,20 @@ def object_literals(node: Any) -> list[dict[str, Any]]:
     return [node] if isinstance(node, dict) else []
 
 
+def resource_body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource's body, also when declared with ``if (...)`` or ``[for ...]``."""
+    config = resource["config"]
+    wrapped = "config" in config and set(config) <= {"condition", "config", "loop_type"}
+    return config["config"] if wrapped else config
+
+
 def app_settings() -> dict[str, Any]:
     """Every app setting infra/ provisions, with pycep's tree of its value: the
     appsettings resources' objects and any site's siteConfig.appSettings list."""
     found: dict[str, Any] = {}
     for tree in bicep_trees().values():
         for resource in tree.get("resources", {}).values():
-            config = resource["config"]
-            config = config.get("config", config) if "condition" in config else config
+            config = resource_body(resource)
             if resource["type"] == "Microsoft.Web/sites/config" and config["name"] == "appsettings":
                 for literal in object_literals(config["properties"]):
                     found.update(literal)

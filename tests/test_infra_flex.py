@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from infra_support import ROOT, app_settings, bicep_trees
+from infra_support import ROOT, app_settings, bicep_trees, resource_body
 
 DEPRECATIONS = ("https://learn.microsoft.com/azure/azure-functions/functions-app-settings"
                 "#flex-consumption-plan-deprecations")
@@ -80,15 +80,10 @@ REFUSED_PROPERTIES = [
 
 def _sites() -> list[tuple[str, dict[str, Any]]]:
     """(symbol, body) of every function app infra/ creates (not `existing` ones)."""
-    return [(symbol, _body(resource))
+    return [(symbol, resource_body(resource))
             for tree in bicep_trees().values()
             for symbol, resource in tree.get("resources", {}).items()
             if resource["type"] == "Microsoft.Web/sites" and not resource["existing"]]
-
-
-def _body(resource: dict[str, Any]) -> dict[str, Any]:
-    config = resource["config"]
-    return config["config"] if set(config) == {"condition", "config"} else config
 
 
 def property_names(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -109,7 +104,7 @@ def _site_properties() -> list[tuple[str, str]]:
              for name, path in property_names(site.get("properties", {}))]
     for tree in bicep_trees().values():
         for symbol, resource in tree.get("resources", {}).items():
-            body = _body(resource)
+            body = resource_body(resource)
             if resource["type"] == "Microsoft.Web/sites/config" and body.get("name") == "web":
                 names += [(name, f"{symbol}.properties.{path}")
                           for name, path in property_names(body.get("properties", {}))]
@@ -144,7 +139,7 @@ def test_the_site_runs_on_a_flex_consumption_plan_of_its_own():
     plans = [symbol for tree in bicep_trees().values()
              for symbol, resource in tree.get("resources", {}).items()
              if resource["type"] == "Microsoft.Web/serverfarms"
-             and _body(resource).get("sku", {}).get("tier") == "FlexConsumption"]
+             and resource_body(resource).get("sku", {}).get("tier") == "FlexConsumption"]
     assert plans, "no Flex Consumption plan in infra/"
     for plan in plans:
         # serverFarmId is `<plan>.id`: pycep's tree of it names the plan's symbol.

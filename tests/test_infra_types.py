@@ -196,6 +196,18 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 }
 """, ["resource settings (Microsoft.Web/sites/config@2024-04-01).properties.TWO: expects "
       "string, given int 2"]),
+    "in_a_loop_and_a_condition": ("""
+param ids array
+resource g 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (n, i) in ids: if (i > 0) {
+  name: guid(n)
+  properties: {
+    roleDefinitionId: 'role'
+    principalId: n
+    principalTyp: 'User'
+  }
+}]
+""", ["resource g (Microsoft.Authorization/roleAssignments@2022-04-01).properties"
+      ".principalTyp: unknown property; did you mean 'principalType'?"]),
     "unknown_type_or_api_version": ("""
 resource site 'Microsoft.Web/sites@2099-01-01' = {
   name: 'func-example'

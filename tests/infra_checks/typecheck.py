@@ -204,10 +204,8 @@ class Checker:
                 continue
             if resource["existing"]:
                 continue
-            config = resource["config"]
-            if set(config) == {"condition", "config"}:
-                config = config["config"]
-            body = {key: value for key, value in config.items() if key not in BICEP_KEYS}
+            body = {key: value for key, value in _unwrap(resource["config"]).items()
+                    if key not in BICEP_KEYS}
             types = TypeSet(entries)
             for path, message in _problems(body, True, types, body_type, "", self):
                 self.findings.append(Finding(self.display, label, path, message))
@@ -224,10 +222,7 @@ class Checker:
                 self.findings.append(Finding(self.display, label, "",
                                              f"cannot parse: {type(error).__name__}"))
                 continue
-            config = module["config"]
-            if set(config) == {"condition", "config"}:
-                config = config["config"]
-            given = config.get("params", {})
+            given = _unwrap(module["config"]).get("params", {})
             for name in sorted(set(given) - set(declared)):
                 self.findings.append(Finding(
                     self.display, label, f"params.{name}",
@@ -241,6 +236,12 @@ class Checker:
                     for message in _parameter_problems(value, declared[name]):
                         self.findings.append(Finding(self.display, label, f"params.{name}",
                                                      message))
+
+
+def _unwrap(config: dict[str, Any]) -> dict[str, Any]:
+    """The body of a resource or module declared with ``if (...)`` or ``[for ...]``."""
+    wrapped = "config" in config and set(config) <= {"condition", "config", "loop_type"}
+    return config["config"] if wrapped else config
 
 
 def _parameter_value(parameter: dict[str, Any]) -> Opaque:
