@@ -32,6 +32,8 @@ def test_azd_deploys_the_staged_package_to_the_tagged_function_app():
     assert ROOT / api["dist"] == STAGED
     assert api["hooks"] == {"prepackage": {"shell": "sh", "run": "./infra/hooks/prepackage.sh"}}
     assert set(api) == {"project", "language", "host", "dist", "remoteBuild", "hooks"}
+    # azd applies `remoteBuild` to function apps from 1.24.0 on; older ones would build remotely.
+    assert _azure_yaml()["requiredVersions"] == {"azd": ">= 1.24.0"}
     site = bicep_trees()["infra/app/function-app.bicep"]["resources"]["functionApp"]["config"]
     assert {"'azd-service-name'": "api"} in site["tags"]["function"]["parameters"].values()
 
