@@ -359,7 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Off by default, like Core Tools; on, the sandbox run checks keys as Azure does.
     parser.add_argument("--enforce-keys", action="store_true",
                         help=f"require the {KEY_SETTING} key (x-functions-key header or code "
-                        "query parameter) for make_call and send_sms, as Azure does")
+                        "query parameter) for every function whose authLevel is function, as "
+                        "Azure does")
     parser.add_argument("--verbose", action="store_true",
                         help="also log each invocation's start and outcome (debug level)")
     parser.add_argument("--sandbox-history", type=int, default=DEFAULT_HISTORY, metavar="N",

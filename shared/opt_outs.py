@@ -13,7 +13,7 @@ the first refused send.
 Who answers the keywords: Twilio. It replies to STOP, START and HELP itself
 (the default texts, or those of the Messaging Service's Advanced Opt-Out), so
 the app answers them with an empty ``<Response/>``: the user never gets two
-replies. See README's "Two-way SMS".
+replies. See docs/api.md, "Two-way SMS".
 """
 
 from __future__ import annotations

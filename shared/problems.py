@@ -2,8 +2,8 @@
 
 A refusal is raised as ``Problem`` anywhere in a request's story and turned
 into an ``application/problem+json`` response once, at the edge
-(``shared.responses.answers_problems``). Problem types are URNs documented in the
-README and ``openapi.yaml``; their ``detail`` never carries a secret or a
+(``shared.responses.answers_problems``). Problem types are URNs documented in
+docs/api.md and ``openapi.yaml``; their ``detail`` never carries a secret or a
 setting's value.
 """
 

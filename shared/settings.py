@@ -2,9 +2,9 @@
 
 Every setting the app reads has exactly one declaration in ``DECLARATIONS``:
 its name, meaning, whether it is required, its default and its parser. The
-README's settings table and ``local.settings.json.example`` are checked
-against it by the tests, and the errors raised here name the setting, never
-its value.
+settings table in docs/settings.md is generated from it (tests/settings_doc.py),
+and it and ``local.settings.json.example`` are checked against it by the
+tests; the errors raised here name the setting, never its value.
 """
 
 from __future__ import annotations
@@ -424,8 +424,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
     ),
     Declaration(
         "REQUIRE_SIGNED_IN_USER", "require_signed_in_user",
-        "Answer 401 to `make_call`, `send_sms`, `status` and `conversations` without a "
-        "signed-in user (App Service Authentication).",
+        "Answer 401 `sign-in-required` to the mobile app's functions (`make_call`, "
+        "`send_sms`, `status`, `conversations`, `voice_token`) without a signed-in user "
+        "(App Service Authentication); docs/security.md says what each one does.",
         _flag, default="false",
     ),
     Declaration(
