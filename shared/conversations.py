@@ -200,14 +200,14 @@ async def attributed_owner(store: Store, settings: Settings, message: Message,
     if settings.sms_reply_attribution == "last-sender":
         for line in lines:
             rows = [row for row in await _senders(store, line, message.remote)
-                    if utc(row.fields["At"]) >= retained]
+                    if _retained(utc(row.fields["At"]), retained)]
             if rows:
                 return str(max(rows, key=lambda row: utc(row.fields["At"])).fields["Owner"]), ""
         return None, "nobody wrote to this sender from this number within MESSAGE_RETENTION_DAYS"
-    since = max(retained, message.at - timedelta(hours=settings.sms_reply_window_hours))
+    since = message.at - timedelta(hours=settings.sms_reply_window_hours)
     found = await asyncio.gather(*(_senders(store, line, message.remote) for line in lines))
     owners = {str(row.fields["Owner"]) for rows in found for row in rows
-              if utc(row.fields["At"]) >= since}
+              if utc(row.fields["At"]) >= since and _retained(utc(row.fields["At"]), retained)}
     if len(owners) == 1:
         return owners.pop(), ""
     who = "several users" if owners else "nobody"
@@ -342,7 +342,7 @@ async def list_for(settings: Settings, caller: Caller, page: Page,
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER) from None
     threads = sorted((f"{_time_key(utc(row.fields['LastAt']))}-{row.key}", row)
-                     for row in rows if utc(row.fields["LastAt"]) >= cutoff)
+                     for row in rows if _retained(utc(row.fields["LastAt"]), cutoff))
     listed = [(key, row) for key, row in threads if page.cursor is None or key >= page.cursor]
     shown = listed[:page.limit]
     return {
@@ -368,7 +368,7 @@ async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page
     cutoff = _cutoff(settings, now)
     try:
         summary = await store.get(CONVERSATIONS, _owner_key(caller.owner), remote)
-        if summary is None or utc(summary.fields["LastAt"]) < cutoff:
+        if summary is None or not _retained(utc(summary.fields["LastAt"]), cutoff):
             raise not_found(f"no conversation with {mask(remote)} for this caller")
         rows = await store.rows(MESSAGES, _thread(caller.owner, remote), start=page.cursor,
                                 stop=_time_key(cutoff), limit=page.limit + 1)
@@ -420,7 +420,7 @@ async def purge_expired(settings: Settings, now: datetime) -> int:
     for table in (CONVERSATIONS, SENDERS, RECEIVED):
         moment = "LastAt" if table == CONVERSATIONS else "At"
         for row in await store.rows(table):
-            if utc(row.fields[moment]) < cutoff:
+            if not _retained(utc(row.fields[moment]), cutoff):
                 with contextlib.suppress(Conflict):  # written since: a new message, kept
                     await store.delete(table, row)
                     deleted += 1
@@ -429,6 +429,13 @@ async def purge_expired(settings: Settings, now: datetime) -> int:
 
 def _cutoff(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(days=settings.message_retention_days)
+
+
+def _retained(at: datetime, cutoff: datetime) -> bool:
+    """Whether ``at`` is within the retention: after the cutoff. What is exactly
+    ``MESSAGE_RETENTION_DAYS`` old is past it, in every table, as the messages' key
+    ranges have it (the purge deletes from the cutoff's key; reads stop before it)."""
+    return at > cutoff
 
 
 # --- keys --------------------------------------------------------------------------
