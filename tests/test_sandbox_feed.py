@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -271,3 +272,30 @@ def wait_for_lines(path: Path, text: str, count: int, timeout: float = 30) -> No
     while path.read_text().count(text) < count:
         assert time.monotonic() < deadline, f"fewer than {count} lines with {text!r}"
         time.sleep(0.05)
+
+
+def test_a_client_that_leaves_during_the_history_document_is_let_go_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    said = ("INFO", "/_sandbox/history to 127.0.0.1 closed before its end")
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        for _ in range(HISTORY):  # megabytes: more than the kernel holds for a client
+            await create_message(session, body=LONG_BODY)
+        host, port = sandbox.base_url.removeprefix("http://").rsplit(":", 1)
+        loop = asyncio.get_running_loop()
+        with socket.socket() as page:
+            page.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel takes little
+            page.setblocking(False)
+            await loop.sock_connect(page, (host, int(port)))
+            await loop.sock_sendall(page, f"GET /_sandbox/history HTTP/1.1\r\n"
+                                          f"Host: {host}:{port}\r\n\r\n".encode())
+            assert (await loop.sock_recv(page, 12)) == b"HTTP/1.1 200"
+            page.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # closed at once (a reset), most of the document unread
+        async with asyncio.timeout(10):
+            while said not in [(r.levelname, r.getMessage()) for r in caplog.records]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.DEBUG):
+        run(scenario)
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING] == []

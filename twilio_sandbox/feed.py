@@ -193,17 +193,20 @@ async def write_json(request: web.Request, document: Mapping[str, Any],
     whole, at once, so a record changed meanwhile is never half old, half new.
     """
     response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    await response.prepare(request)
-    pending: list[str] = []
-    size = 0
-    for text in _json_texts(document, item):
-        pending.append(text)
-        size += len(text)
-        if size >= PAGE_BYTES:
-            await response.write("".join(pending).encode())
-            pending, size = [], 0
-    await response.write("".join(pending).encode())
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        pending: list[str] = []
+        size = 0
+        for text in _json_texts(document, item):
+            pending.append(text)
+            size += len(text)
+            if size >= PAGE_BYTES:
+                await response.write("".join(pending).encode())
+                pending, size = [], 0
+        await response.write("".join(pending).encode())
+        await response.write_eof()
+    except ConnectionError:
+        log.info("%s to %s closed before its end", request.path, request.remote)
     return response
 
 
