@@ -1027,7 +1027,8 @@ def changing_routes() -> list[tuple[str, str]]:
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         if path.startswith("/_sandbox/") and route.method not in ("GET", "HEAD"):
-            found.add((route.method, re.sub(r"{(\w+)}", lambda m: PLACEHOLDERS[m[1]], path)))
+            found.add((route.method, re.sub(r"{(\w+)}", lambda m: PLACEHOLDERS.get(m[1], "x"),
+                                            path)))
     return sorted(found)
 
 
