@@ -16,13 +16,12 @@ import yarl
 from twilio.request_validator import RequestValidator
 
 from .masking import mask
+from .overrides import Attempt, NotSent, split
 from .resources import API_VERSION, Resource, now, rfc2822
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "TwilioProxy/1.1"
-#: Twilio gives a webhook 15 seconds to answer.
-FETCH_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 Heard = dict[str, str | None]
 
@@ -34,6 +33,12 @@ class CallFailure(Exception):
 
     def __str__(self) -> str:
         return f"{self.code} {super().__str__()}"
+
+
+class NotFetched(CallFailure):
+    """The Url's connection overrides stop Twilio fetching it (``overrides.NotSent``)."""
+
+    code = NotSent.code
 
 
 class TwimlError(CallFailure, ValueError):
@@ -122,8 +127,11 @@ def signed_request(
     """URL, form body and headers of the webhook request, signed like Twilio signs it.
 
     POST signs the URL plus the form parameters; GET carries the parameters in the
-    query string and signs that full URL alone.
+    query string and signs that full URL alone. A fragment (connection overrides) is
+    neither requested nor signed
+    (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides).
     """
+    url = url.partition("#")[0]
     validator = RequestValidator(auth_token)
     body: dict[str, str] | None
     if method == "GET":
@@ -153,23 +161,31 @@ def finish(call: Resource, status: str, error: str | None = None) -> None:
 
 async def fetch_twiml(session: aiohttp.ClientSession, call: Resource, auth_token: str,
                       params: dict[str, str] | None = None) -> str:
-    """Fetch the call's Url (with ``params`` over the usual ones); record the answer on the
-    call; raise unless it is 2xx."""
+    """Fetch the call's Url (with ``params`` over the usual ones), retried as its connection
+    overrides say; record the answer on the call; raise unless it is 2xx."""
     request = call["request"]
     method = (_one(request, "Method") or "POST").upper()
+    target, overrides = split(_one(request, "Url") or "")
     url, body, headers = signed_request(
-        _one(request, "Url") or "", method, {**call_params(call), **(params or {})}, auth_token
+        target, method, {**call_params(call), **(params or {})}, auth_token
     )
-    # Fetch the URL exactly as signed, as Twilio does: a plain string would be
-    # re-quoted by yarl (%21 -> !) and no longer match its signature.
-    async with session.request(
-        method, yarl.URL(url, encoded=True), data=body, headers=headers, timeout=FETCH_TIMEOUT
-    ) as answer:
-        call["twiml_status"] = answer.status
-        call["twiml"] = await answer.text()
-        if not 200 <= answer.status < 300:
-            raise CallFailure(f"HTTP retrieval failure: {method} {url} answered {answer.status}")
-        return call["twiml"]
+
+    async def attempt(current: Attempt) -> None:
+        # Fetch the URL exactly as signed, as Twilio does: a plain string would be
+        # re-quoted by yarl (%21 -> !) and no longer match its signature.
+        async with session.request(method, yarl.URL(url, encoded=True), data=body,
+                                   headers=headers, timeout=current.timeout) as answer:
+            current.status = call["twiml_status"] = answer.status
+            call["twiml"] = await answer.text()
+
+    try:
+        await overrides.send(attempt)
+    except NotSent as error:
+        raise NotFetched(error.detail) from None
+    if not 200 <= call["twiml_status"] < 300:
+        raise CallFailure(
+            f"HTTP retrieval failure: {method} {url} answered {call['twiml_status']}")
+    return call["twiml"]
 
 
 async def dial(session: aiohttp.ClientSession, call: Resource, auth_token: str) -> None:

@@ -22,6 +22,7 @@ import yarl
 from . import keywords, resources
 from .callbacks import read_response, signed_request
 from .errors import ActionError
+from .overrides import split
 from .resources import Resource
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, 
                                                     token)
     webhook = await sandbox.webhooks.send(
         sandbox.session, "POST", yarl.URL(signed_url, encoded=True), headers=headers,
-        data=form_body, kind="inbound-sms", sid=message["sid"])
+        data=form_body, kind="inbound-sms", sid=message["sid"], overrides=split(url)[1])
     outcome: dict[str, Any] = {"message": message, "webhook": webhook, "replies": []}
     if keyword is not None:  # Twilio answers its keywords itself, whatever the app says
         form = {"From": to, "To": sender, "Body": keywords.REPLIES[keyword]}

@@ -6,8 +6,9 @@ the error code, see ``magic.DELIVERY_OUTCOMES``); calls report the events they
 asked for with ``StatusCallbackEvent`` (only ``completed`` when none),
 numbered by ``SequenceNumber`` and stamped with ``Timestamp``, the last one with
 ``CallDuration``. Each request is a signed form POST carrying
-``I-Twilio-Idempotency-Token``; one that is not answered 2xx is retried once
-with the same token.
+``I-Twilio-Idempotency-Token``, retried with the same token as the URL's
+connection overrides say (``overrides``): by default once, and only when the
+connection fails; an answer, 503 included, is final.
 
 ``CallbackFault`` makes the delivery misbehave the ways the network and
 Twilio can: a report delivered twice, a resource's reports delivered in
@@ -29,15 +30,14 @@ from typing import Any, Literal, get_args
 import aiohttp
 import yarl
 
-from .callbacks import FETCH_TIMEOUT, signed_request
+from .callbacks import signed_request
+from .overrides import SEND_ERRORS, Attempt, NotSent, describe, split
 from .resources import API_VERSION, Resource, now, rfc2822
 
 log = logging.getLogger(__name__)
 
 CallbackFaultKind = Literal["duplicate", "reorder", "late", "drop"]
 CALLBACK_FAULT_KINDS: tuple[str, ...] = get_args(CallbackFaultKind)
-#: Seconds before the one retry of a callback that was not answered 2xx.
-RETRY_DELAY = 0.2
 #: A call's events, and the status each reports (``answered`` reports in-progress).
 CALL_EVENTS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}
 SIP_CODES = {"completed": 200, "busy": 486, "no-answer": 487, "failed": 500, "canceled": 487}
@@ -144,32 +144,45 @@ class Delivery:
 
     def _entry(self, params: dict[str, str], token: str, attempt: int) -> dict[str, Any]:
         """What ``_sandbox/state`` shows of one request: sent what, answered what."""
-        return {"sid": self.sid, "url": self.url, "status": _status(params), "token": token,
+        return {"sid": self.sid, "url": split(self.url)[0], "status": _status(params),
+                "token": token,
                 "attempt": attempt, "params": dict(params), "answered": None, "error": None,
                 "at": time.time()}
 
     async def _post(self, params: dict[str, str], token: str) -> None:
-        """POST once, and once more after RETRY_DELAY unless answered 2xx (Twilio's default)."""
-        for attempt in (1, 2):
-            url, body, headers = signed_request(self.url, "POST", params, self.auth_token)
-            headers["I-Twilio-Idempotency-Token"] = token
-            entry = self._entry(params, token, attempt)
+        """POST the report, and again as the URL's overrides say (Twilio's default: once
+        more if the connection failed). Whatever fails, the call or message goes on."""
+        target, overrides = split(self.url)
+        url, body, headers = signed_request(target, "POST", params, self.auth_token)
+        headers["I-Twilio-Idempotency-Token"] = token
+
+        async def attempt(current: Attempt) -> None:
+            entry = self._entry(params, token, current.number)
             self.journal(entry)
             try:
                 async with self.session.post(yarl.URL(url, encoded=True), data=body,
-                                             headers=headers, timeout=FETCH_TIMEOUT) as answer:
-                    entry["answered"] = answer.status
+                                             headers=headers, timeout=current.timeout) as answer:
+                    current.status = entry["answered"] = answer.status
                     await answer.read()
             # A URL aiohttp cannot even request (a port beyond 65535: ValueError) fails
-            # like an unreachable one: the call or message goes on without its report.
-            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                entry["error"] = f"11205 HTTP connection failure: {error!r}"
-            if entry["answered"] is not None and 200 <= entry["answered"] < 300:
-                return
-            log.warning("status callback %s %s answered %s (attempt %d)", self.sid,
-                        entry["status"], entry["answered"] or entry["error"], attempt)
-            if attempt == 1:
-                await asyncio.sleep(RETRY_DELAY)
+            # like an unreachable one.
+            except SEND_ERRORS as error:
+                entry["error"] = describe(error)
+                raise
+            finally:
+                if not 200 <= (entry["answered"] or 0) < 300:
+                    log.warning("status callback %s %s answered %s (attempt %d)", self.sid,
+                                entry["status"], entry["answered"] or entry["error"],
+                                current.number)
+
+        try:
+            await overrides.send(attempt)
+        except NotSent as refused:  # Twilio's debugger logs it; nothing is sent
+            self.journal({**self._entry(params, token, 0), "error": str(refused)})
+            log.error("status callback %s %s not sent: %s", self.sid, _status(params), refused)
+        except SEND_ERRORS as error:
+            log.warning("status callback %s %s not delivered: %s", self.sid, _status(params),
+                        describe(error))
 
 
 def _status(params: Mapping[str, str]) -> str:

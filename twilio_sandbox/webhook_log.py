@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl
 import aiohttp
 import yarl
 
-from .callbacks import FETCH_TIMEOUT
 from .events import Tracked, stamp
+from .overrides import ONCE, SEND_ERRORS, Attempt, NotSent, Overrides, TotalTimeout
 
 #: Bytes of each body the log keeps for display (a TwiML answer is far smaller).
 MAX_SHOWN = 8 * 1024
@@ -95,19 +95,25 @@ class WebhookLog:
 
     async def _started(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
         given = ctx.trace_request_ctx if isinstance(ctx.trace_request_ctx, dict) else {}
+        given["record"] = record = self._new(
+            given.get("kind"), given.get("sid"), params.method, params.url,
+            resent_from=given.get("resent_from"))
+        ctx.record, ctx.body, ctx.started = record, bytearray(), time.perf_counter()
+
+    def _new(self, kind: str | None, sid: str | None, method: str, url: str | yarl.URL,
+             resent_from: int | None = None, error: str | None = None) -> WebhookRecord:
+        """Log a request (its answer comes later), or one never sent with why."""
         record = WebhookRecord({
-            "id": self._next_id, "at": stamp(), "kind": given.get("kind"),
-            "sid": given.get("sid"), "resent_from": given.get("resent_from"),
-            "method": params.method, "url": str(params.url), "headers": {}, "params": [],
-            "body": None, "answer": None, "ms": None, "error": None,
+            "id": self._next_id, "at": stamp(), "kind": kind, "sid": sid,
+            "resent_from": resent_from, "method": method, "url": str(url), "headers": {},
+            "params": [], "body": None, "answer": None, "ms": None, "error": error,
         }, self._on_change)
-        given["record"] = record
         self._next_id += 1
         self.records.append(record)
         if len(self.records) > self.limit:
             del self.records[: len(self.records) - self.limit]
-        ctx.record, ctx.body, ctx.started = record, bytearray(), time.perf_counter()
         record.changed()
+        return record
 
     async def _chunk_sent(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
         ctx.body.extend(params.chunk)
@@ -157,18 +163,33 @@ class WebhookLog:
 
     async def send(self, session: aiohttp.ClientSession, method: str, url: str | yarl.URL, *,
                    headers: dict[str, str], data: Any = None, kind: str,
-                   sid: str | None = None, resent_from: int | None = None) -> WebhookRecord:
-        """Send a request the sandbox makes on its own; its record holds the answer or error."""
-        context: dict[str, Any] = {"kind": kind, "sid": sid, "resent_from": resent_from}
-        try:
+                   sid: str | None = None, resent_from: int | None = None,
+                   overrides: Overrides = ONCE) -> WebhookRecord:
+        """Send a request the sandbox makes on its own, retried as ``overrides`` say (a
+        Twilio webhook's are its URL's); each attempt is a record, the last one is returned
+        with the answer or error."""
+        context: dict[str, Any] = {}
+
+        async def attempt(current: Attempt) -> None:
+            context.clear()
+            context.update(kind=kind, sid=sid, resent_from=resent_from)
             async with session.request(method, url, headers=headers, data=data,
-                                       trace_request_ctx=context, timeout=FETCH_TIMEOUT) as answer:
+                                       trace_request_ctx=context,
+                                       timeout=current.timeout) as answer:
+                current.status = answer.status
                 context["record"].answer_text = await answer.text(errors="replace")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+
+        try:
+            await overrides.send(attempt)
+        except NotSent as refused:  # as Twilio's debugger would, without a request to show
+            return self._new(kind, sid, method, url, error=str(refused))
+        except SEND_ERRORS as exc:
             record = context.get("record")
             if record is None:  # refused before it was sent: nothing on the wire to show
                 raise
-            if record["error"] is None:  # timed out reading the answer
+            if isinstance(exc, TotalTimeout):  # tt ran out, whatever the attempt saw
+                record["error"] = str(exc)
+            elif record["error"] is None:  # timed out reading the answer
                 record["error"] = f"{type(exc).__name__}: {exc}"
         return context["record"]
 
