@@ -425,7 +425,8 @@ def test_lists_are_newest_first_in_twilio_page_shape() -> None:
             == page["first_page_uri"]
             == f"{ACCOUNT_PATH}/Messages.json?PageSize=2&Page=0"
         )
-        assert page["next_page_uri"] == f"{ACCOUNT_PATH}/Messages.json?PageSize=2&Page=1"
+        assert page["next_page_uri"] == (  # Twilio's PageToken: PA and the last SID read
+            f"{ACCOUNT_PATH}/Messages.json?PageSize=2&Page=1&PageToken=PA{sids[1]}")
         assert page["previous_page_uri"] is None
 
     run(scenario, fetch_twiml=False)

@@ -177,24 +177,35 @@ def public(resource: Resource) -> Resource:
 
 
 def page(
-    key: str, items: list[Resource], path: str, filters: Mapping[str, str], number: int, size: int
+    key: str, items: list[Resource], path: str, filters: Mapping[str, str], number: int, size: int,
+    start: int | None = None, token: str | None = None,
 ) -> dict[str, Any]:
-    """One page of a list answer in Twilio's shape; ``items`` already newest first."""
+    """One page of a list answer in Twilio's shape; ``items`` already newest first.
 
-    def uri(page_number: int) -> str:
-        return f"{path}?{urlencode({**filters, 'PageSize': size, 'Page': page_number})}"
+    ``start`` is where the page begins (default ``number`` x ``size``); the next and
+    previous pages are named by a ``PageToken``, ``PA`` + the last SID read or ``PB`` +
+    the first, as Twilio names them (see listing.py).
+    """
 
-    start = number * size
+    def uri(page_number: int, page_token: str | None = None) -> str:
+        query = {**filters, "PageSize": size, "Page": page_number}
+        if page_token:
+            query["PageToken"] = page_token
+        return f"{path}?{urlencode(query)}"
+
+    start = number * size if start is None else start
     chunk = items[start : start + size]
     has_next = start + size < len(items)
     return {
         key: [public(item) for item in chunk],
         "end": start + max(len(chunk) - 1, 0),
         "first_page_uri": uri(0),
-        "next_page_uri": uri(number + 1) if has_next else None,
+        "next_page_uri": uri(number + 1, f"PA{chunk[-1]['sid']}") if has_next and chunk
+        else None,
         "page": number,
         "page_size": size,
-        "previous_page_uri": uri(number - 1) if number > 0 else None,
+        "previous_page_uri": uri(max(number - 1, 0), f"PB{chunk[0]['sid']}")
+        if start > 0 and chunk else None,
         "start": start,
-        "uri": uri(number),
+        "uri": uri(number, token),
     }

@@ -19,7 +19,7 @@ from multidict import MultiDict
 from localhttp.host_policy import HostPolicy
 from localhttp.problem import Refusal, problem_response
 
-from . import console, feed, resources, validation
+from . import console, feed, listing, resources, validation
 from .auth import authorize, basic_credentials
 from .cross_site import same_site_only
 from .errors import TwilioApiError, error_response
@@ -206,10 +206,14 @@ def _credential_user(request: web.Request) -> str | None:
     return credentials[0] if credentials else None
 
 
-def _list(request: web.Request, key: str, items: list[resources.Resource]) -> web.Response:
-    """A page of the account's ``items``, newest first, filtered by To, From and Status."""
+def _list(request: web.Request, key: str, items: list[resources.Resource],
+          names: tuple[str, ...] = ("To", "From", "Status"),
+          date_sent: bool = False) -> web.Response:
+    """A page of the account's ``items``, newest first, filtered by the query's ``names``
+    (and ``DateSent`` if ``date_sent``), paged by ``PageToken`` (listing.py)."""
     query = request.query
-    filters = {name: query[name] for name in ("To", "From", "Status") if name in query}
+    filters = {name: query[name] for name in names if name in query}
+    dated, tests = listing.date_sent_filters(query) if date_sent else ({}, [])
     selected = [
         item
         for item in reversed(items)
@@ -221,12 +225,15 @@ def _list(request: web.Request, key: str, items: list[resources.Resource]) -> we
         size = min(max(int(query.get("PageSize", "50")), 1), MAX_PAGE_SIZE)
     except ValueError:
         raise TwilioApiError(400, 20001, "Page and PageSize must be integers") from None
-    body = resources.page(key, selected, request.path, filters, number, size)
+    start = listing.page_start(selected, query, number, size)
+    body = resources.page(key, selected, request.path, {**filters, **dated}, number, size,
+                          start, query.get("PageToken"))
     return web.json_response(body)
 
 
 def _fetch(request: web.Request, items: list[resources.Resource]) -> web.Response:
     sid = request.match_info["sid"]
+        and all(test(item) for test in tests)
     for item in items:
         if item["sid"] == sid and item["account_sid"] == request[ACCOUNT]:
             return web.json_response(resources.public(item))
@@ -234,7 +241,10 @@ def _fetch(request: web.Request, items: list[resources.Resource]) -> web.Respons
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    return _list(request, "messages", request.app[SANDBOX].messages)
+    # Messages filter by To, From and DateSent only (no Status): OpenAPI
+    # /2010-04-01/Accounts/{AccountSid}/Messages.json.
+    return _list(request, "messages", request.app[SANDBOX].messages, ("To", "From"),
+                 date_sent=True)
 
 
 async def list_calls(request: web.Request) -> web.Response:

@@ -13,12 +13,50 @@ from .errors import TwilioApiError
 
 MAX_BODY = 1600
 _MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+#: Media a message may carry (https://www.twilio.com/docs/api/errors/21623).
+MAX_MEDIA = 10
+#: The longest StatusCallback Twilio takes (https://www.twilio.com/docs/api/errors/21609).
+MAX_CALLBACK_URL = 4000
 
 
 def _param(form: Mapping[str, str], name: str) -> str | None:
     """A parameter's value; an empty value counts as missing, as at Twilio."""
     value = form.get(name, "").strip()
     return value or None
+
+
+def _is_absolute_url(url: str) -> bool:
+    """An http(s) URL with a host name: what Twilio calls a fully qualified URL."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # unbalanced [ ] in the host, a port beyond 65535
+        return False
+    return parts.scheme in ("http", "https") and bool(hostname)
+
+
+def _check_media(media_urls: list[str]) -> None:
+    """21623 past ten media (https://www.twilio.com/docs/api/errors/21623); 21620 for a
+    malformed one, "typically" one without http:// or https://
+    (https://www.twilio.com/docs/api/errors/21620)."""
+    if len(media_urls) > MAX_MEDIA:
+        raise TwilioApiError(400, 21623, "Number of media files exceeds allowed limit: you may "
+                             f"send up to {MAX_MEDIA} media files in a single message.")
+    for url in media_urls:
+        if not _is_absolute_url(url.strip()):
+            raise TwilioApiError(400, 21620, f"Invalid media URL(s): {url}")
+
+
+def _check_status_callback(url: str | None) -> None:
+    """21609 for a StatusCallback that is not a fully qualified http(s) URL, is longer than
+    4000 characters, or has an underscore in its host name
+    (https://www.twilio.com/docs/api/errors/21609). Twilio also wants it reachable over
+    the public Internet, which a local sandbox cannot judge (the app's is localhost)."""
+    if url is None:
+        return
+    if (len(url) > MAX_CALLBACK_URL or not _is_absolute_url(url)
+            or "_" in (urlsplit(url).hostname or "")):
+        raise TwilioApiError(400, 21609, f"The StatusCallback URL {url} is not a valid URL.")
 
 
 def validate_message(form: Mapping[str, str], media_urls: list[str]) -> None:
@@ -42,6 +80,8 @@ def validate_message(form: Mapping[str, str], media_urls: list[str]) -> None:
     if service is not None and not _MESSAGING_SERVICE_SID.fullmatch(service):
         raise TwilioApiError(400, 21705, f"The Messaging Service Sid {service} is invalid.")
     magic.check("message", sender, to, via=service)
+    _check_media(media_urls)
+    _check_status_callback(_param(form, "StatusCallback"))
 
 
 def validate_call(form: Mapping[str, str]) -> None:
