@@ -219,6 +219,7 @@ def _list(request: web.Request, key: str, items: list[resources.Resource],
         for item in reversed(items)
         if item["account_sid"] == request[ACCOUNT]
         and all(item.get(name.lower()) == value for name, value in filters.items())
+        and all(test(item) for test in tests)
     ]
     try:
         number = max(int(query.get("Page", "0")), 0)
@@ -233,7 +234,6 @@ def _list(request: web.Request, key: str, items: list[resources.Resource],
 
 def _fetch(request: web.Request, items: list[resources.Resource]) -> web.Response:
     sid = request.match_info["sid"]
-        and all(test(item) for test in tests)
     for item in items:
         if item["sid"] == sid and item["account_sid"] == request[ACCOUNT]:
             return web.json_response(resources.public(item))
