@@ -12,11 +12,11 @@ from . import magic
 from .errors import TwilioApiError
 
 MAX_BODY = 1600
-_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 #: Media a message may carry (https://www.twilio.com/docs/api/errors/21623).
 MAX_MEDIA = 10
 #: The longest StatusCallback Twilio takes (https://www.twilio.com/docs/api/errors/21609).
 MAX_CALLBACK_URL = 4000
+_MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 
 
 def _param(form: Mapping[str, str], name: str) -> str | None:
@@ -77,11 +77,11 @@ def validate_message(form: Mapping[str, str], media_urls: list[str]) -> None:
         raise TwilioApiError(
             400, 21617, "The concatenated message body exceeds the 1600 character limit."
         )
+    _check_media(media_urls)
+    _check_status_callback(_param(form, "StatusCallback"))
     if service is not None and not _MESSAGING_SERVICE_SID.fullmatch(service):
         raise TwilioApiError(400, 21705, f"The Messaging Service Sid {service} is invalid.")
     magic.check("message", sender, to, via=service)
-    _check_media(media_urls)
-    _check_status_callback(_param(form, "StatusCallback"))
 
 
 def validate_call(form: Mapping[str, str]) -> None:
