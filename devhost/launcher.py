@@ -53,6 +53,8 @@ from devhost.settings_file import SettingsError, configured, read_values
 from devhost.sign import signed_curl
 from twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from twilio_sandbox import VALID_FROM, TwilioSandbox
+from twilio_sandbox.magic import MODES, Mode
+from twilio_sandbox.messaging_services import MessagingService
 from twilio_sandbox.state import DEFAULT_HISTORY
 from twilio_sandbox.twiml_app import TwimlApp
 
@@ -70,6 +72,14 @@ DEV_IDENTITY = "developer"
 # Settings that could send a sandbox run to Twilio or another host (the API key
 # is replaced by one only the sandbox knows).
 CLEARED_IN_SANDBOX = ("TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
+
+
+#: What the banner says of each sandbox mode.
+MODE_LINES: dict[str, str] = {
+    "test": "test (Twilio's test-credential magic numbers decide; --sandbox-mode live-like "
+            "for any valid number)",
+    "live-like": "live-like (any valid number succeeds, as with live credentials)",
+}
 
 
 def shown(url: str) -> str:
@@ -97,15 +107,21 @@ class SandboxRun:
 
 
 async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY,
-                        allowed_hosts: Sequence[str] = ()) -> SandboxRun:
-    """Start the sandbox and point the app's settings at it (before the host applies the file)."""
+                        allowed_hosts: Sequence[str] = (), mode: Mode = "test",
+                        messaging_service: bool = False) -> SandboxRun:
+    """Start the sandbox and point the app's settings at it (before the host applies the file).
+
+    ``mode``: how the sandbox's credentials decide numbers (twilio_sandbox.magic);
+    ``messaging_service``: its number is in a Messaging Service of its own, which the
+    app sends through (``TWILIO_MESSAGING_SERVICE_SID``)."""
     account_sid = configured("TWILIO_ACCOUNT_SID", file_values) or "AC" + secrets.token_hex(16)
     auth_token = configured("TWILIO_AUTH_TOKEN", file_values)
     generated = not auth_token
     auth_token = auth_token or secrets.token_hex(16)
     key_sid, key_secret = "SK" + secrets.token_hex(16), secrets.token_hex(16)
     sandbox = TwilioSandbox(accounts={account_sid: auth_token},
-                            api_keys={key_sid: (key_secret, account_sid)}, history=history)
+                            api_keys={key_sid: (key_secret, account_sid)}, history=history,
+                            mode=mode)
     base_url = await sandbox.start("127.0.0.1", 0, allowed_hosts)
     identity = configured("VOICE_SINGLE_USER_IDENTITY", file_values) or DEV_IDENTITY
     settings = {
@@ -120,6 +136,10 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
         "VOICE_INCOMING_IDENTITY": configured("VOICE_INCOMING_IDENTITY", file_values) or identity,
         **dict.fromkeys(CLEARED_IN_SANDBOX, ""),
     }
+    if messaging_service:
+        service = MessagingService("MG" + secrets.token_hex(16), (VALID_FROM,))
+        sandbox.add_messaging_service(service)
+        settings["TWILIO_MESSAGING_SERVICE_SID"] = service.sid
     os.environ.update(settings)
     return SandboxRun(sandbox, settings, generated)
 
@@ -232,7 +252,8 @@ async def serve(args: argparse.Namespace) -> int:
     if args.auth:
         os.environ["WEBSITE_AUTH_ENABLED"] = "True"  # as Azure sets it when authentication is on
         ours.append("WEBSITE_AUTH_ENABLED")
-    run = (await start_sandbox(file_values, args.sandbox_history, args.allow_host)
+    run = (await start_sandbox(file_values, args.sandbox_history, args.allow_host,
+                               args.sandbox_mode, args.sandbox_messaging_service)
            if use_sandbox else None)
     key = function_key(args.enforce_keys, file_values)
     counters = local_store.find_counters(file_values, args.app_dir, store)
@@ -331,6 +352,7 @@ def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str 
               "and fill in your account to use Twilio.")
         print(f"\nConsole (live messages, calls and webhooks; play Twilio's part): "
               f"{shown(run.sandbox.base_url)}/console/")
+        print(f"Sandbox mode: {MODE_LINES[run.sandbox.mode]}")
         print(f"{SANDBOX_READY} {shown(run.sandbox.base_url)}")
     else:
         print("\nTwilio account configured: calls and messages are REAL and billed.")
@@ -366,6 +388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sandbox-history", type=int, default=DEFAULT_HISTORY, metavar="N",
                         help="messages, calls and webhooks the sandbox keeps, each "
                         f"(default {DEFAULT_HISTORY})")
+    parser.add_argument("--sandbox-mode", choices=MODES, default="test",
+                        help="how the sandbox's credentials decide numbers: test (default: as "
+                        "Twilio's test credentials, the magic numbers, so the sender "
+                        f"{VALID_FROM} works and every error can be reached) or live-like (as "
+                        "live credentials: any valid number succeeds)")
+    parser.add_argument("--sandbox-messaging-service", action="store_true",
+                        help="put the sandbox's number in a Messaging Service that the app "
+                        "sends through (TWILIO_MESSAGING_SERVICE_SID), as in production")
     parser.add_argument("--reset-limits", action="store_true",
                         help=f"clear the app's rate-limit counts in {AZURITE_DATA}/ (not its "
                         "messages nor idempotency keys) and exit; works whether or not "

@@ -15,6 +15,8 @@ import sys
 
 from . import READY_PREFIX
 from .events import MAX_SUBSCRIBERS
+from .magic import VALID_FROM
+from .messaging_services import MessagingService
 from .sandbox import DEFAULT_HISTORY, TwilioSandbox
 from .simulate import APP_FUNCTIONS
 
@@ -64,6 +66,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="send no status callbacks",
     )
+    parser.add_argument(
+        "--live-like", dest="mode", action="store_const", const="live-like", default="test",
+        help="credentials act as live ones: any valid number succeeds as From and To "
+        "(default: as test credentials, Twilio's magic numbers decide)",
+    )
+    parser.add_argument(
+        "--messaging-service", metavar="MG...",
+        help="the sandbox's number is in this Messaging Service: incoming SMS name it, "
+        "opt-outs hold for it, messages sent through it go out from the number",
+    )
+    parser.add_argument(
+        "--advanced-opt-out", action="store_true",
+        help="turn on that Messaging Service's Advanced Opt-Out (webhooks carry OptOutType)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     if (args.api_key is None) != (args.api_secret is None):
@@ -74,6 +90,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--history must be at least 1")
     if args.max_subscribers < 1:
         parser.error("--max-subscribers must be at least 1")
+    if args.advanced_opt_out and not args.messaging_service:
+        parser.error("--advanced-opt-out needs --messaging-service")
+    if args.messaging_service:
+        try:
+            args.messaging_service = MessagingService.from_json(
+                {"sid": args.messaging_service, "numbers": [VALID_FROM],
+                 "advanced_opt_out": args.advanced_opt_out})
+        except ValueError as error:
+            parser.error(f"--messaging-service: {error}")
     return args
 
 
@@ -94,7 +119,10 @@ async def serve(args: argparse.Namespace) -> None:
         fetch_twiml=args.fetch_twiml,
         history=args.history,
         status_callbacks=args.status_callbacks,
+        mode=args.mode,
     )
+    if args.messaging_service:
+        sandbox.add_messaging_service(args.messaging_service)
     sandbox.events.max_subscribers = args.max_subscribers
     if args.app_url:
         origin = args.app_url.rstrip("/")

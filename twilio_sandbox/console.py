@@ -16,6 +16,8 @@ through the same JSON API a test or a script uses:
 ``POST /_sandbox/webhooks/{id}/resend``     send a logged request again
 ``POST /_sandbox/app/{function}``           post JSON to the app's send_sms or make_call
 ``POST /_sandbox/actions/reset_limits``     ask the local host to clear the app's rate limits
+``POST /_sandbox/messaging_services``       ``{sid, numbers, advanced_opt_out?, keywords?}``
+``DELETE /_sandbox/messaging_services/{sid}``  forget that Messaging Service
 ==========================================  =====================================================
 
 Refusals are RFC 9457 problem documents. Every action is sent as JSON (a
@@ -35,6 +37,7 @@ from aiohttp import web
 from . import feed, simulate, voice_sdk
 from .errors import ActionError
 from .events import Tracked
+from .messaging_services import MessagingService
 
 if TYPE_CHECKING:
     from .state import SandboxState
@@ -68,6 +71,9 @@ def add_routes(app: web.Application, key: Key) -> None:
     app.router.add_post("/_sandbox/app/{function}", routes.action(routes.app_request))
     app.router.add_post("/_sandbox/client_calls", routes.action(routes.client_call))
     app.router.add_post("/_sandbox/actions/reset_limits", routes.action(routes.reset_limits))
+    app.router.add_post("/_sandbox/messaging_services", routes.action(routes.messaging_service))
+    app.router.add_delete("/_sandbox/messaging_services/{sid}",
+                          routes.action(routes.drop_messaging_service))
 
 
 def problem(status: int, title: str, detail: str, code: int | None = None) -> web.Response:
@@ -170,6 +176,24 @@ class Routes:
     @staticmethod
     async def app_request(sandbox: SandboxState, request: web.Request, data: Any) -> Any:
         return await simulate.app_request(sandbox, request.match_info["function"], data)
+
+    @staticmethod
+    async def messaging_service(sandbox: SandboxState, _request: web.Request, data: Any) -> Any:
+        """Put numbers in a Messaging Service (see messaging_services.py), as its sender pool."""
+        try:
+            service = MessagingService.from_json(data)
+            sandbox.add_messaging_service(service)
+        except ValueError as exc:
+            raise ActionError(400, "Invalid field", str(exc)) from None
+        return service.to_json()
+
+    @staticmethod
+    async def drop_messaging_service(sandbox: SandboxState, request: web.Request,
+                                     _data: Any) -> Any:
+        sid = request.match_info["sid"]
+        if sandbox.messaging_services.pop(sid, None) is None:
+            raise ActionError(404, "Not found", f"no Messaging Service {sid} in the sandbox")
+        return {"sid": sid, "deleted": True}
 
     @staticmethod
     async def reset_limits(sandbox: SandboxState, _request: web.Request, _data: Any) -> Any:

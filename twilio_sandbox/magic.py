@@ -1,19 +1,38 @@
-"""Twilio's test-credential magic numbers, as data.
+"""Twilio's test-credential magic numbers, as data; and the sandbox's two modes.
 
 Twilio answers requests made with test credentials according to a fixed table of
-``+1500555xxxx`` numbers (https://www.twilio.com/docs/iam/test-credentials). The
-sandbox applies the same table to every request, so code written against the
-sandbox behaves the same against Twilio's test credentials, and every error path
-of the app can be reached on purpose.
+``+1500555xxxx`` numbers (https://www.twilio.com/docs/iam/test-credentials); with
+live credentials the table means nothing and any valid number may be used. The
+sandbox's credentials act in one of two modes:
+
+- ``test`` (the default): the table decides every message and call, as with test
+  credentials, so code written against the sandbox behaves the same against them
+  and every error path of the app can be reached on purpose. Unlike Twilio's test
+  credentials (no status callbacks; 403 for any resource but creating messages,
+  calls and numbers), the sandbox still reports statuses and answers fetches and
+  lists: ``make run`` needs them for delivery status.
+- ``live-like``: as live credentials, any valid phone number succeeds as ``From``
+  and ``To`` (phonenumbers' validity), and an invalid one is refused with the code
+  Twilio gives an invalid number.
+
+The sandbox's own outcomes (``DELIVERY_OUTCOMES``) and opt-out list apply in both.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+import phonenumbers
 
 from .errors import TwilioApiError
 
 Resource = Literal["message", "call"]
 Param = Literal["From", "To"]
+Mode = Literal["test", "live-like"]
+MODES: tuple[Mode, ...] = ("test", "live-like")
+#: How a mode decides a request's numbers: raises the TwilioApiError Twilio would.
+Check = Callable[[Resource, str | None, str, str | None], None]
+
 
 #: The one sender that succeeds, for both messages and calls.
 VALID_FROM = "+15005550006"
@@ -130,6 +149,42 @@ def check(resource: Resource, sender: str | None, to: str, via: str | None = Non
         if row is not None and row.code is not None:
             text = row.message.format(number=number, sender=sender or via or "")
             raise TwilioApiError(400, row.code, text)
+
+
+#: What Twilio answers an invalid number with, when live credentials send or call
+#: (the same codes as the table's invalid-number rows).
+_INVALID: dict[tuple[Resource, Param], tuple[int, str]] = {
+    ("message", "From"): (21212, _NOT_A_NUMBER),
+    ("message", "To"): (21211, "The 'To' number {number} is not a valid phone number."),
+    ("call", "From"): (21212, _NOT_A_NUMBER),
+    ("call", "To"): (21217, "The phone number you are attempting to call, {number}, is not "
+                            "valid."),
+}
+#: Addresses a call may go to that are not phone numbers (Twilio Client, SIP).
+_NOT_PHONE = ("client:", "sip:")
+
+
+def _valid(number: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def check_live(resource: Resource, sender: str | None, to: str, via: str | None = None) -> None:
+    """Live credentials: any valid number passes; an invalid one is refused (From first)."""
+    pairs: tuple[tuple[Param, str | None], ...] = (("From", sender), ("To", to))
+    for param, number in pairs:
+        if number is None or (resource == "call" and number.startswith(_NOT_PHONE)):
+            continue
+        if not _valid(number):
+            code, message = _INVALID[resource, param]
+            raise TwilioApiError(400, code, message.format(number=number))
+
+
+def checker(mode: Mode) -> Check:
+    """How ``mode`` decides numbers: the magic table (``test``) or validity (``live-like``)."""
+    return check if mode == "test" else check_live
 
 
 @dataclass(frozen=True)

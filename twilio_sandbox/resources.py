@@ -106,7 +106,8 @@ def build_message(
         "from": form.get("From") or None,
         "messaging_service_sid": service,
         "num_media": str(len(media_urls)),
-        "num_segments": str(num_segments(body)),
+        # A Messaging Service counts segments once it has chosen the sender (status_callbacks).
+        "num_segments": "0" if service else str(num_segments(body)),
         "price": None,
         "price_unit": "USD",
         "sid": sid,

@@ -178,8 +178,8 @@ async def create_message(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     form = await _form(request)
     media_urls = form.getall("MediaUrl", [])
-    validation.validate_message(form, media_urls)
-    if sandbox.is_opted_out(form.get("From"), form.get("To", "")):
+    validation.validate_message(form, media_urls, sandbox.check_numbers)
+    if sandbox.is_opted_out(form.get("From"), form.get("To", ""), form.get("MessagingServiceSid")):
         raise TwilioApiError(400, UNSUBSCRIBED, "Attempt to send to unsubscribed recipient")
     snapshot = resources.request_snapshot(form.items())
     message = resources.build_message(request[ACCOUNT], form, media_urls, snapshot)
@@ -191,7 +191,7 @@ async def create_message(request: web.Request) -> web.Response:
 async def create_call(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     form = await _form(request)
-    validation.validate_call(form)
+    validation.validate_call(form, sandbox.check_numbers)
     snapshot = resources.request_snapshot(form.items())
     call = resources.build_call(request[ACCOUNT], form, snapshot)
     call["auth_username"] = _credential_user(request)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yarl
 
-from . import keywords, resources
+from . import geo, keywords, resources
 from .callbacks import read_response, signed_request
 from .errors import ActionError
 from .overrides import split
@@ -71,13 +71,18 @@ def _account(sandbox: SandboxState) -> tuple[str, str]:
 
 
 def inbound_params(message: Resource, media: list[str]) -> dict[str, str]:
-    """The parameters of Twilio's incoming-message webhook."""
+    """The parameters of Twilio's incoming-message webhook
+    (https://www.twilio.com/docs/messaging/guides/webhook-request): the message, its
+    Messaging Service when the number is in one, where both numbers are (geo.py)."""
+    service = message.get("messaging_service_sid")
     params = {
         "MessageSid": message["sid"], "SmsSid": message["sid"], "SmsMessageSid": message["sid"],
         "AccountSid": message["account_sid"], "From": message["from"], "To": message["to"],
         "Body": message["body"], "NumMedia": str(len(media)),
         "NumSegments": message["num_segments"], "SmsStatus": "received",
         "ApiVersion": resources.API_VERSION,
+        **({"MessagingServiceSid": service} if service else {}),
+        **geo.location("From", message["from"]), **geo.location("To", message["to"]),
     }
     for index, url in enumerate(media):
         params[f"MediaUrl{index}"] = url
@@ -123,13 +128,17 @@ async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, 
     account_sid, token = _account(sandbox)
     form = {"From": sender, "To": to, "Body": body}
     message = resources.build_message(account_sid, form, media, {**form, "MediaUrl": media})
-    message.update(direction="inbound", status="received", date_sent=message["date_created"])
+    service = sandbox.service_of(to)  # the number receives as its Messaging Service
+    message.update(direction="inbound", status="received", date_sent=message["date_created"],
+                   messaging_service_sid=service.sid if service else None)
     message = sandbox.record_message(message)
-    keyword = keywords.keyword_of(body)
+    keyword = service.keyword_of(body) if service else keywords.keyword_of(body)
     if keyword in ("opt-out", "opt-in"):
         sandbox.opt_out(to, sender, keyword == "opt-out")
-    signed_url, form_body, headers = signed_request(url, "POST", inbound_params(message, media),
-                                                    token)
+    params = inbound_params(message, media)
+    if service is not None and (opt_out_type := service.opt_out_type(keyword)):
+        params["OptOutType"] = opt_out_type  # Advanced Opt-Out: Twilio has answered it
+    signed_url, form_body, headers = signed_request(url, "POST", params, token)
     webhook = await sandbox.webhooks.send(
         sandbox.session, "POST", yarl.URL(signed_url, encoded=True), headers=headers,
         data=form_body, kind="inbound-sms", sid=message["sid"], overrides=split(url)[1])

@@ -19,8 +19,9 @@ from . import callbacks
 from .app_link import AppLink
 from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
-from .magic import VALID_FROM, delivery_outcome
+from .magic import MODES, VALID_FROM, Check, Mode, checker, delivery_outcome
 from .masking import mask
+from .messaging_services import MessagingService
 from .resources import Resource, now, rfc2822
 from .status_callbacks import (
     CallbackFault,
@@ -54,6 +55,8 @@ class SandboxState:
     call, fetch and "play" its TwiML like Twilio does. history: how many messages,
     calls and webhooks to keep (each); older ones are forgotten. status_callbacks:
     report each step of a message or call to its StatusCallback, at ``timing``.
+    mode: how the credentials decide numbers, ``test`` (the magic numbers) or
+    ``live-like`` (any valid number; see magic.py).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SandboxState:
         history: int = DEFAULT_HISTORY,
         status_callbacks: bool = True,
         timing: Timing | None = None,
+        mode: Mode = "test",
     ) -> None:
         if not accounts:
             raise ValueError("the sandbox needs at least one account")
@@ -77,6 +81,8 @@ class SandboxState:
             raise ValueError("latency must not be negative")
         if history < 1:
             raise ValueError("history must keep at least one item")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.events = EventHub()
         self.history = history
         self.webhooks = WebhookLog(history, self._publisher("webhook"))
@@ -90,6 +96,7 @@ class SandboxState:
         self.fetch_twiml = fetch_twiml
         self.status_callbacks = status_callbacks
         self.timing = timing or Timing()
+        self.mode: Mode = mode
         #: Every status callback request sent, with what the app answered (bounded).
         self.callbacks_sent: list[dict[str, Any]] = []
         self.callback_faults: list[CallbackFault] = []
@@ -98,8 +105,11 @@ class SandboxState:
         #: The TwiML Apps Voice SDK tokens may name, by SID.
         self.twiml_apps: dict[str, TwimlApp] = {}
         self.messages: list[Resource] = []
-        #: (Twilio number, recipient) pairs where the recipient texted STOP, as Twilio keeps them.
+        #: (line, recipient) pairs where the recipient texted STOP, as Twilio keeps them: the
+        #: line is the Twilio number, or the Messaging Service the number is in.
         self.opted_out: set[tuple[str, str]] = set()
+        #: The Messaging Services the account has, by SID (see messaging_services.py).
+        self.messaging_services: dict[str, MessagingService] = {}
         self.connections_accepted = 0
         self.requests = 0
         self.in_flight = 0
@@ -214,6 +224,8 @@ class SandboxState:
             "callback_faults": [fault.to_json() for fault in self.callback_faults],
             "latency": self.latency,
             "twiml_apps": [app._asdict() for app in self.twiml_apps.values()],
+            "messaging_services": [s.to_json() for s in self.messaging_services.values()],
+            "mode": self.mode,
         }
 
     # --- requests ------------------------------------------------------------
@@ -265,18 +277,52 @@ class SandboxState:
                 for number, recipient in sorted(self.opted_out)]
 
     def opt_out(self, number: str, recipient: str, opted_out: bool) -> None:
-        """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list."""
+        """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list, for
+        the number's Messaging Service when it is in one."""
+        line = self._line(number)
         if opted_out:
-            self.opted_out.add((number, recipient))
+            self.opted_out.add((line, recipient))
         else:
-            self.opted_out.discard((number, recipient))
-        self.events.publish("opt-out", {"number": number, "recipient": recipient,
+            self.opted_out.discard((line, recipient))
+        self.events.publish("opt-out", {"number": line, "recipient": recipient,
                                         "opted_out": opted_out})
 
-    def is_opted_out(self, sender: str | None, recipient: str) -> bool:
-        """Whether Twilio refuses (21610) a message from ``sender`` (None: a Messaging Service,
-        sending from the default number) to ``recipient``."""
-        return (sender or self.default_number, recipient) in self.opted_out
+    def is_opted_out(self, sender: str | None, recipient: str, service: str | None = None) -> bool:
+        """Whether Twilio refuses (21610) a message from ``sender``, or through the Messaging
+        Service ``service``, to ``recipient``."""
+        line = (service if service in self.messaging_services
+                else self._line(sender or self.sender_for(service)))
+        return (line, recipient) in self.opted_out
+
+    @property
+    def check_numbers(self) -> Check:
+        """How this sandbox's mode decides a request's numbers (magic.py)."""
+        return checker(self.mode)
+
+    def _line(self, number: str) -> str:
+        """What an opt-out to ``number`` holds for: its Messaging Service, else itself."""
+        service = self.service_of(number)
+        return service.sid if service else number
+
+    # --- Messaging Services ----------------------------------------------------
+
+    def add_messaging_service(self, service: MessagingService) -> None:
+        """Know (or redefine) a Messaging Service; a number is in one service at most."""
+        for other in self.messaging_services.values():
+            taken = set(other.numbers) & set(service.numbers)
+            if other.sid != service.sid and taken:
+                raise ValueError(f"{', '.join(sorted(taken))} already in {other.sid}")
+        self.messaging_services[service.sid] = service
+
+    def service_of(self, number: str | None) -> MessagingService | None:
+        """The Messaging Service ``number`` is in, if any."""
+        return next((s for s in self.messaging_services.values() if number in s.numbers), None)
+
+    def sender_for(self, service_sid: str | None) -> str:
+        """The number a Messaging Service sends from: its pool's first, else the sandbox's
+        (a service the sandbox was not told of has that number alone)."""
+        service = self.messaging_services.get(service_sid or "")
+        return service.numbers[0] if service else self.default_number
 
     def record_message(self, message: Resource) -> Resource:
         """Store a message (created, received or a reply); the stored record is returned."""
@@ -294,7 +340,8 @@ class SandboxState:
         if delivery is not None or message["direction"] == "outbound-reply":
             outcome = delivery_outcome("message", message["to"])
             failure = (outcome.status, outcome.code) if outcome else None
-            self._spawn(message_lifecycle(message, delivery, self.timing, failure),
+            sender = self.sender_for(message["messaging_service_sid"])
+            self._spawn(message_lifecycle(message, delivery, self.timing, failure, sender),
                         f"report {message['sid']}", message)
         return message
 

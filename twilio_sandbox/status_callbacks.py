@@ -32,7 +32,7 @@ import yarl
 
 from .callbacks import signed_request
 from .overrides import SEND_ERRORS, Attempt, NotSent, describe, split
-from .resources import API_VERSION, Resource, now, rfc2822
+from .resources import API_VERSION, Resource, now, num_segments, rfc2822
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,17 @@ def callback_url(resource: Resource) -> str | None:
     return _one(resource["request"], "StatusCallback")
 
 
+#: The statuses a carrier's delivery receipt decides, whose callbacks carry RawDlrDoneDate.
+RECEIPT_STATUSES = frozenset({"delivered", "undelivered"})
+
+
+def raw_dlr_done_date() -> str:
+    """The carrier receipt's Done Date, ``YYMMDDhhmm`` without a zone (the sandbox's: GMT), as
+    Twilio passes it through on delivered and undelivered callbacks
+    (https://www.twilio.com/en-us/changelog/addition-of-rawdlrdonedate-to-delivered-and-undelivered-status-webhooks)."""
+    return now().strftime("%y%m%d%H%M")
+
+
 def message_report(message: Resource, status: str, code: int | None = None) -> dict[str, str]:
     """A message status callback's parameters, as Twilio sends them."""
     params = {
@@ -213,6 +224,8 @@ def message_report(message: Resource, status: str, code: int | None = None) -> d
         params["MessagingServiceSid"] = message["messaging_service_sid"]
     if code is not None:
         params["ErrorCode"] = str(code)
+    if status in RECEIPT_STATUSES:
+        params["RawDlrDoneDate"] = raw_dlr_done_date()
     return params
 
 
@@ -232,23 +245,40 @@ def call_report(call: Resource, status: str, sequence: int,
 
 
 async def message_lifecycle(message: Resource, delivery: Delivery | None, timing: Timing,
-                            failure: tuple[str, int | None] | None) -> None:
+                            failure: tuple[str, int | None] | None,
+                            sender: str | None = None) -> None:
     """sent then delivered; or failed at once / undelivered after sent, with the code.
 
-    Reported when the message asked for it (``delivery``), as Twilio does. Stops as
-    soon as someone else (the console) moved the message.
+    A Messaging Service's message (``accepted``) is ``queued`` first, once the service
+    has chosen its sender (``sender``) and so counted its segments: it was created
+    with ``from`` null and ``num_segments`` 0
+    (https://www.twilio.com/docs/messaging/api/message-resource, ``num_segments``), and
+    that change is reported like the others: no callback for the initial status only
+    (https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
+    ``date_sent`` is set when the message is sent. Reported when the message asked for
+    it (``delivery``), as Twilio does. Stops as soon as someone else (the console)
+    moved the message.
     """
     steps: list[tuple[str, int | None]] = [("sent", None), ("delivered", None)]
     if failure is not None:
         status, code = failure
         steps = [(status, code)] if status == "failed" else [("sent", None), (status, code)]
+    if message["status"] == "accepted":
+        steps.insert(0, ("queued", None))
     last = message["status"]  # what this lifecycle set last: anything else came from outside
     for status, code in steps:
         await asyncio.sleep(timing.message_step)
         if message["status"] != last:
             break
-        message.update(status=status, date_updated=rfc2822(now()),
-                       **({"error_code": code} if code is not None else {}))
+        stamp = rfc2822(now())
+        changes: dict[str, Any] = {"status": status, "date_updated": stamp}
+        if status == "queued":
+            changes.update({"from": sender, "num_segments": str(num_segments(message["body"]))})
+        if status == "sent":
+            changes["date_sent"] = stamp
+        if code is not None:
+            changes["error_code"] = code
+        message.update(changes)
         last = status
         if delivery is not None:
             await delivery.report(message_report(message, status, code))
