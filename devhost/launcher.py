@@ -51,6 +51,7 @@ from devhost.logs import configure_logging
 from devhost.server import describe
 from devhost.settings_file import SettingsError, configured, read_values
 from devhost.sign import signed_curl
+from shared.urls import STATUS_CALLBACK_OVERRIDES
 from twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from twilio_sandbox import VALID_FROM, TwilioSandbox
 from twilio_sandbox.magic import MODES, Mode
@@ -100,10 +101,11 @@ class SandboxRun:
         and the host control that clears the rate limits (``reset_limits``, a URL)."""
         self.sandbox.app.functions = {**urls, "reset_limits": reset_limits}
         self.sandbox.app.key = key
-        if "voice" in urls:
+        if "voice" in urls:  # configured as docs/deploy.md configures it on Twilio
+            callback = urls.get("status_callback")
             self.sandbox.add_twiml_app(TwimlApp(
                 self.settings["TWILIO_TWIML_APP_SID"], self.settings["TWILIO_ACCOUNT_SID"],
-                urls["voice"], urls.get("status_callback")))
+                urls["voice"], callback and f"{callback}#{STATUS_CALLBACK_OVERRIDES}"))
 
 
 async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HISTORY,

@@ -17,7 +17,7 @@ from shared.request_body import Payload
 from shared.settings import Settings
 from shared.twilio_client import client_for
 from shared.twilio_errors import calling_twilio
-from shared.urls import function_url
+from shared.urls import TWIML_OVERRIDES, function_url
 from shared.voice import DEFAULT_MESSAGE, MAX_MESSAGE, read_voice_options
 
 FIELDS = ("to", "from", "message", "voice", "language")
@@ -53,11 +53,16 @@ def read_call(payload: Payload, settings: Settings, request_url: str,
 
 
 def twiml_url(request_url: str, settings: Settings, query: dict[str, str]) -> str:
-    return function_url(request_url, settings, "twiml", query)
+    return function_url(request_url, settings, "twiml", query, TWIML_OVERRIDES)
 
 
 async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:
-    """Create the call with Twilio; answer its public fields, with the numbers used."""
+    """Create the call with Twilio; answer its public fields, with the numbers used.
+
+    The TwiML URL is its own ``FallbackUrl``: if Twilio cannot get the TwiML (an instance
+    starting for longer than Twilio waits), it asks once more before speaking its
+    "application error" to the callee.
+    """
     client = client_for(settings)
     tracking: dict[str, Any] = {}
     if call.status_callback:
@@ -66,6 +71,7 @@ async def place_call(call: CallRequest, settings: Settings) -> dict[str, Any]:
     created = await calling_twilio(
         client.api.v2010.account.calls.create_async(to=call.to, from_=call.from_,
                                                     url=call.twiml_url, method="POST",
-                                                    **tracking)
+                                                    fallback_url=call.twiml_url,
+                                                    fallback_method="POST", **tracking)
     )
     return {"sid": created.sid, "status": created.status, "to": call.to, "from": call.from_}

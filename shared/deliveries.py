@@ -21,13 +21,14 @@ from shared.identity import Caller
 from shared.problems import misconfigured, not_found, store_unavailable
 from shared.settings import Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
-from shared.urls import function_url
+from shared.urls import STATUS_CALLBACK_OVERRIDES, function_url
 
 logger = logging.getLogger("twilio_functions.deliveries")
 
 TABLE = "deliveries"
 ROW_KEY = "delivery"
-#: Conflicting writers a callback tolerates before it gives up (then 503: Twilio retries).
+#: Conflicting writers a callback tolerates before it gives up (then 503, which Twilio
+#: retries because the StatusCallback URL asks it to: ``STATUS_CALLBACK_OVERRIDES``).
 MAX_ATTEMPTS = 10
 #: How long an unknown SID's report waits for the row before it is let go: the
 #: first callback can overtake the write that follows Twilio's answer to the send.
@@ -37,10 +38,12 @@ Outcome = Literal["recorded", "duplicate", "unknown", "untracked"]
 
 
 def status_callback_url(request_url: str, settings: Settings) -> str | None:
-    """Where Twilio should report this request's statuses; None when nothing would keep them."""
+    """Where Twilio should report this request's statuses, and how it retries a report that
+    failed (``STATUS_CALLBACK_OVERRIDES``); None when nothing would keep them."""
     if settings.state_connection is None:
         return None
-    return function_url(request_url, settings, "status_callback")
+    return function_url(request_url, settings, "status_callback",
+                        overrides=STATUS_CALLBACK_OVERRIDES)
 
 
 async def remember_sent(settings: Settings, caller: Caller, kind: Kind,

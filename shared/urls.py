@@ -14,6 +14,17 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 MAX_URL = 2048
+# Twilio's connection overrides, in the fragment of a URL the app gives Twilio: Twilio
+# reads them, then requests and signs the URL without them, so the app never sees them
+# (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides). Without
+# them Twilio retries once, on a failed connection only.
+#: Status callbacks: retried up to 3 times on a 5xx (the store briefly down: 503), no
+#: connection, or no answer, within Twilio's 15 s; recording one is idempotent. Why
+#: these timeouts: docs/storage.md, "When a status callback fails".
+STATUS_CALLBACK_OVERRIDES = "rc=3&rp=5xx,ct,rt&ct=2000&rt=6000"
+#: A call's TwiML, fetched while the callee listens: once more on a 5xx (a front end
+#: restarting) as on a failed connection; the answer depends on the URL alone.
+TWIML_OVERRIDES = "rp=5xx,ct"
 
 
 def is_public_url(text: str, schemes: tuple[str, ...] = ("https",)) -> bool:
@@ -30,8 +41,9 @@ def is_public_url(text: str, schemes: tuple[str, ...] = ("https",)) -> bool:
 
 
 def function_url(request_url: str, settings: Settings, function: str,
-                 query: dict[str, str] | None = None) -> str:
-    """Another function of this app (``twiml``, ``status_callback``), on its public origin.
+                 query: dict[str, str] | None = None, overrides: str | None = None) -> str:
+    """Another function of this app (``twiml``, ``status_callback``), on its public origin,
+    with Twilio's connection ``overrides`` as its fragment.
 
     The route prefix comes from this request's path (``/api/make_call`` ->
     ``/api/twiml``); the origin from the settings, never from a client's Host
@@ -44,4 +56,5 @@ def function_url(request_url: str, settings: Settings, function: str,
         raise invalid_request("the request URL cannot be parsed") from None
     path = re.sub("/{2,}", "/", parts.path).rstrip("/")  # /api/make_call/ routes here too
     url = f"{origin}{path.rsplit('/', 1)[0]}/{function}"
-    return f"{url}?{urlencode(query)}" if query else url
+    url = f"{url}?{urlencode(query)}" if query else url
+    return f"{url}#{overrides}" if overrides else url

@@ -278,7 +278,7 @@ def _default_message_call(app: LiveApp) -> dict[str, Any]:
 def test_the_app_accepts_a_verbatim_url_with_escapes(app: LiveApp) -> None:
     """The default message's TwiML URL carries %21 ('!'); sent verbatim, its signature holds."""
     call = _default_message_call(app)
-    url = call["request"]["Url"]
+    url = call["request"]["Url"].partition("#")[0]  # Twilio requests it without its overrides
     assert "%21" in url
     assert send(url, signature=sign(url, CALL), form=CALL)[0] == 200
 
