@@ -495,6 +495,11 @@ function describe(form, result) {
       (result.error ? result.error : `${replies} repl${replies === 1 ? "y" : "ies"}`);
     return [text, result.error ? "bad" : "good"];
   }
+  if (form.id === "messaging-service") {
+    const n = result.numbers.length;
+    return [`${result.sid}: ${n} number${n === 1 ? "" : "s"}, Advanced Opt-Out ` +
+      (result.advanced_opt_out ? "on (webhooks carry OptOutType)" : "off"), "good"];
+  }
   if (form.id === "inbound-call") {
     return [`Call ${result.call.sid} ${result.call.status}`, result.call.status === "failed" ? "bad" : "good"];
   }
@@ -523,6 +528,10 @@ const byId = (id) => document.getElementById(id);
 const submitOf = (form) => form.querySelector("button[type=submit]");
 
 function wireForms() {
+  const serviceSid = byId("messaging-service-sid");  // a fresh SID to start from
+  const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"));
+  serviceSid.value = "MG" + hex.join("");
   for (const form of document.querySelectorAll("form[data-action]")) {
     wire(form, "submit", submitOf(form), async () => describe(form, await act(form.dataset.action, formData(form))));
   }
