@@ -122,18 +122,23 @@ fi
 
 echo
 echo "Point Twilio at the app ($PUBLIC_ORIGIN):"
+# Twilio's connection overrides: retry a failed status callback (docs/storage.md).
+CALLBACK_OVERRIDES='#rc=3&rp=5xx,ct,rt&ct=2000&rt=6000'
 if [ -f "$root/twiml/function.json" ]; then
     echo "  Incoming SMS: your number's Messaging configuration (or your Messaging Service's"
     echo "  integration), 'A message comes in': Webhook, HTTP POST, $PUBLIC_ORIGIN/api/twiml"
     echo "    curl -X POST https://api.twilio.com/2010-04-01/Accounts/\$TWILIO_ACCOUNT_SID/IncomingPhoneNumbers/<PN...>.json \\"
-    echo "      -u \"\$TWILIO_ACCOUNT_SID:\$TWILIO_AUTH_TOKEN\" --data-urlencode \"SmsUrl=$PUBLIC_ORIGIN/api/twiml\" -d SmsMethod=POST"
+    echo "      -u \"\$TWILIO_ACCOUNT_SID:\$TWILIO_AUTH_TOKEN\" --data-urlencode \"SmsUrl=$PUBLIC_ORIGIN/api/twiml\" -d SmsMethod=POST \\"
+    echo "      --data-urlencode \"SmsFallbackUrl=$PUBLIC_ORIGIN/api/twiml\" -d SmsFallbackMethod=POST"
 fi
 if [ -f "$root/voice/function.json" ]; then
     echo "  Voice SDK calls: your TwiML App's Voice Request URL: HTTP POST $PUBLIC_ORIGIN/api/voice,"
-    echo "  and its Status Callback URL: HTTP POST $PUBLIC_ORIGIN/api/status_callback"
+    echo "  its Voice Fallback URL the same, and its Status Callback URL: HTTP POST"
+    echo "  $PUBLIC_ORIGIN/api/status_callback$CALLBACK_OVERRIDES"
     echo "    curl -X POST https://api.twilio.com/2010-04-01/Accounts/\$TWILIO_ACCOUNT_SID/Applications/<AP...>.json \\"
     echo "      -u \"\$TWILIO_ACCOUNT_SID:\$TWILIO_AUTH_TOKEN\" --data-urlencode \"VoiceUrl=$PUBLIC_ORIGIN/api/voice\" -d VoiceMethod=POST \\"
-    echo "      --data-urlencode \"StatusCallback=$PUBLIC_ORIGIN/api/status_callback\" -d StatusCallbackMethod=POST"
+    echo "      --data-urlencode \"VoiceFallbackUrl=$PUBLIC_ORIGIN/api/voice\" -d VoiceFallbackMethod=POST \\"
+    echo "      --data-urlencode \"StatusCallback=$PUBLIC_ORIGIN/api/status_callback$CALLBACK_OVERRIDES\" -d StatusCallbackMethod=POST"
 fi
 echo "  Outgoing calls and messages need nothing more: the app gives Twilio its own"
 if [ -f "$root/status_callback/function.json" ]; then
