@@ -141,6 +141,31 @@ def test_advanced_opt_out_names_the_keyword_it_answered_in_opt_out_type() -> Non
     run_with_app(scenario)
 
 
+#: Twilio's default keywords, written out from
+#: https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out (opt-out and opt-in)
+#: and https://www.twilio.com/docs/api/errors/23002 (help), as tests/test_opt_out_keywords.py
+#: holds the app's list to them.
+DOCUMENTED = {**dict.fromkeys(("STOP", "UNSUBSCRIBE", "END", "QUIT", "STOPALL", "REVOKE",
+                               "OPTOUT", "CANCEL"), "opt-out"),
+              **dict.fromkeys(("START", "YES", "UNSTOP"), "opt-in"),
+              **dict.fromkeys(("HELP", "INFO"), "help")}
+
+
+def test_the_sandbox_answers_each_documented_keyword_on_its_own() -> None:
+    """The sandbox keeps its own copy of Twilio's keywords (it never reads the app's): each
+    one texted, in any case, gets Twilio's reply for its kind, and opts out or back in."""
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        for word, kind in DOCUMENTED.items():
+            before = {"opt-out": "START", "opt-in": "STOP", "help": "STOP"}[kind]
+            await text(session, before)  # from the other state, so the word must move it
+            outcome = await text(session, f" {word.lower()} ")
+            assert outcome["replies"][0]["body"] == REPLIES[kind], word
+            assert sandbox.is_opted_out(VALID_FROM, SF_TEXTER) == (kind != "opt-in"), word
+
+    run_with_app(scenario)
+
+
 @pytest.mark.parametrize("fields", [
     {"sid": "MG123"}, {"numbers": []}, {"numbers": ["4155550100"]},
     {"advanced_opt_out": "yes"}, {"keywords": {"stop": ["ARRET"]}},
