@@ -181,6 +181,27 @@ def test_an_sms_arriving_from_the_page_shows_the_apps_reply(app: LiveApp, consol
     assert [m["direction"] for m in state["messages"]] == ["inbound", "outbound-reply"]
 
 
+def test_a_file_attached_on_the_page_arrives_as_twilio_media(app: LiveApp, console: Page,
+                                                             tmp_path: Path) -> None:
+    """Kept as Twilio keeps media (an MM message, a Media resource behind Basic Auth); the
+    bubble links to the URL Twilio's redirect would give, which needs no credentials."""
+    picture = tmp_path / "damage.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    form = console.locator("#inbound-sms")
+    form.get_by_label("From", exact=True).fill("+14155550124")
+    form.get_by_label("Media files", exact=True).set_input_files(str(picture))
+    form.get_by_role("button", name="Send to the app").click()
+    link = console.locator("#thread-14155550124 .bubble.in .media a")
+    expect(link).to_have_count(1)
+    [message] = [m for m in app.state()["messages"] if m["direction"] == "inbound"]
+    assert message["sid"].startswith("MM") and message["num_media"] == "1"
+    href = link.get_attribute("href")
+    assert href == f"/_sandbox/media/{message['request']['MediaUrl'][0].rsplit('/', 1)[1]}"
+    with urllib.request.urlopen(f"{app.sandbox_url}{href}", timeout=15) as answer:
+        assert (answer.read(), answer.headers["Content-Type"]) == (
+            picture.read_bytes(), "image/png")
+
+
 def test_a_number_that_texts_stop_shows_opted_out_until_start(app: LiveApp,
                                                             console: Page) -> None:
     sender = "+14155550124"
@@ -289,6 +310,7 @@ def test_every_control_is_reachable_by_keyboard(app: LiveApp, console: Page) -> 
     assert {"show-numbers", "reset", "An SMS arrives", "Send to the app"} <= reached
     console.locator("#inbound-sms textarea").focus()
     console.keyboard.press("Tab")  # the media URL
+    console.keyboard.press("Tab")  # the media files
     console.keyboard.press("Tab")  # the submit button
     console.keyboard.press("Enter")
     expect(console.locator("#inbound-sms .feedback")).to_contain_text(

@@ -84,6 +84,38 @@ def request_snapshot(form: Iterable[tuple[str, str]]) -> dict[str, str | list[st
     }
 
 
+def media_path(account_sid: str, message_sid: str, media_sid: str) -> str:
+    """A Media resource's URL path, without extension: where its content is fetched
+    (https://www.twilio.com/docs/messaging/api/media-resource)."""
+    return f"{account_path(account_sid)}/Messages/{message_sid}/Media/{media_sid}"
+
+
+def media_resource(account_sid: str, message_sid: str, media_sid: str, content_type: str,
+                   created: datetime) -> Resource:
+    """A Media resource as Twilio answers its fetch (OpenAPI
+    ``api.v2010.account.message.media``)."""
+    stamp = rfc2822(created)
+    return {
+        "account_sid": account_sid,
+        "content_type": content_type,
+        "date_created": stamp,
+        "date_updated": stamp,
+        "parent_sid": message_sid,
+        "sid": media_sid,
+        "uri": f"{media_path(account_sid, message_sid, media_sid)}.json",
+    }
+
+
+def with_media_sid(message: Resource) -> Resource:
+    """The message under an ``MM`` SID, as one carrying media: Twilio's OpenAPI description
+    writes Message SIDs ``^(SM|MM)``. Which messages Twilio gives ``MM`` is not documented;
+    the sandbox gives it to those received with media."""
+    old, sid = message["sid"], "MM" + message["sid"][2:]
+    message.update(sid=sid, uri=message["uri"].replace(old, sid), subresource_uris={
+        name: uri.replace(old, sid) for name, uri in message["subresource_uris"].items()})
+    return message
+
+
 def build_message(
     account_sid: str, form: Mapping[str, str], media_urls: list[str], snapshot: dict[str, Any]
 ) -> Resource:

@@ -20,6 +20,7 @@ from localhttp.host_policy import HostPolicy
 from localhttp.problem import Refusal, problem_response
 
 from . import console, feed, listing, resources, validation
+from . import media as inbound_media
 from .auth import authorize, basic_credentials
 from .cross_site import same_site_only
 from .errors import TwilioApiError, error_response
@@ -37,6 +38,9 @@ ACCOUNT = web.RequestKey("account_sid", str)
 
 REST_PREFIX = f"/{resources.API_VERSION}/"
 ACCOUNT_ROUTE = f"/{resources.API_VERSION}/Accounts/{{account_sid}}"
+MEDIA_ROUTE = f"{ACCOUNT_ROUTE}/Messages/{{sid}}/Media/{{media_sid:ME[0-9a-fA-F]{{32}}}}"
+#: Where a media fetch is redirected: Twilio's short-lived media URL, no credentials needed.
+MEDIA_FILES = "/_sandbox/media/"
 MAX_PAGE_SIZE = 1000
 #: Not JSON, though labelled so: what a broken proxy or a truncated answer looks like.
 MALFORMED_BODY = b'{"sid": "SM'
@@ -78,6 +82,8 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
         middlewares=[_host_guard(hosts or HostPolicy(None)), same_site_only, twilio_rest],
         # aiohttp closes a connection idle that long from its start, head unfinished.
         handler_args={"keepalive_timeout": header_timeout},
+        # An SMS arriving with 5 MB of media in base64 JSON (media.py).
+        client_max_size=inbound_media.MAX_JSON_BYTES,
     )
     app[SANDBOX] = sandbox
     app.router.add_get("/", index)
@@ -87,6 +93,11 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
     app.router.add_post(f"{ACCOUNT_ROUTE}/Calls.json", create_call)
     app.router.add_get(f"{ACCOUNT_ROUTE}/Calls.json", list_calls)
     app.router.add_get(f"{ACCOUNT_ROUTE}/Calls/{{sid}}.json", fetch_call)
+    app.router.add_get(f"{ACCOUNT_ROUTE}/Messages/{{sid}}/Media.json", list_media)
+    app.router.add_get(f"{MEDIA_ROUTE}.json", fetch_media)
+    app.router.add_delete(f"{MEDIA_ROUTE}.json", delete_media)
+    app.router.add_get(MEDIA_ROUTE, media_content)
+    app.router.add_get(f"{MEDIA_FILES}{{media_sid}}", media_file)
     app.router.add_route("*", f"{REST_PREFIX}{{tail:.*}}", not_found)
     app.router.add_get("/_sandbox/state", get_state)
     app.router.add_post("/_sandbox/faults", add_fault)
@@ -257,6 +268,55 @@ async def fetch_message(request: web.Request) -> web.Response:
 
 async def fetch_call(request: web.Request) -> web.Response:
     return _fetch(request, request.app[SANDBOX].calls)
+
+
+def _media(request: web.Request) -> inbound_media.StoredMedia:
+    """The Media resource the path names, of that message and account; else Twilio's 404."""
+    media = request.app[SANDBOX].media.find(request.match_info["media_sid"])
+    if (media is None or media.account_sid != request[ACCOUNT]
+            or media.message_sid != request.match_info["sid"]):
+        raise TwilioApiError(404, 20404, f"The requested resource {request.path} was not found")
+    return media
+
+
+def _media_resource(media: inbound_media.StoredMedia) -> resources.Resource:
+    return resources.media_resource(media.account_sid, media.message_sid, media.sid,
+                                    media.content_type, media.created)
+
+
+async def list_media(request: web.Request) -> web.Response:
+    kept = request.app[SANDBOX].media.of(request[ACCOUNT], request.match_info["sid"])
+    # _list pages newest first; a message's media are listed in their order.
+    return _list(request, "media_list", [_media_resource(media) for media in reversed(kept)])
+
+
+async def fetch_media(request: web.Request) -> web.Response:
+    return web.json_response(_media_resource(_media(request)))
+
+
+async def delete_media(request: web.Request) -> web.Response:
+    request.app[SANDBOX].media.delete(_media(request))
+    return web.Response(status=204)
+
+
+async def media_content(request: web.Request) -> web.Response:
+    """The media itself, behind Basic Auth: a redirect to a URL that needs none, as Twilio
+    redirects to its media CDN (media.py). Which 3xx Twilio answers is not documented."""
+    media = _media(request)
+    location = request.url.with_path(f"{MEDIA_FILES}{media.sid}").with_query(None)
+    return web.Response(status=307, headers={"Location": str(location)})
+
+
+async def media_file(request: web.Request) -> web.Response:
+    """The short-lived media URL's content. In a sandbox of its own (CSP), never sniffed:
+    a texter's HTML or SVG must not run as the sandbox's page, next to its controls."""
+    media = request.app[SANDBOX].media.find(request.match_info["media_sid"])
+    if media is None:
+        return problem_response(404, "No media with this SID is kept (any more).",
+                                title="Not found")
+    return web.Response(body=media.body, headers={
+        "Content-Type": media.content_type, "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox", "Cache-Control": "private"})
 
 
 async def not_found(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ host to clear the app's rate limits.
 from __future__ import annotations
 
 import json
-import mimetypes
 import re
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yarl
 
 from . import geo, keywords, resources
+from . import media as inbound_media
 from .callbacks import read_response, signed_request
 from .errors import ActionError
 from .overrides import split
@@ -52,7 +52,6 @@ DRIVEN = ("send_sms", "make_call")
 #: The local host's own URL that clears the app's rate-limit counters (none on Azure).
 RESET_LIMITS = "reset_limits"
 MAX_BODY = 1600
-MAX_MEDIA = 10
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -70,7 +69,7 @@ def _account(sandbox: SandboxState) -> tuple[str, str]:
 # --- an SMS arrives --------------------------------------------------------------
 
 
-def inbound_params(message: Resource, media: list[str]) -> dict[str, str]:
+def inbound_params(message: Resource, media: list[tuple[str, str]]) -> dict[str, str]:
     """The parameters of Twilio's incoming-message webhook
     (https://www.twilio.com/docs/messaging/guides/webhook-request): the message, its
     Messaging Service when the number is in one, where both numbers are (geo.py)."""
@@ -84,9 +83,8 @@ def inbound_params(message: Resource, media: list[str]) -> dict[str, str]:
         **({"MessagingServiceSid": service} if service else {}),
         **geo.location("From", message["from"]), **geo.location("To", message["to"]),
     }
-    for index, url in enumerate(media):
+    for index, (url, kind) in enumerate(media):
         params[f"MediaUrl{index}"] = url
-        kind = mimetypes.guess_type(url)[0] or "application/octet-stream"
         params[f"MediaContentType{index}"] = kind
     return params
 
@@ -114,20 +112,17 @@ async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, 
     sender = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
     body = data.get("body", "")
-    media = data.get("media_url") or []
-    if isinstance(media, str):
-        media = [media]
+    uploads, media_urls = inbound_media.read_uploads(data)
     if not isinstance(body, str) or len(body) > MAX_BODY:
         raise ActionError(400, "Invalid field", f"'body' must be text of at most {MAX_BODY} chars")
-    if not isinstance(media, list) or len(media) > MAX_MEDIA or not all(
-            isinstance(url, str) and url.startswith(("https://", "http://")) for url in media):
-        raise ActionError(400, "Invalid field", f"'media_url' takes up to {MAX_MEDIA} http(s) URLs")
-    if not body and not media:
-        raise ActionError(400, "Invalid field", "give a 'body' or a 'media_url'")
+    if not body and not uploads and not media_urls:
+        raise ActionError(400, "Invalid field", "give a 'body', 'media' or 'media_url'")
     url = data.get("url") or sandbox.app.url("twiml")
     account_sid, token = _account(sandbox)
+    supplied = await inbound_media.fetch_all(media_urls, uploads)
     form = {"From": sender, "To": to, "Body": body}
-    message = resources.build_message(account_sid, form, media, {**form, "MediaUrl": media})
+    message = resources.build_message(account_sid, form, [], {**form, "MediaUrl": []})
+    media = _keep_media(sandbox, message, supplied)
     service = sandbox.service_of(to)  # the number receives as its Messaging Service
     message.update(direction="inbound", status="received", date_sent=message["date_created"],
                    messaging_service_sid=service.sid if service else None)
@@ -167,6 +162,21 @@ async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, 
         created["direction"] = "outbound-reply"
         outcome["replies"].append(sandbox.record_message(created))
     return outcome
+
+
+def _keep_media(sandbox: SandboxState, message: Resource,
+                supplied: list[inbound_media.Upload]) -> list[tuple[str, str]]:
+    """Keep the texter's files as Twilio keeps them, Media resources of an ``MM`` message at
+    URLs of the sandbox's own (media.py); their ``MediaUrl`` and ``MediaContentType``."""
+    if not supplied:
+        return []
+    resources.with_media_sid(message)
+    kept = sandbox.media.keep(message["account_sid"], message["sid"], supplied)
+    media = [(sandbox.base_url + resources.media_path(m.account_sid, m.message_sid, m.sid),
+              m.content_type) for m in kept]
+    message["num_media"] = str(len(media))
+    message["request"]["MediaUrl"] = [url for url, _ in media]
+    return media
 
 
 # --- a call comes in -------------------------------------------------------------

@@ -21,6 +21,7 @@ from .events import EventHub, Tracked
 from .faults import Fault, FaultInjector
 from .magic import MODES, VALID_FROM, Check, Mode, checker, delivery_outcome
 from .masking import mask
+from .media import MediaStore
 from .messaging_services import MessagingService
 from .resources import Resource, now, rfc2822
 from .status_callbacks import (
@@ -110,6 +111,8 @@ class SandboxState:
         self.opted_out: set[tuple[str, str]] = set()
         #: The Messaging Services the account has, by SID (see messaging_services.py).
         self.messaging_services: dict[str, MessagingService] = {}
+        #: What texters sent with their messages, kept as Twilio keeps media (bounded).
+        self.media = MediaStore(history)
         self.connections_accepted = 0
         self.requests = 0
         self.in_flight = 0
@@ -120,6 +123,11 @@ class SandboxState:
         self._dialed: dict[str, asyncio.Event] = {}
         #: Set while the server runs: every request to the app goes through it.
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the sandbox serves (its media URLs point there): known once it serves."""
+        raise RuntimeError("the sandbox is not started")
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -199,6 +207,7 @@ class SandboxState:
         self._dialed.clear()
         self.calls.clear()
         self.messages.clear()
+        self.media.clear()
         self.opted_out.clear()
         self.callbacks_sent.clear()
         self._sequences.clear()

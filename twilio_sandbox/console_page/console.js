@@ -179,7 +179,11 @@ function remoteOf(message) {
 
 function renderBubble(li, message) {
   const outbound = message.direction !== "inbound";
-  const media = [].concat((message.request || {}).MediaUrl || []);
+  // An incoming message's media need Twilio's credentials: link to what they redirect to.
+  const media = [].concat((message.request || {}).MediaUrl || []).map((url) => {
+    const kept = message.direction === "inbound" && /\/Media\/(ME[0-9a-f]{32})$/.exec(url);
+    return kept ? `/_sandbox/media/${kept[1]}` : url;
+  });
   const started = (message.steps[0] || {}).at;
   li.className = `bubble ${outbound ? "out" : "in"}`;
   li.dataset.status = message.status;
@@ -469,13 +473,27 @@ function connect() {
 
 // --- forms -----------------------------------------------------------------------------
 
-function formData(form) {
+// A form's fields as the console API takes them: files as base64 ``media`` items.
+async function formData(form) {
   const data = {};
   for (const [name, value] of new FormData(form)) {
+    if (value instanceof File) {
+      if (value.name === "" && value.size === 0) continue;  // no file chosen
+      (data[name] = data[name] || []).push(
+        {data: await base64(value), content_type: value.type, filename: value.name});
+      continue;
+    }
     if (value === "") continue;
     data[name] = name === "media_url" ? [value] : value;
   }
   return data;
+}
+
+async function base64(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
 }
 
 // What the local host said it cleared: its JSON's detail or message, else its status.
@@ -533,7 +551,7 @@ function wireForms() {
     (b) => b.toString(16).padStart(2, "0"));
   serviceSid.value = "MG" + hex.join("");
   for (const form of document.querySelectorAll("form[data-action]")) {
-    wire(form, "submit", submitOf(form), async () => describe(form, await act(form.dataset.action, formData(form))));
+    wire(form, "submit", submitOf(form), async () => describe(form, await act(form.dataset.action, await formData(form))));
   }
   const latency = byId("latency");
   wire(latency, "submit", submitOf(latency), async () => {
