@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 MAX_URL = 2048
 # Twilio's connection overrides, in the fragment of a URL the app gives Twilio: Twilio
 # reads them, then requests and signs the URL without them, so the app never sees them
+# and validates the URL it received, as before (RequestValidator strips no fragment)
 # (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides). Without
 # them Twilio retries once, on a failed connection only.
 #: Status callbacks: retried up to 3 times on a 5xx (the store briefly down: 503), no

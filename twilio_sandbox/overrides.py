@@ -3,18 +3,20 @@
 Any webhook or callback URL Twilio is given may end in a fragment of overrides,
 ``https://app.example/cb?q=1#ct=1000&rc=3&rp=5xx,ct``
 (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides). Twilio
-reads it, then requests the URL without it (a fragment never goes on the wire) and
-signs what it requested, so ``X-Twilio-Signature`` is computed over the URL without
-the fragment too:
+reads it, then requests the URL without it (a fragment never goes on the wire,
+RFC 3986 section 3.5) and signs what it requested, so ``X-Twilio-Signature`` is
+computed over the URL without the fragment too. twilio's ``RequestValidator`` strips
+no fragment (it only tries the URL with and without its port): it must be given the
+URL as requested, which is what the app receives.
 
-==  ==========================================================  =========  =======
-ct  connect timeout, ms                                         100-10000  5000
-rt  read timeout, ms: to the answer's first packet, and between packets  100-15000  15000
-tt  total time, ms, every attempt included                      100-15000  15000
-rc  retries                                                     0-5        1
-rp  what is retried: ``4xx``, ``5xx``, ``ct`` (no TCP/TLS connection), ``rt``
-    (no answer in time; a partial answer is not retried), ``all``; comma-separated  ct
-==  ==========================================================  =========  =======
+- ``ct``: connect timeout, ms, 100 to 10000 (default 5000);
+- ``rt``: read timeout, ms, to the answer's first packet and between packets, 100 to
+  15000 (15000);
+- ``tt``: total time, ms, every attempt included, 100 to 15000 (15000);
+- ``rc``: retries, 0 to 5 (1);
+- ``rp``: what is retried, comma-separated: ``4xx``, ``5xx``, ``ct`` (no TCP/TLS
+  connection), ``rt`` (no answer in time; a partial answer is not retried), ``all``
+  (default ``ct``).
 
 So without overrides Twilio retries once, and only when it cannot connect (error
 11205, https://www.twilio.com/docs/api/errors/11205): an answer, whatever its status,
