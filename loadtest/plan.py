@@ -113,7 +113,7 @@ def call(plan: Plan, i: int, rng: random.Random) -> Planned:
     # Letters, digits, spaces and '-' only: text the sandbox's TwiML fetch sends verbatim.
     fields = {"to": rng.choice(DESTINATIONS), "message": f"Your table is ready {tag}"}
     if rng.random() < 0.3:
-        fields["voice"] = "alice"
+        fields["voice"] = "Polly.Amy"
     return _post(plan, i, "call", "make_call", _json(fields), expected=201,
                  reaches_twilio=True, tag=tag)
 

@@ -100,7 +100,10 @@ def _hostname(raw: str) -> str:
     return raw.lower()
 
 
-#: A Voice SDK client identity as Twilio takes it in tokens and ``client:`` addresses.
+#: A Voice SDK client identity as Twilio takes it in tokens and ``client:`` addresses:
+#: the mobile SDKs' letters, digits and underscores, well inside Twilio's client-name rule
+#: (no space, control, delimiter or "unwise" character, at most 256 characters:
+#: https://www.twilio.com/docs/api/errors/31105; tests/test_fidelity_calls.py holds it).
 CLIENT_IDENTITY = re.compile(r"[A-Za-z0-9_]{1,121}")
 #: How a signed-in user's identity starts (``shared.client_identity``).
 SIGNED_IN_PREFIX = "user_3a"

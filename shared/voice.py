@@ -1,4 +1,14 @@
-"""What a callee hears: voice and language choices, checked before they reach TwiML."""
+"""What a callee hears: voice and language choices, checked before they reach TwiML.
+
+Only what Twilio's ``<Say>`` page documents today
+(https://www.twilio.com/docs/voice/twiml/say): ``man`` or ``woman``, an Amazon Polly
+voice (``Polly.Amy``, ``Polly.Joanna-Neural``) or a Google voice
+(``Google.en-GB-Standard-A``), and a language written as a lowercase language and an
+uppercase locale (``en-US``). ``alice`` is no longer on that page, so the app no longer
+offers it. A Google voice names its own locale: another ``language`` with it is one of
+the "invalid combinations" that make Twilio skip the ``<Say>`` (warning 13511), so it is
+refused here instead of leaving the callee in silence.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +20,10 @@ from shared.request_body import Payload
 DEFAULT_VOICE = "woman"
 DEFAULT_MESSAGE = "Ahoy hoy! This call comes from Twilio through Azure Functions."
 MAX_MESSAGE = 1000
-# Twilio's basic voices and its Polly/Google neural voice names.
-_VOICE = re.compile(r"man|woman|alice|(Polly|Google)\.[A-Za-z0-9-]{1,48}(-Neural|-Generative)?")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
+_BASIC = frozenset({"man", "woman"})
+_POLLY = re.compile(r"Polly\.[A-Z][A-Za-z]{1,31}(-(Neural|Generative|LongForm))?")
+_GOOGLE = re.compile(r"Google\.([a-z]{2,3}-[A-Z]{2})(-[A-Za-z0-9]{1,16}){2,3}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}-[A-Z]{2}")
 
 
 def read_voice_options(payload: Payload) -> dict[str, str]:
@@ -21,13 +32,17 @@ def read_voice_options(payload: Payload) -> dict[str, str]:
     voice = payload.text("voice", max_length=64)
     language = payload.text("language", max_length=16)
     options: dict[str, str] = {}
+    google = _GOOGLE.fullmatch(voice) if voice is not None else None
     if voice is not None:
-        if not _VOICE.fullmatch(voice):
-            raise invalid_field("voice",
-                                "must be man, woman, alice, or a Polly./Google. voice name")
+        if voice not in _BASIC and not (google or _POLLY.fullmatch(voice)):
+            raise invalid_field("voice", "must be man, woman, or a Polly. or Google. voice "
+                                "name (like Polly.Amy or Google.en-GB-Standard-A)")
         options["voice"] = voice
     if language is not None:
         if not _LANGUAGE.fullmatch(language):
-            raise invalid_field("language", "must be a language tag like en-US")
+            raise invalid_field("language", "must be a language and locale like en-US")
+        if google and google.group(1) != language:
+            raise invalid_field("language", f"must be {google.group(1)}, the language of "
+                                f"the voice {voice}, or be left out")
         options["language"] = language
     return options

@@ -17,7 +17,7 @@ def call(payload, url=f"{APP_URL}/make_call?code=fake-function-key"):
 
 
 def test_places_the_call_with_the_apps_own_twiml_url(app_env):
-    body = created(call({"to": TO, "message": "Your code is 1234", "voice": "alice",
+    body = created(call({"to": TO, "message": "Your code is 1234", "voice": "Polly.Amy",
                          "language": "en-GB"}))
 
     [placed] = app_env.calls
@@ -28,7 +28,7 @@ def test_places_the_call_with_the_apps_own_twiml_url(app_env):
     assert sent["To"] == TO and sent["From"] == FROM_NUMBER
     url = urlsplit(sent["Url"])
     assert (url.scheme, url.netloc, url.path) == ("http", "localhost:7071", "/api/twiml")
-    assert parse_qs(url.query) == {"message": ["Your code is 1234"], "voice": ["alice"],
+    assert parse_qs(url.query) == {"message": ["Your code is 1234"], "voice": ["Polly.Amy"],
                                    "language": ["en-GB"]}
     assert "code" not in parse_qs(url.query), "the function key must never reach Twilio"
     assert sent["Method"] == "POST"  # asked for explicitly, not left to Twilio's default

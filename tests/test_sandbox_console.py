@@ -307,7 +307,7 @@ def test_messaging_twiml_replies_read_body_media_and_addresses() -> None:
 
 
 def test_an_inbound_call_fetches_the_apps_twiml_as_an_inbound_call() -> None:
-    app = App('<Response><Say voice="alice">Welcome</Say><Hangup/></Response>')
+    app = App('<Response><Say voice="woman">Welcome</Say><Hangup/></Response>')
 
     async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
         status, _, outcome = await act(session, "/_sandbox/inbound/call", {"from": TEXTER})
@@ -319,7 +319,7 @@ def test_an_inbound_call_fetches_the_apps_twiml_as_an_inbound_call() -> None:
         call = outcome["call"]
         assert (call["direction"], call["status"]) == ("inbound", "completed")
         assert call["heard"] == [
-            {"verb": "Say", "text": "Welcome", "voice": "alice", "language": None},
+            {"verb": "Say", "text": "Welcome", "voice": "woman", "language": None},
             {"verb": "Hangup"}]
         assert [s["status"] for s in call["steps"]] == ["ringing", "in-progress", "completed"]
         assert (outcome["webhook"]["kind"], outcome["webhook"]["sid"]) == ("twiml", call["sid"])
