@@ -77,7 +77,12 @@ def read_report(params: Mapping[str, str], headers: Mapping[str, str],
         raise webhook_refused("a status callback names its Twilio account",
                               field="AccountSid", cause="no AccountSid")
     call_sid = params.get("CallSid")
-    sid = call_sid or params.get("MessageSid") or params.get("SmsSid")
+    parent = params.get("ParentCallSid")
+    # A leg the app's <Dial> placed reports (``dial_document``'s report_to) as the call
+    # that dialed it: the app tracks the call, not its legs. The leg counts its own
+    # SequenceNumber, which says nothing of the call's order.
+    leg = is_sid(call_sid) and is_sid(parent)
+    sid = parent if leg else call_sid or params.get("MessageSid") or params.get("SmsSid")
     if not is_sid(sid):
         raise invalid_field("MessageSid" if call_sid is None else "CallSid",
                             "must be a Twilio message or call SID")
@@ -90,7 +95,7 @@ def read_report(params: Mapping[str, str], headers: Mapping[str, str],
     token = headers.get("I-Twilio-Idempotency-Token")
     return StatusReport(
         sid, kind, status, _event_time(params.get("Timestamp"), received),
-        sequence=_number(params, "SequenceNumber"),
+        sequence=None if leg else _number(params, "SequenceNumber"),
         error_code=_number(params, "ErrorCode"),
         duration=_number(params, "CallDuration"),
         token=token if token and _TOKEN.fullmatch(token) else None,
@@ -164,9 +169,10 @@ class Delivery:
         """
         if report.token is not None and report.token in self.tokens:
             return False
-        if any(e.status == report.status and e.sequence == report.sequence
+        if any(e.status == report.status
+               and (e.sequence == report.sequence or None in (e.sequence, report.sequence))
                for e in self.history):
-            return False
+            return False  # a status without a sequence (a leg's, a message's) is told once
         if report.token is not None:
             self.tokens = [*self.tokens, report.token][-MAX_TOKENS:]
         if len(self.history) < MAX_HISTORY:

@@ -88,17 +88,27 @@ def spoken_document(text: str, *, hang_up: bool) -> str:
     return _document(response)
 
 
+#: The steps of a dialed leg reported to ``dial_document``'s ``report_to``: "initiated"
+#: would follow the call's own "ringing", and the call reports its own end.
+LEG_EVENTS = "ringing answered completed"
+
+
 def dial_document(*, number: str | None = None, client: str | None = None,
-                  caller_id: str | None = None) -> str:
+                  caller_id: str | None = None, report_to: str | None = None) -> str:
     """``<Dial>`` one phone number or one Voice SDK client.
 
     ``answerOnBridge``: the caller hears ringing until the callee answers, and
-    the call is not answered (nor billed as such) before.
+    the call is not answered (nor billed as such) before. ``report_to``: where
+    Twilio reports the dialed leg's steps (``statusCallback`` on the noun, with
+    ``ParentCallSid``: https://www.twilio.com/docs/voice/twiml/number#attributes-status-callback-event);
+    a TwiML App's own status callback hears only the call's end.
     """
     response = VoiceResponse()
     dial = response.dial(caller_id=caller_id, answer_on_bridge=True)
+    reports = ({"status_callback": report_to, "status_callback_event": LEG_EVENTS,
+                "status_callback_method": "POST"} if report_to else {})
     if number is not None:
-        dial.number(number)
+        dial.number(number, **reports)
     if client is not None:
-        dial.client(client)
+        dial.client(client, **reports)
     return _document(response)

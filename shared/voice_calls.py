@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.client_identity import CLIENT_PREFIX, caller_of, client_identity
-from shared.deliveries import remember_sent
+from shared.deliveries import remember_sent, status_callback_url
 from shared.delivery_status import CALL_ORDER, is_sid
 from shared.limits import admit
 from shared.logs import mask
@@ -81,16 +81,20 @@ def read_voice_call(params: Mapping[str, str]) -> VoiceCall:
                      status if status in CALL_ORDER else "ringing")
 
 
-async def connect(call: VoiceCall, settings: Settings) -> str:
-    """The TwiML that connects ``call``; ``CallRefused`` when it must not be connected."""
+async def connect(call: VoiceCall, settings: Settings, request_url: str) -> str:
+    """The TwiML that connects ``call``; ``CallRefused`` when it must not be connected.
+
+    A call from the app has its dialed leg report to ``status_callback`` (found by
+    ``ParentCallSid``), so its ``status/{sid}`` history shows it answered.
+    """
     if call.from_.startswith(CLIENT_PREFIX):
-        return await _from_app(call, settings)
+        return await _from_app(call, settings, status_callback_url(request_url, settings))
     if settings.voice_incoming_identity is None:
         return spoken_document(NO_INCOMING, hang_up=True)
     return dial_document(client=settings.voice_incoming_identity)
 
 
-async def _from_app(call: VoiceCall, settings: Settings) -> str:
+async def _from_app(call: VoiceCall, settings: Settings, report_to: str | None) -> str:
     identity = client_identity(call.from_)
     caller = caller_of(identity, settings) if identity else None
     if identity is None or caller is None:
@@ -101,7 +105,7 @@ async def _from_app(call: VoiceCall, settings: Settings) -> str:
             raise CallRefused(NO_CLIENTS, "client-to-client calls are off")
         if callee is None or caller_of(callee, settings) is None:
             raise CallRefused(NOT_PLACED, "not a client identity this app issues in To")
-        return dial_document(client=callee)
+        return dial_document(client=callee)  # untracked: no status/{sid} for these
     try:
         number = destination_policy(settings).check(call.to)
     except NumberError as error:
@@ -116,4 +120,4 @@ async def _from_app(call: VoiceCall, settings: Settings) -> str:
         raise CallRefused(spoken, problem.type.rsplit(":", 1)[-1], number) from None
     await remember_sent(settings, caller, "call", {"sid": call.sid, "to": number,
                                                    "status": call.status})
-    return dial_document(number=number, caller_id=caller_id)
+    return dial_document(number=number, caller_id=caller_id, report_to=report_to)

@@ -56,6 +56,15 @@ def test_a_client_call_to_an_allowed_number_is_dialed_and_tracked(app):
     assert view["to"] == ALLOWED and view["kind"] == "call"
 
 
+def test_a_client_calls_history_shows_the_dialed_leg_answered(app):
+    """A TwiML App's status callback hears only the call's end; the leg <Dial> places
+    reports its steps, which the app files under the call (ParentCallSid)."""
+    call = client_call(app, ALLOWED)
+    view = wait_for_status(app, call["sid"], "completed")
+    steps = [step["status"] for step in view["history"]]
+    assert steps == ["ringing", "in-progress", "completed"], steps
+
+
 @pytest.mark.parametrize("to", ["+19004444444", "+447911123456"])
 def test_a_premium_or_disallowed_number_is_refused_aloud(app, to):
     call = client_call(app, to)

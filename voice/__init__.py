@@ -23,7 +23,7 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     call = read_voice_call(read_webhook(req, settings))
     try:
-        document = await connect(call, settings)
+        document = await connect(call, settings, req.url)
     except CallRefused as refused:  # told to the caller aloud, and logged
         refused.log(FUNCTION, call)
         document = refused.document()
