@@ -302,7 +302,7 @@ def test_messaging_twiml_replies_read_body_media_and_addresses() -> None:
          "from": "+15005550006"},
         {"body": "two lines", "media": [], "to": None, "from": None},
     ]
-    with pytest.raises(ValueError, match="12100"):
+    with pytest.raises(ValueError, match="12102"):  # the root must be <Response>
         parse_replies("<Html/>")
 
 

@@ -800,33 +800,39 @@ def test_call_fetches_signed_twiml_and_records_what_is_heard(method: str) -> Non
     run(scenario)
 
 
+#: What the callee hears when Twilio gets no TwiML: its own error message (see
+#: tests/test_fidelity_calls.py for the FallbackUrl and the other checks).
+APPLICATION_ERROR = [{"verb": "Say", "text": "We are sorry, an application error has "
+                      "occurred. Goodbye.", "voice": None, "language": None}]
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "error_code"),
     [
         (TWIML, 500, "11200"),
         ("this is not xml", 200, "12100"),
-        ("<Html><Say>hi</Say></Html>", 200, "12100"),
+        ("<Html><Say>hi</Say></Html>", 200, "12102"),
     ],
     ids=["http-500", "not-xml", "not-response"],
 )
-def test_call_fails_when_its_twiml_cannot_be_played(
+def test_a_call_whose_twiml_cannot_be_played_hears_twilios_error_message(
     answer: str, status: int, error_code: str
 ) -> None:
     async def scenario(sandbox: TwilioSandbox) -> None:
         call = await _call_webhook(sandbox, Webhook(answer, status))
-        assert call["status"] == "failed"
+        assert call["status"] == "completed" and int(call["duration"]) >= 1
         assert call["error"].startswith(error_code)
-        assert (call["twiml_status"], call["heard"]) == (status, [])
+        assert (call["twiml_status"], call["heard"]) == (status, APPLICATION_ERROR)
 
     run(scenario)
 
 
-def test_call_fails_when_its_url_refuses_connections() -> None:
+def test_a_call_whose_url_refuses_connections_hears_twilios_error_message() -> None:
     async def scenario(sandbox: TwilioSandbox) -> None:
         hook_url, runner = await Webhook().start()
         await runner.cleanup()  # nothing listens there any more
         call = await _call_webhook(sandbox, Webhook(), url=hook_url)
-        assert call["status"] == "failed"
+        assert (call["status"], call["heard"]) == ("completed", APPLICATION_ERROR)
         assert call["error"].startswith("11205")
 
     run(scenario)

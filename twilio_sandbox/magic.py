@@ -36,6 +36,10 @@ Check = Callable[[Resource, str | None, str, str | None], None]
 
 #: The one sender that succeeds, for both messages and calls.
 VALID_FROM = "+15005550006"
+#: The numbers on the sandbox's account (besides the number it is configured with,
+#: ``SandboxState.default_number``): what a ``<Dial callerId>`` may name beyond the
+#: calling and the called number (https://www.twilio.com/docs/api/errors/13214).
+ACCOUNT_NUMBERS = frozenset({VALID_FROM})
 #: Twilio's refusal of a message to a recipient who texted STOP to its sender.
 UNSUBSCRIBED = 21610
 
@@ -228,3 +232,40 @@ def delivery_outcome(resource: Resource, to: str) -> DeliveryOutcome | None:
     """The failing end of a message or call to ``to``; None when it succeeds."""
     return next((row for row in DELIVERY_OUTCOMES
                  if row.resource == resource and row.number == to), None)
+
+
+# --- Who picks up a call (the sandbox's own numbers, like the outcomes above) ---------
+
+#: An answering machine picks up calls to this number.
+MACHINE = "+15005552004"
+#: The callee of this number lets it ring this long before picking up.
+SLOW_PICKUP = "+15005552005"
+PICKUP_SECONDS = 20
+#: What Answering Machine Detection reports for a machine, by ``MachineDetection`` mode:
+#: ``Enable`` as soon as it hears one, ``DetectMessageEnd`` once its greeting ends
+#: (https://www.twilio.com/docs/voice/answering-machine-detection).
+MACHINE_ANSWERS = {"Enable": "machine_start", "DetectMessageEnd": "machine_end_beep"}
+CALL_ANSWERS: tuple[tuple[str, str], ...] = (
+    (MACHINE, "An answering machine picks up: AnsweredBy machine_start (machine_end_beep "
+              "with DetectMessageEnd) when the call asked for MachineDetection."),
+    (SLOW_PICKUP, f"Picks up after {PICKUP_SECONDS} s of ringing: a call with a shorter "
+                  "Timeout ends no-answer."),
+)
+
+
+def answered_by(to: str, mode: str | None) -> str | None:
+    """``AnsweredBy`` for a call to ``to`` asking for ``MachineDetection`` ``mode``: None
+    without detection, ``human`` for everyone but ``MACHINE``."""
+    if mode is None:
+        return None
+    return MACHINE_ANSWERS[mode] if to == MACHINE else "human"
+
+
+def rings_out(to: str, timeout: int) -> bool:
+    """Whether a call to ``to`` gives up ringing (no-answer) before its callee picks up.
+
+    Twilio lets the phone ring ``Timeout`` seconds (default 60) before it assumes no
+    answer (OpenAPI, ``Timeout`` of ``/2010-04-01/Accounts/{AccountSid}/Calls.json``).
+    The sandbox does not wait: it compares.
+    """
+    return to == SLOW_PICKUP and timeout < PICKUP_SECONDS

@@ -16,10 +16,13 @@ from urllib.parse import urlencode
 
 import phonenumbers
 
+from .twiml_app import TwimlApp
+
 API_VERSION = "2010-04-01"
 #: Keys kept on stored resources for tests, never sent in REST answers.
-SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "heard", "error",
-                          "application_sid", "actions", "dialed"})
+SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "twiml_type",
+                          "heard", "error", "notifications", "application_sid", "actions",
+                          "dialed"})
 #: Parameters Twilio accepts repeated; stored as lists even when sent once.
 LIST_PARAMS = frozenset({"MediaUrl", "StatusCallbackEvent"})
 
@@ -154,8 +157,27 @@ def build_message(
     }
 
 
-def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, Any]) -> Resource:
-    """A Call resource as Twilio answers a successful create (status ``queued``)."""
+#: What a Calls create ignores when it names an ApplicationSid: the TwiML App's own Voice
+#: URL and StatusCallback apply (OpenAPI, POST /2010-04-01/Accounts/{AccountSid}/Calls.json:
+#: "If an application_sid parameter is present, this parameter is ignored").
+APPLICATION_IGNORES = ("Url", "Method", "Twiml", "FallbackUrl", "FallbackMethod",
+                       "StatusCallback", "StatusCallbackEvent", "StatusCallbackMethod")
+
+
+def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, Any],
+               app: TwimlApp | None = None) -> Resource:
+    """A Call resource as Twilio answers a successful create (status ``queued``).
+
+    Its ``request`` is what Twilio acts on: the request itself, or for a call handled by
+    the TwiML App ``app`` the request with the app's Voice URL and StatusCallback in place
+    of the ones Twilio ignores.
+    """
+    if app is not None:
+        snapshot = {key: value for key, value in snapshot.items()
+                    if key not in APPLICATION_IGNORES}
+        snapshot.update(Url=app.voice_url, Method="POST")
+        if app.status_callback:
+            snapshot["StatusCallback"] = app.status_callback
     sid = new_sid("CA")
     stamp = rfc2822(now())
     base = f"{account_path(account_sid)}/Calls/{sid}"
@@ -195,10 +217,13 @@ def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, An
         "request": snapshot,
         "twiml": None,
         "twiml_status": None,
+        "twiml_type": None,
         "heard": [],
         "error": None,
+        # What Twilio's debugger would log for the call (warnings: the call goes on).
+        "notifications": [],
         # A Voice SDK call's: its TwiML App, and what its TwiML did.
-        "application_sid": None,
+        "application_sid": app.sid if app is not None else None,
         "actions": [],
         "dialed": [],
     }

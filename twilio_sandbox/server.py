@@ -203,8 +203,9 @@ async def create_call(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     form = await _form(request)
     validation.validate_call(form, sandbox.check_numbers)
+    app = validation.application(form, sandbox.twiml_apps, request[ACCOUNT])
     snapshot = resources.request_snapshot(form.items())
-    call = resources.build_call(request[ACCOUNT], form, snapshot)
+    call = resources.build_call(request[ACCOUNT], form, snapshot, app)
     call["auth_username"] = _credential_user(request)
     answer = resources.public(call)  # taken before the call starts ringing
     sandbox.record_call(call)

@@ -30,6 +30,7 @@ from .status_callbacks import (
     Timing,
     call_lifecycle,
     call_report,
+    callback_method,
     callback_url,
     message_lifecycle,
     message_report,
@@ -361,7 +362,8 @@ class SandboxState:
             return None
         return Delivery(self._session, url, self.accounts[resource["account_sid"]],
                         resource["sid"], self._callback_faults_for(kind), self._sent_callback,
-                        lambda work: self._spawn(work, "late callback"))
+                        lambda work: self._spawn(work, "late callback"),
+                        method=callback_method(resource))
 
     def _sequence(self, sid: str) -> int:
         """The next SequenceNumber of a call's status callbacks."""

@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 import aiohttp
 import yarl
 
-from .callbacks import signed_request
+from .callbacks import pick_up, rings_out, signed_request
 from .overrides import SEND_ERRORS, Attempt, NotSent, describe, split
 from .resources import API_VERSION, Resource, now, num_segments, rfc2822
 
@@ -108,6 +108,8 @@ class Delivery:
     journal: Callable[[dict[str, Any]], None]
     spawn: Callable[[Awaitable[None]], None]
     held: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    #: The call's StatusCallbackMethod (GET carries the report in the query string).
+    method: str = "POST"
 
     def _has(self, kind: str) -> CallbackFault | None:
         return next((fault for fault in self.faults if fault.kind == kind), None)
@@ -153,14 +155,14 @@ class Delivery:
         """POST the report, and again as the URL's overrides say (Twilio's default: once
         more if the connection failed). Whatever fails, the call or message goes on."""
         target, overrides = split(self.url)
-        url, body, headers = signed_request(target, "POST", params, self.auth_token)
+        url, body, headers = signed_request(target, self.method, params, self.auth_token)
         headers["I-Twilio-Idempotency-Token"] = token
 
         async def attempt(current: Attempt) -> None:
             entry = self._entry(params, token, current.number)
             self.journal(entry)
             try:
-                async with self.session.post(yarl.URL(url, encoded=True), data=body,
+                async with self.session.request(self.method, yarl.URL(url, encoded=True), data=body,
                                              headers=headers, timeout=current.timeout) as answer:
                     current.status = entry["answered"] = answer.status
                     await answer.read()
@@ -197,8 +199,14 @@ def _one(request: dict[str, Any], key: str) -> str | None:
 
 
 def callback_url(resource: Resource) -> str | None:
-    """The resource's StatusCallback (POST only: the app never asks for GET)."""
+    """The resource's StatusCallback."""
     return _one(resource["request"], "StatusCallback")
+
+
+def callback_method(resource: Resource) -> str:
+    """How a call's StatusCallback is asked: its StatusCallbackMethod, POST by default
+    (OpenAPI, POST /2010-04-01/Accounts/{AccountSid}/Calls.json)."""
+    return (_one(resource["request"], "StatusCallbackMethod") or "POST").upper()
 
 
 #: The statuses a carrier's delivery receipt decides, whose callbacks carry RawDlrDoneDate.
@@ -240,7 +248,10 @@ def call_report(call: Resource, status: str, sequence: int,
         "Caller": call["from"], "From": call["from"], "To": call["to"],
         "Direction": call.get("direction") or "outbound-api", **parent,
         "CallbackSource": "call-progress-events", "SequenceNumber": str(sequence),
-        "Timestamp": rfc2822(now()), **(extra or {}),
+        "Timestamp": rfc2822(now()),
+        # Once answered, who answered, if the call asked for Answering Machine Detection.
+        **({"AnsweredBy": call["answered_by"]} if call.get("answered_by") else {}),
+        **(extra or {}),
     }
 
 
@@ -297,11 +308,14 @@ async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timi
     a Voice SDK call, whose TwiML App has a StatusCallback but no events to ask
     for (https://www.twilio.com/docs/usage/api/applications), reports its end only.
     An incoming call (from a phone or the Voice SDK) is ringing when it arrives,
-    so it neither is nor reports initiated.
+    so it neither is nor reports initiated. ``initiated`` is an event only: the Call
+    resource stays ``queued`` until it rings (OpenAPI ``call_enum_status`` has no
+    ``initiated``). A call whose callee picks up after its ``Timeout`` ends no-answer.
     """
     request = call["request"]
-    wanted = request.get("StatusCallbackEvent") or []
-    wanted = {event for value in wanted for event in value.split()}
+    wanted = set(request.get("StatusCallbackEvent") or [])  # one event a parameter
+    if failure is None and rings_out(call):
+        failure = "no-answer"
 
     async def report(status: str, event: str, extra: dict[str, str] | None = None) -> None:
         if delivery is None or event not in wanted | {"completed"}:
@@ -313,12 +327,12 @@ async def call_lifecycle(call: Resource, delivery: Delivery | None, timing: Timi
         if event == "ringing" and failure == "failed":
             break
         await asyncio.sleep(timing.call_step)  # Twilio dials a moment after it answers
-        call.update(status=CALL_EVENTS[event], date_updated=rfc2822(now()))
+        if event != "initiated":
+            call.update(status=CALL_EVENTS[event], date_updated=rfc2822(now()))
         await report(CALL_EVENTS[event], event)
     await asyncio.sleep(timing.call_step)
     if failure is None:
-        stamp = rfc2822(now())  # answered: a call with TwiML to play plays it next
-        call.update(status="in-progress", start_time=stamp, date_updated=stamp)
+        pick_up(call)  # answered: a call with TwiML to play plays it next
         await report("in-progress", "answered")
         started = time.monotonic()
         answered = await answer()  # sets in-progress, then completed or failed

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from . import magic
 from .errors import TwilioApiError
+from .twiml_app import TwimlApp
 
 MAX_BODY = 1600
 #: Media a message may carry (https://www.twilio.com/docs/api/errors/21623).
@@ -104,4 +105,82 @@ def validate_call(form: Mapping[str, str], check: magic.Check = magic.check) -> 
     method = (_param(form, "Method") or "POST").upper()
     if method not in ("GET", "POST"):
         raise TwilioApiError(400, 21209, f"Method must be GET or POST, not {method}.")
+    _check_call_options(form)
     check("call", sender, to, None)
+
+
+# --- the Calls.json options Twilio honours ----------------------------------------------
+# OpenAPI, POST /2010-04-01/Accounts/{AccountSid}/Calls.json, and the error pages cited.
+
+#: The events a call may report, one StatusCallbackEvent parameter each (call_enum_event).
+CALL_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+#: How long Twilio lets a call ring by default, and at most (``Timeout``).
+DEFAULT_TIMEOUT = 60
+MAX_TIMEOUT = 600
+MACHINE_DETECTION = frozenset({"Enable", "DetectMessageEnd"})
+#: Inline ``Twiml``: "Max 4000 characters" (https://www.twilio.com/docs/api/errors/32018).
+MAX_TWIML = 4000
+_APPLICATION_SID = re.compile(r"AP[0-9a-fA-F]{32}")
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
+def _all(form: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeated parameter (a plain mapping holds one)."""
+    getall = getattr(form, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    return [form[name]] if name in form else []
+
+
+def _check_call_options(form: Mapping[str, str]) -> None:
+    """The options' formats. 21626 for a StatusCallbackEvent that is not one event: each
+    goes in a parameter of its own, so ``initiated ringing`` in one is invalid
+    (https://www.twilio.com/docs/api/errors/21626); 21200 for a FallbackUrl, a method or
+    a MachineDetection Twilio cannot use (https://www.twilio.com/docs/api/errors/21200);
+    21208 for a Timeout that is no positive whole number
+    (https://www.twilio.com/docs/api/errors/21208); 32018 for a Twiml over 4000 characters."""
+    for event in _all(form, "StatusCallbackEvent"):
+        if event not in CALL_EVENTS:
+            raise TwilioApiError(400, 21626, f"Invalid 'StatusCallbackEvent': {event!r} (one "
+                                 "of initiated, ringing, answered, completed per parameter)")
+    for name in ("FallbackMethod", "StatusCallbackMethod"):
+        if (_param(form, name) or "POST").upper() not in ("GET", "POST"):
+            raise TwilioApiError(400, 21200, f"{name} must be GET or POST.")
+    fallback = _param(form, "FallbackUrl")
+    if fallback is not None:
+        parts = urlsplit(fallback)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise TwilioApiError(400, 21200, f"FallbackUrl is not a valid URL: {fallback}")
+    timeout = _param(form, "Timeout")
+    if timeout is not None and not (_WHOLE.fullmatch(timeout) and int(timeout) > 0):
+        raise TwilioApiError(400, 21208, "Timeout must be a positive whole number of seconds.")
+    detection = _param(form, "MachineDetection")
+    if detection is not None and detection not in MACHINE_DETECTION:
+        raise TwilioApiError(400, 21200, "MachineDetection must be Enable or DetectMessageEnd.")
+    if len(form.get("Twiml", "")) > MAX_TWIML:
+        raise TwilioApiError(400, 32018, "Twiml size exceeded maximum allowed value of "
+                             f"{MAX_TWIML} characters")
+
+
+def call_timeout(request: Mapping[str, object]) -> int:
+    """Seconds a call rings before Twilio gives up: ``Timeout``, 60 by default, 600 at most
+    (OpenAPI: "the maximum is 600 seconds")."""
+    value = request.get("Timeout")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str) or not _WHOLE.fullmatch(value.strip()):
+        return DEFAULT_TIMEOUT
+    return min(int(value), MAX_TIMEOUT)
+
+
+def application(form: Mapping[str, str], apps: Mapping[str, TwimlApp],
+                account_sid: str) -> TwimlApp | None:
+    """The TwiML App an ``ApplicationSid`` call names, or None without one; 21218 for one
+    the account does not have (https://www.twilio.com/docs/api/errors/21218)."""
+    sid = _param(form, "ApplicationSid")
+    if sid is None:
+        return None
+    app = apps.get(sid) if _APPLICATION_SID.fullmatch(sid) else None
+    if app is None or app.account_sid != account_sid:
+        raise TwilioApiError(400, 21218, f"Invalid ApplicationSid: {sid}")
+    return app

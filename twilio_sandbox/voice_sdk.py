@@ -16,12 +16,18 @@ A ``<Number>`` or ``<Client>`` with a ``statusCallback`` is dialed as its own ca
 that URL the events its ``statusCallbackEvent`` names, as Twilio does: the one
 way an app hears a Voice SDK call answered
 (https://www.twilio.com/docs/voice/twiml/number#attributes-status-callback-event).
+
+A token's identity follows the rules of error 31105, and a ``<Number>`` is dialed
+only with a caller ID Twilio accepts (13214); a ``<Say>`` Twilio would not say is
+not said (13511). What Twilio would log goes to the call's ``notifications``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -30,9 +36,11 @@ import aiohttp
 import jwt
 
 from . import resources
-from .callbacks import CallFailure, fetch_twiml, finish, read_response
-from .errors import ActionError
+from .callbacks import answer_document, finish, pick_up
+from .errors import ActionError, TwilioApiError
+from .magic import ACCOUNT_NUMBERS
 from .resources import Resource
+from .say import say_warning
 from .simulate import phone_number
 
 if TYPE_CHECKING:
@@ -42,6 +50,16 @@ if TYPE_CHECKING:
 MAX_TTL = 86400
 CONTENT_TYPE = "twilio-fpa;v=1"
 MAX_PARAMS = 20
+#: "Client name should not contain control, space, delims, or unwise characters and
+#: should not be longer than 256 characters" (https://www.twilio.com/docs/api/errors/31105):
+#: RFC 2396's excluded US-ASCII characters (section 2.4.3).
+INVALID_CLIENT_NAME = 31105
+MAX_IDENTITY = 256
+_EXCLUDED = re.compile(r'[\x00-\x20\x7f<>#%"{}|\\^\[\]`]')
+#: "callerId must be the calling number, called number, or a validated outgoing number
+#: ... if the calling leg is a client leg, the caller ID is required and must be a
+#: validated outgoing number" (https://www.twilio.com/docs/api/errors/13214).
+INVALID_CALLER_ID = 13214
 
 
 @dataclass(frozen=True)
@@ -99,10 +117,23 @@ def verify_token(sandbox: SandboxState, token: Any, now: float | None = None) ->
     app_sid = outgoing.get("application_sid") if isinstance(outgoing, dict) else None
     if not isinstance(identity, str) or not identity or not isinstance(app_sid, str):
         raise TokenRefused(20106, "Invalid Access Token grants")
+    problem = client_name_problem(identity)
+    if problem is not None:
+        raise TokenRefused(INVALID_CLIENT_NAME, problem)
     app = sandbox.twiml_apps.get(app_sid)
     if app is None or app.account_sid != account_sid:
         raise TokenRefused(21218, f"Invalid ApplicationSid {app_sid}")
     return Grant(account_sid, identity, app_sid)
+
+
+def client_name_problem(identity: str) -> str | None:
+    """Why Twilio refuses ``identity`` as a client name (31105), or None."""
+    if not identity or len(identity) > MAX_IDENTITY:
+        return f"Invalid client name: 1 to {MAX_IDENTITY} characters, not {len(identity)}"
+    bad = _EXCLUDED.search(identity)
+    if bad:
+        return f"Invalid client name: it contains {bad.group()!r}"
+    return None
 
 
 def shown(number: str | None) -> str:
@@ -158,7 +189,7 @@ async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str,
 
 async def _run(sandbox: SandboxState, call: Resource, params: dict[str, str]) -> Resource:
     async def play(session: aiohttp.ClientSession, record: Resource, auth_token: str) -> None:
-        await execute(session, record, auth_token, params)
+        await execute(session, record, auth_token, params, account_numbers(sandbox))
         for dialed in record["dialed"]:  # the call waits on <Dial> until its legs end
             if dialed.get("status_callback"):
                 await _dial_leg(sandbox, record, dialed)
@@ -173,29 +204,28 @@ async def _dial_leg(sandbox: SandboxState, parent: Resource, dialed: dict[str, A
     child call: https://www.twilio.com/docs/voice/twiml/dial#dial-child-call-status)."""
     form = {"From": dialed["caller_id"] or parent["from"], "To": dialed["to"],
             "StatusCallback": dialed["status_callback"]}
+    # The TwiML attribute lists its events space-separated; the leg, like a REST call,
+    # holds one a value.
     leg = resources.build_call(parent["account_sid"], form,
-                               {**form, "StatusCallbackEvent": [dialed["events"]]})
+                               {**form, "StatusCallbackEvent": dialed["events"].split()})
     leg.update(direction="outbound-dial", parent_call_sid=parent["sid"])
     leg = sandbox.record_call(leg)
     await sandbox.wait_for_twiml(leg["sid"], timeout=30)
 
 
 async def execute(session: aiohttp.ClientSession, call: Resource, auth_token: str,
-                  params: dict[str, str]) -> None:
-    """Fetch the call's TwiML, signed, and carry out its verbs, recording each step."""
-    stamp = resources.rfc2822(resources.now())
-    call.update(status="in-progress", start_time=stamp, date_updated=stamp)
-    try:
-        root = read_response(await fetch_twiml(session, call, auth_token, params))
-    except CallFailure as failure:
-        _step(call, f"failed: {failure}")
-        finish(call, "failed", str(failure))
-        return
-    except (aiohttp.ClientError, TimeoutError) as error:
-        finish(call, "failed", f"11205 HTTP connection failure: {error!r}")
-        return
+                  params: dict[str, str],
+                  owns: Callable[[str], bool] = ACCOUNT_NUMBERS.__contains__) -> None:
+    """Fetch the call's TwiML, signed, and carry out its verbs, recording each step.
+
+    TwiML that cannot be had is Twilio's error message instead (``answer_document``).
+    ``owns``: whether a number is the account's, a caller ID a ``<Dial>`` may use."""
+    pick_up(call)
+    root = await answer_document(session, call, auth_token, params)
+    if call["error"]:
+        _step(call, f"TwiML failed: {call['error']}")
     for verb in root:
-        if not _carry_out(call, verb):
+        if not _carry_out(call, verb, owns):
             break
     finish(call, "busy" if call["status"] == "busy" else "completed")
 
@@ -209,11 +239,21 @@ def _step(call: Resource, text: str) -> None:
     call["actions"] = [*call["actions"], text]
 
 
-def _carry_out(call: Resource, verb: ET.Element) -> bool:
+def _notify(call: Resource, text: str) -> None:
+    """What Twilio's debugger would log for the call; the call goes on."""
+    call["notifications"] = [*call["notifications"], text]
+    _step(call, text)
+
+
+def _carry_out(call: Resource, verb: ET.Element, owns: Callable[[str], bool]) -> bool:
     """Record one verb's effect; False when the call ends with it."""
     text = " ".join("".join(verb.itertext()).split())
     if verb.tag == "Say":
-        _step(call, f"said: {text}")
+        warning = say_warning(verb.get("voice"), verb.get("language"))
+        if warning is not None:
+            _notify(call, f"not said: {warning}")
+        else:
+            _step(call, f"said: {text}")
     elif verb.tag == "Play":
         _step(call, f"played {text}")
     elif verb.tag == "Pause":
@@ -226,13 +266,13 @@ def _carry_out(call: Resource, verb: ET.Element) -> bool:
         call["status"] = "busy"
         return False
     elif verb.tag == "Dial":
-        _dial(call, verb, text)
+        _dial(call, verb, text, owns)
     else:
         _step(call, f"ignored <{verb.tag}>: not a verb the sandbox plays")
     return True
 
 
-def _dial(call: Resource, verb: ET.Element, text: str) -> None:
+def _dial(call: Resource, verb: ET.Element, text: str, owns: Callable[[str], bool]) -> None:
     caller_id = verb.get("callerId")
     nouns: list[tuple[str, str, dict[str, str]]] = [
         (child.tag, " ".join("".join(child.itertext()).split()), dict(child.attrib))
@@ -241,8 +281,16 @@ def _dial(call: Resource, verb: ET.Element, text: str) -> None:
         nouns = [("Number", text, {})]
     for kind, target, noun in nouns:
         if kind == "Number":
+            refused = _caller_id_problem(call, caller_id, owns)
+            if refused is not None:
+                _notify(call, f"not dialed {shown(target)}: {INVALID_CALLER_ID} {refused}")
+                continue
             _step(call, f"dialed {shown(target)} with caller ID {shown(caller_id)}")
         elif kind == "Client":
+            problem = client_name_problem(target)
+            if problem is not None:
+                _notify(call, f"not rung: {INVALID_CLIENT_NAME} {problem}")
+                continue
             _step(call, f"rang client {target}")
         else:
             _step(call, f"ignored <Dial><{kind}>")
@@ -252,3 +300,38 @@ def _dial(call: Resource, verb: ET.Element, text: str) -> None:
             dialed.update(status_callback=urljoin(_one_value(call, "Url"), noun.get(
                 "statusCallback", "")), events=noun.get("statusCallbackEvent") or "completed")
         call["dialed"] = [*call["dialed"], dialed]
+
+
+def account_numbers(sandbox: SandboxState) -> Callable[[str], bool]:
+    """Whether a number is the account's ("a validated outgoing number"): the magic valid
+    sender and the number the sandbox is configured with (``default_number``), and in
+    ``live-like`` mode any number its check takes as a call's ``From``."""
+    own = ACCOUNT_NUMBERS | {sandbox.default_number}
+
+    def owns(number: str) -> bool:
+        if number in own:
+            return True
+        if not number.startswith("+"):
+            return False
+        try:
+            sandbox.check_numbers("call", number, number, None)
+        except TwilioApiError:
+            return False
+        return True
+
+    return owns
+
+
+def _caller_id_problem(call: Resource, caller_id: str | None,
+                       owns: Callable[[str], bool]) -> str | None:
+    """Why Twilio would not dial a number with ``caller_id`` on this call (13214), or None."""
+    if call["from"].startswith("client:"):
+        if caller_id is None:
+            return "Dial: a caller ID is required when the calling leg is a client"
+        return None if owns(caller_id) else (
+            f"Dial: invalid callerId {shown(caller_id)}: a client leg needs a number of the "
+            "account")
+    if caller_id is None or caller_id in (call["from"], call["to"]) or owns(caller_id):
+        return None
+    return (f"Dial: invalid callerId {shown(caller_id)}: not the calling or called number, "
+            "nor one of the account")
