@@ -6,6 +6,7 @@ import azure.functions as func
 
 from shared.conversations import list_for, list_page, message_page, read_number, thread_for
 from shared.identity import read_caller
+from shared.media import media_links
 from shared.request_body import require_method
 from shared.responses import answers_problems, found
 from shared.settings import app_settings
@@ -23,4 +24,5 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
         return found(FUNCTION, await list_for(settings, caller, list_page(req.params), now))
     number = read_number(req.route_params["number"])
     page = message_page(req.params)
-    return found(FUNCTION, await thread_for(settings, caller, number, page, now))
+    links = media_links(req.url, settings)
+    return found(FUNCTION, await thread_for(settings, caller, number, page, now, links))

@@ -31,6 +31,7 @@ import json
 import logging
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -70,6 +71,9 @@ _MESSAGE_CURSOR = re.compile(r"[0-9]{17}-(SM|MM)[0-9a-f]{32}")
 _LIST_CURSOR = re.compile(r"[0-9]{17}-(\+[1-9][0-9]{6,14}|[0-9]{3,8})")
 
 Direction = Literal["incoming", "outgoing"]
+#: Where a client fetches media ``n`` of an incoming message (``shared.media``): the
+#: Twilio URLs that message kept need the account's credentials.
+MediaLink = Callable[[str, int], str]
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,18 @@ class Message:
     def key(self) -> str:
         return f"{_time_key(self.at)}-{self.sid}"
 
-    def view(self, delivery: Delivery | None = None) -> dict[str, Any]:
-        """The public shape (openapi.yaml's ConversationMessage)."""
+    def view(self, media_link: MediaLink, delivery: Delivery | None = None) -> dict[str, Any]:
+        """The public shape (openapi.yaml's ConversationMessage): an incoming message's
+        media as links to ``media``, an outgoing one's as the client sent them."""
         incoming = self.direction == "incoming"
         error_code = delivery.error_code if delivery else None
+        media = ([media_link(self.sid, n) for n in range(len(self.media_urls))] if incoming
+                 else list(self.media_urls))
         return {
             "sid": self.sid, "direction": self.direction,
             "from": self.remote if incoming else self.line,
             "to": self.line if incoming else self.remote,
-            "body": self.body, "media_urls": list(self.media_urls), "at": iso(self.at),
+            "body": self.body, "media_urls": media, "at": iso(self.at),
             "status": "received" if incoming else delivery.status if delivery else None,
             "error_code": error_code,
             "more_info": TWILIO_ERROR_DOCS.format(code=error_code) if error_code else None,
@@ -174,7 +181,9 @@ async def record_incoming(store: Store, settings: Settings, message: Message,
     """Keep an incoming message in the conversation it continues: ``attributed``,
     ``unassigned`` (to ``SMS_UNASSIGNED_OWNER``), ``unattributed`` (kept, shown to
     nobody) or ``duplicate`` (Twilio's retry)."""
-    if not await store.insert(RECEIVED, Row(message.sid, "received", {"At": message.at})):
+    # Remote and Key find the message again from its SID alone (incoming_media).
+    if not await store.insert(RECEIVED, Row(message.sid, "received", {
+            "At": message.at, "Remote": message.remote, "Key": message.key})):
         return "duplicate"  # Twilio delivered the webhook again: kept once
     owner, unclaimed = await attributed_owner(store, settings, message, service)
     if owner is not None:
@@ -358,7 +367,7 @@ async def list_for(settings: Settings, caller: Caller, page: Page,
 
 
 async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page,
-                     now: datetime) -> dict[str, Any]:
+                     now: datetime, media_link: MediaLink) -> dict[str, Any]:
     """The caller's messages with ``remote``, newest first, outgoing ones with their status.
 
     404 alike for a conversation of another user and none at all. Reading its
@@ -381,9 +390,31 @@ async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page
         raise store_unavailable(RETRY_AFTER) from None
     return {
         "number": remote,
-        "messages": [m.view(sent.get(m.sid)) for m in messages],
+        "messages": [m.view(media_link, sent.get(m.sid)) for m in messages],
         "next": rows[page.limit].key if len(rows) > page.limit else None,
     }
+
+
+async def incoming_media(settings: Settings, caller: Caller, sid: str,
+                         now: datetime) -> tuple[str, ...]:
+    """The Twilio media URLs of an incoming message in one of the caller's threads.
+
+    404 alike for a SID unknown, another user's and one past the retention: two point
+    reads, the ``received`` row naming the thread and key, then the caller's message.
+    """
+    store = _required(settings)
+    try:
+        received = await store.get(RECEIVED, sid, "received")
+        fields = received.fields if received else {}
+        row = None
+        if "Remote" in fields and _retained(utc(fields["At"]), _cutoff(settings, now)):
+            row = await store.get(MESSAGES, _thread(caller.owner, fields["Remote"]),
+                                  fields["Key"])
+    except StoreUnavailable:
+        raise store_unavailable(RETRY_AFTER) from None
+    if row is None:
+        raise not_found(f"no incoming message {sid} for this caller")
+    return _message(row, fields["Remote"]).media_urls
 
 
 async def _mark_read(store: Store, summary: Row) -> None:

@@ -369,6 +369,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _seconds, default="10",
     ),
     Declaration(
+        "MEDIA_MAX_BYTES", "media_max_bytes",
+        "Largest media file (of an incoming MMS) `media` passes on from Twilio, in bytes "
+        "(1024 to 104857600); a larger one is refused with 502 `media-too-large`. The "
+        "default, 5 MB, is what Twilio takes for all the media of a message it sends.",
+        _whole(1024, 104857600, "bytes"), default="5242880",
+    ),
+    Declaration(
         "SMS_REPLY_MESSAGE", "sms_reply_message",
         "Reply sent to incoming SMS that reach `twiml` (not to STOP, START or HELP, which "
         "Twilio answers). Unset: no reply.",
@@ -428,7 +435,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration(
         "REQUIRE_SIGNED_IN_USER", "require_signed_in_user",
         "Answer 401 `sign-in-required` to the mobile app's functions (`make_call`, "
-        "`send_sms`, `status`, `conversations`, `voice_token`) without a signed-in user "
+        "`send_sms`, `status`, `conversations`, `media`, `voice_token`) without a signed-in user "
         "(App Service Authentication); docs/security.md says what each one does.",
         _flag, default="false",
     ),
@@ -547,6 +554,7 @@ class Settings:
     validate_signature: bool
     api_base_url: str
     timeout_seconds: float
+    media_max_bytes: int
     sms_reply_message: str | None
     message_retention_days: int
     sms_reply_attribution: str

@@ -24,6 +24,7 @@ import copy
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -36,10 +37,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import azure.functions as func
 import pytest
-from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, APP_URL, created, invoke, request
+import unique
+from harness import (
+    ACCOUNT_SID,
+    API_KEY_SECRET,
+    API_KEY_SID,
+    APP_URL,
+    AUTH_TOKEN,
+    created,
+    invoke,
+    request,
+)
 from installs import CACHE as INSTALLS
 from installs import ROOT, require_install
+from storage import shared_azurite
+from twilio.request_validator import RequestValidator
 
 from devhost import children
 from devhost.ready import end
@@ -344,3 +358,61 @@ def test_make_call_is_accepted_by_twilios_contract(
     sent = dict(exchange.form)
     assert (body["status"], body["to"], body["from"]) == (
         answer["status"], sent["To"], sent["From"])
+
+
+# --- media: what the media function asks Twilio ------------------------------------------
+
+MEDIA = "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{Sid}.json"
+
+
+def exchanges_since(prism: Prism, mark: int, count: int) -> list[Exchange]:
+    """The ``count`` requests made since ``mark``, once Prism has answered each."""
+    def answered() -> int:
+        return sum("> Body: " in line or "Request terminated" in line
+                   for line in prism.lines[mark:])
+    with prism._changed:
+        prism._changed.wait_for(lambda: answered() >= count or prism.process.poll() is not None,
+                                timeout=EXCHANGE_WAIT)
+        lines = list(prism.lines[mark:])
+    starts = [i for i, line in enumerate(lines) if "Request received" in line]
+    assert len(starts) == count, "\n".join(lines)
+    return [Exchange.parse(lines[start:end])
+            for start, end in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
+@pytest.mark.parametrize("settings", [{}, API_KEY], ids=["auth_token", "api_key"])
+def test_media_is_fetched_as_twilios_contract_describes(
+    twilio_mock: Prism, twilio_spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, str],
+) -> None:
+    """The Media resource's metadata as the description has it (its path, SIDs and
+    credentials), then its content: the same path without the extension, which the
+    description leaves out ("Without an extension, the media is returned using the
+    mime-type provided when the media was generated": the Media resource page), so Prism
+    answers it 404 and so does the app."""
+    for name, value in {**settings, "STATE_STORAGE": shared_azurite().connection_string,
+                        "SMS_UNASSIGNED_OWNER": "anonymous"}.items():
+        monkeypatch.setenv(name, value)
+    sid, media_sid = "MM" + secrets.token_hex(16), "ME" + secrets.token_hex(16)
+    content = MEDIA.format(AccountSid=ACCOUNT_SID, MessageSid=sid, Sid=media_sid)[:-5]
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID,
+              "From": unique.number(), "To": "+15005550006", "Body": "", "NumMedia": "1",
+              "MediaUrl0": twilio_mock.base_url + content, "MediaContentType0": "image/jpeg"}
+    twiml = f"{APP_URL}/twiml"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(twiml, params)
+    answer = invoke("twiml", request("POST", twiml, form=params,
+                                     headers={"X-Twilio-Signature": signature}))
+    assert answer.status_code == 200, answer.get_body()
+
+    mark = twilio_mock.mark()
+    response = invoke("media", func.HttpRequest(
+        "GET", f"{APP_URL}/media/{sid}/0", body=b"",
+        route_params={"message_sid": sid, "n": "0"}))
+    metadata, fetched = exchanges_since(twilio_mock, mark, 2)
+
+    assert f"get {content}.json " in metadata.request_line, metadata.describe()
+    assert not metadata.violations, metadata.describe()
+    assert metadata.passed and metadata.status == "200", metadata.describe()
+    assert metadata.username == settings.get("TWILIO_API_KEY_SID", ACCOUNT_SID)
+    assert f"get {content} " in fetched.request_line, fetched.describe()
+    assert response.status_code == 404, response.get_body()

@@ -306,7 +306,7 @@ def test_the_run_covered_every_operation_both_ways(live_app: LiveApp) -> None:
     assert {operation for operation, _ in RAN} == {
         "POST /make_call", "POST /send_sms", "GET /twiml", "POST /twiml", "GET /status/{sid}",
         "POST /status_callback", "GET /conversations", "GET /conversations/{number}",
-        "POST /voice_token"}
+        "POST /voice_token", "GET /media/{message_sid}/{n}"}
     assert {mode for _, mode in RAN} == {"positive", "negative"}
     state = live_app.wait_for(lambda s: all(c["status"] in ("completed", "failed")
                                             for c in s["calls"]))

@@ -225,13 +225,17 @@ def test_a_webhook_twilio_delivers_twice_is_stored_once(on_azure):
     assert [m["body"] for m in view["messages"]] == ["once", "Are you free tonight?"]
 
 
-def test_media_urls_are_kept(on_azure):
+def test_incoming_media_are_links_to_the_media_function(on_azure):
+    """Twilio's media URLs need the account's credentials: the client gets the app's own."""
     remote = number()
     sent(remote, ALICE)
     media = "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1"
-    receive(inbound_params(remote, "", NumMedia="1", MediaUrl0=media,
-                           MediaContentType0="image/jpeg"))
-    assert thread_of(remote, ALICE)["messages"][0]["media_urls"] == [media]
+    params = inbound_params(remote, "", NumMedia="2", MediaUrl0=media, MediaUrl1=media,
+                            MediaContentType0="image/jpeg", MediaContentType1="image/jpeg")
+    receive(params)
+    sid = params["MessageSid"]
+    assert thread_of(remote, ALICE)["messages"][0]["media_urls"] == [
+        f"{ORIGIN}/api/media/{sid}/0", f"{ORIGIN}/api/media/{sid}/1"]
 
 
 # --- the list and the pages --------------------------------------------------------
@@ -457,7 +461,8 @@ def test_messages_past_the_retention_are_gone(on_azure, monkeypatch):
     remote, now = number(), datetime.now(UTC)
     record_sent(mallory, remote, FROM_NUMBER, "old", now - timedelta(days=8), settings)
     record_sent(mallory, remote, FROM_NUMBER, "recent", now - timedelta(days=6), settings)
-    shown = run(thread_for(settings, mallory, remote, message_page({}), now))
+    shown = run(thread_for(settings, mallory, remote, message_page({}), now,
+                           media_link=lambda sid, index: ""))
     assert [m["body"] for m in shown["messages"]] == ["recent"]
     later = now + timedelta(days=2)  # the recent one is past it too
     assert run(list_for(settings, mallory, list_page({}), later))["conversations"] == []

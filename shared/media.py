@@ -1,0 +1,254 @@
+"""The media of incoming MMS, passed on from Twilio to their owner (the ``media`` function).
+
+Twilio keeps what a texter sends and "enforces HTTP Basic Authentication for all media
+URLs" (https://www.twilio.com/docs/messaging/api/media-resource), so the ``MediaUrl``
+of its webhook is of no use to a mobile client. ``conversations`` lists each as a link
+to ``media/{sid}/{n}`` instead (``media_links``), and ``media`` fetches it with the
+account's credentials:
+
+1. The URL the webhook gave, kept with the message, must be a Media resource of this
+   account and this message on ``TWILIO_API_BASE_URL``. Any other is never fetched:
+   nobody may make the app request an address of their choosing.
+2. Its metadata (``.../Media/{ME}.json``, through the ``twilio`` library): the content
+   type Twilio gave it.
+3. Its content (the URL without extension). Twilio answers with a redirect: "Requests
+   to fetch your media will redirect you to a secure URL that is only valid for 4
+   hours" (https://help.twilio.com/articles/223183748). Up to ``MAX_REDIRECTS`` are
+   followed, to https (or to the API's own origin), and the credentials go to the
+   API's origin only. At most ``MEDIA_MAX_BYTES`` are read, each request within
+   ``TWILIO_TIMEOUT_SECONDS``.
+
+The answer is its owner's alone (``Cache-Control: private``), never sniffed, and in a
+CSP sandbox. Nothing Twilio kept is refused for its type (a texter may send a PDF or a
+contact card), but a type a browser would run (HTML, SVG, XML, script) goes out as an
+``application/octet-stream`` attachment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import azure.functions as func
+from aiohttp import ClientError, ClientSession, ClientTimeout, encode_basic_auth
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+from yarl import URL
+
+from shared import conversations
+from shared.conversations import MediaLink
+from shared.identity import Caller
+from shared.logs import log_outcome
+from shared.problems import Problem, invalid_field, not_found
+from shared.settings import Settings
+from shared.twilio_client import client_for
+from shared.twilio_errors import NotSent, problem_for
+from shared.urls import function_url
+
+#: Twilio sends at most 10 media with a message (media-resource page): ``n`` is 0 to 9.
+MAX_MEDIA = 10
+#: Redirects followed from Twilio's media URL: Twilio sends one, to its CDN.
+MAX_REDIRECTS = 3
+_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
+_INDEX = re.compile(r"[0-9]")
+_MEDIA_SID = re.compile(r"ME[0-9a-fA-F]{32}")
+#: Types passed on as Twilio gave them: what a browser shows and never runs.
+_INERT = re.compile(r"(image/(?!svg)|audio/|video/)[a-z0-9][a-z0-9.+-]{0,126}"
+                    r"|text/(plain|vcard|x-vcard|csv|calendar|directory)|application/pdf")
+DOWNLOAD = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """Which media a client asks for: file ``index`` of incoming message ``sid``."""
+
+    sid: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file as passed on: its bytes and the type Twilio gave it."""
+
+    body: bytes
+    content_type: str
+
+
+def read_media_ref(route: Mapping[str, str]) -> MediaRef:
+    """``{message_sid}/{n}`` of the route; 400 naming the field that is not one."""
+    sid, index = route.get("message_sid", ""), route.get("n", "")
+    if not _MESSAGE_SID.fullmatch(sid):
+        raise invalid_field("message_sid", "must be a Twilio message SID (SM or MM and 32 "
+                            "hexadecimal digits)")
+    if not _INDEX.fullmatch(index):
+        raise invalid_field("n", f"must be the media's position, 0 to {MAX_MEDIA - 1}")
+    return MediaRef(sid, int(index))
+
+
+async def find_media_url(settings: Settings, caller: Caller, ref: MediaRef,
+                         now: datetime) -> str:
+    """The Twilio URL of the caller's media; 404 alike for another user's and none at all."""
+    urls = await conversations.incoming_media(settings, caller, ref.sid, now)
+    if ref.index >= len(urls):
+        raise not_found(f"no media {ref.index} in message {ref.sid} for this caller")
+    return urls[ref.index]
+
+
+def media_sid(url: str, settings: Settings, ref: MediaRef) -> str:
+    """The ``ME`` SID of ``url`` if it is this message's Media resource on the configured
+    Twilio API (the only URL ``fetch_media`` requests); 404 otherwise, the URL never
+    fetched."""
+    try:
+        parts = urlsplit(url)
+        origin = _origin(url)
+    except ValueError:
+        parts, origin = None, None
+    path = f"/2010-04-01/Accounts/{settings.account_sid}/Messages/{ref.sid}/Media/"
+    if (parts is None or origin != _origin(settings.api_base_url) or parts.query
+            or parts.fragment or not parts.path.startswith(path)
+            or not _MEDIA_SID.fullmatch(parts.path.removeprefix(path))):
+        problem = not_found(f"media {ref.index} of message {ref.sid} is not at Twilio's API: "
+                            "the app fetches media from Twilio only")
+        problem.cause = "MediaUrl not of TWILIO_API_BASE_URL, this account and message"
+        raise problem
+    return parts.path.removeprefix(path)
+
+
+async def fetch_media(settings: Settings, ref: MediaRef, sid: str) -> Media:
+    """The media from Twilio: its metadata, then its content (see the module's docstring)."""
+    client = client_for(settings)
+    metadata = await _asking_twilio(client.messages(ref.sid).media(sid).fetch_async())
+    url = (f"{settings.api_base_url}/2010-04-01/Accounts/{settings.account_sid}/Messages/"
+           f"{ref.sid}/Media/{sid}")
+    body, declared = await _asking_twilio(_content(settings, client, url))
+    kind = (metadata.content_type or declared or DOWNLOAD).split(";", 1)[0].strip().lower()
+    return Media(body, kind)
+
+
+async def _content(settings: Settings, client: Client, url: str) -> tuple[bytes, str | None]:
+    """The content at ``url``, following Twilio's redirects; its bytes and declared type."""
+    session: ClientSession = client.http_client.session
+    api = _origin(settings.api_base_url)
+    credentials = {"Authorization": encode_basic_auth(client.username, client.password)}
+    timeout = ClientTimeout(total=settings.timeout_seconds)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.get(url, headers=credentials if _origin(url) == api else None,
+                               allow_redirects=False, timeout=timeout) as answer:
+            if answer.status in (301, 302, 303, 307, 308):
+                url = _redirect(url, answer.headers.get("Location", ""), api)
+                continue
+            if answer.status == 404:
+                raise _gone()
+            if answer.status in (401, 403):
+                raise Problem(502, "twilio-credentials", "Twilio refused the app's credentials",
+                              title="Upstream configuration error")
+            if not 200 <= answer.status < 300:
+                raise _unreadable(f"Twilio answered {answer.status}")
+            limit = settings.media_max_bytes
+            if (answer.content_length or 0) > limit:
+                raise _too_large(limit)
+            body = bytearray()
+            async for chunk in answer.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+            return bytes(body), answer.headers.get("Content-Type")
+    raise _unreadable(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect(url: str, location: str, api: str | None) -> str:
+    """Where a redirect leads: https, or the API's own origin (a local sandbox); else 502."""
+    try:
+        target = str(URL(url).join(URL(location)))
+        allowed = bool(location) and (urlsplit(target).scheme == "https"
+                                      or _origin(target) == api)
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise _unreadable("a redirect to neither https nor Twilio's API")
+    return target
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host:port``, lower-cased, with the scheme's port written out: two
+    spellings of one origin compare equal."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+async def _asking_twilio[T](request: Awaitable[T]) -> T:
+    """Await a request for media, its failures as problems: nothing is created by reading,
+    so every one may be retried."""
+    try:
+        return await request
+    except Problem:
+        raise
+    except Exception as error:
+        problem = _problem(error)
+        if problem is None:
+            raise
+        problem.cause = type(error).__name__
+        raise problem from error
+
+
+def _problem(error: Exception) -> Problem | None:
+    if isinstance(error, TwilioRestException) and error.status == 404:
+        return _gone()
+    if isinstance(error, TimeoutError) or isinstance(error.__cause__, TimeoutError):
+        return Problem(504, "twilio-timeout", "Twilio did not answer in time; retry later",
+                       title="Upstream timeout")
+    if isinstance(error, NotSent | ClientError | OSError | ValueError):
+        return _unreadable("Twilio could not be reached, or answered unreadably")
+    return problem_for(error)
+
+
+def _gone() -> Problem:
+    return not_found("Twilio keeps no such media (any more)")
+
+
+def _unreadable(cause: str) -> Problem:
+    problem = Problem(502, "twilio-unavailable", "Twilio could not be reached or answered "
+                      "with something unreadable; retry later", title="Upstream failure")
+    problem.cause = cause
+    return problem
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(502, "media-too-large", f"the media is over the {limit} bytes this app "
+                   "passes on (MEDIA_MAX_BYTES)", title="Media too large")
+
+
+def media_response(function: str, ref: MediaRef, media: Media) -> func.HttpResponse:
+    """200 with the media, for its owner's eyes only (see the module's docstring)."""
+    inert = _INERT.fullmatch(media.content_type) is not None
+    kind = media.content_type if inert else DOWNLOAD
+    headers = {"Content-Type": kind, "Cache-Control": "private",
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+    if not inert:
+        headers["Content-Disposition"] = "attachment"
+    log_outcome(function, 200, sid=ref.sid,
+                outcome=f"{len(media.body)}_bytes{'' if inert else '_as_download'}")
+    return func.HttpResponse(media.body, status_code=200, headers=headers, mimetype=kind)
+
+
+def media_links(request_url: str, settings: Settings) -> MediaLink:
+    """Links to ``media`` for a page of ``conversations/{number}`` (``request_url``): on
+    the app's public origin and the request's route prefix, worked out once, at the
+    first link (a page without incoming media needs none)."""
+    base: list[str] = []
+
+    def link(sid: str, index: int) -> str:
+        if not base:
+            parts = urlsplit(request_url)
+            listing = parts._replace(path=parts.path.rstrip("/").rsplit("/", 1)[0], query="")
+            base.append(function_url(urlunsplit(listing), settings, "media"))
+        return f"{base[0]}/{sid}/{index}"
+
+    return link
