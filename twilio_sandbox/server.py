@@ -57,6 +57,7 @@ Nothing real is sent: no message leaves this machine and no phone rings. Calls
 fetch their TwiML from the app and record what the callee would hear.
 
 REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
+         GET .../Messages/<Sid>/Media.json, .../Media/<MediaSid>[.json]: an MMS's media
 Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
          POST|DELETE /_sandbox/callback_faults, PUT /_sandbox/latency,
          POST /_sandbox/reset
