@@ -33,7 +33,6 @@ MODES: tuple[Mode, ...] = ("test", "live-like")
 #: How a mode decides a request's numbers: raises the TwilioApiError Twilio would.
 Check = Callable[[Resource, str | None, str, str | None], None]
 
-
 #: The one sender that succeeds, for both messages and calls.
 VALID_FROM = "+15005550006"
 #: The numbers on the sandbox's account (besides the number it is configured with,
