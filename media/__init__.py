@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.identity import read_caller
+from shared.limits import admit, caller_scope
 from shared.media import fetch_media, find_media_url, media_response, media_sid, read_media_ref
 from shared.request_body import require_method
 from shared.responses import answers_problems
@@ -21,5 +22,7 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     caller = read_caller(req, settings)
     ref = read_media_ref(req.route_params)
     url = await find_media_url(settings, caller, ref, datetime.now(UTC))
-    media = await fetch_media(settings, ref, media_sid(url, settings, ref))
+    sid = media_sid(url, settings, ref)
+    await admit(settings, "media", caller_scope(req, caller))
+    media = await fetch_media(settings, ref, sid)
     return media_response(FUNCTION, ref, media)

@@ -81,7 +81,7 @@ def read_report(params: Mapping[str, str], headers: Mapping[str, str],
     # A leg the app's <Dial> placed reports (``dial_document``'s report_to) as the call
     # that dialed it: the app tracks the call, not its legs. The leg counts its own
     # SequenceNumber, which says nothing of the call's order.
-    leg = is_sid(call_sid) and is_sid(parent)
+    leg = is_sid(call_sid) and is_sid(parent) and str(parent).startswith("CA")
     sid = parent if leg else call_sid or params.get("MessageSid") or params.get("SmsSid")
     if not is_sid(sid):
         raise invalid_field("MessageSid" if call_sid is None else "CallSid",

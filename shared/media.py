@@ -107,7 +107,8 @@ def media_sid(url: str, settings: Settings, ref: MediaRef) -> str:
     except ValueError:
         parts, origin = None, None
     path = f"/2010-04-01/Accounts/{settings.account_sid}/Messages/{ref.sid}/Media/"
-    if (parts is None or origin != _origin(settings.api_base_url) or parts.query
+    api = _origin(settings.api_base_url)
+    if (parts is None or api is None or origin != api or parts.query
             or parts.fragment or not parts.path.startswith(path)
             or not _MEDIA_SID.fullmatch(parts.path.removeprefix(path))):
         problem = not_found(f"media {ref.index} of message {ref.sid} is not at Twilio's API: "
@@ -135,7 +136,8 @@ async def _content(settings: Settings, client: Client, url: str) -> tuple[bytes,
     credentials = {"Authorization": encode_basic_auth(client.username, client.password)}
     timeout = ClientTimeout(total=settings.timeout_seconds)
     for _ in range(MAX_REDIRECTS + 1):
-        async with session.get(url, headers=credentials if _origin(url) == api else None,
+        own = api is not None and _origin(url) == api
+        async with session.get(url, headers=credentials if own else None,
                                allow_redirects=False, timeout=timeout) as answer:
             if answer.status in (301, 302, 303, 307, 308):
                 url = _redirect(url, answer.headers.get("Location", ""), api)
@@ -164,7 +166,7 @@ def _redirect(url: str, location: str, api: str | None) -> str:
     try:
         target = str(URL(url).join(URL(location)))
         allowed = bool(location) and (urlsplit(target).scheme == "https"
-                                      or _origin(target) == api)
+                                      or (api is not None and _origin(target) == api))
     except ValueError:
         allowed = False
     if not allowed:

@@ -514,6 +514,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _count, default="60",
     ),
     Declaration(
+        "RATE_LIMIT_MEDIA_PER_CALLER", "rate_limit_media_per_caller",
+        "Incoming MMS files one caller (the signed-in user, else the client IP) may fetch "
+        "through `media` per hour (`0`: no limit): each is two requests to Twilio and a "
+        "download.",
+        _count, default="300",
+    ),
+    Declaration(
         "AZURE_FUNCTIONS_ENVIRONMENT", "functions_environment",
         "Set by the Functions host: the runtime environment, `Production` on Azure unless set; "
         "`python -m devhost` sets `Development`, as Core Tools does. In `Development` a 429 "
@@ -583,6 +590,7 @@ class Settings:
     voice_incoming_identity: str | None
     voice_allow_client_to_client: bool
     rate_limit_voice_tokens_per_caller: int
+    rate_limit_media_per_caller: int
     functions_environment: str | None
 
     @property

@@ -20,7 +20,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 from harness import ACCOUNT_SID, SandboxThread, invoke, problem, refused
-from test_two_way_sms import ALICE, BOB, ORIGIN, inbound_params, on_azure, receive, sent
+from test_two_way_sms import ALICE, BOB, ORIGIN, inbound_params, on_azure, receive, sent, user
 from unique import number
 
 from shared.media import MAX_REDIRECTS
@@ -87,6 +87,19 @@ def test_another_user_gets_404_as_for_a_message_nobody_has(on_azure):
     unknown = refused(media(nobodys, 0, BOB), 404, "not-found")
     assert theirs["detail"].replace(sid, "*") == unknown["detail"].replace(nobodys, "*")
     assert media(sid, 0).status_code == 200  # still alice's
+
+
+def test_a_caller_past_its_media_limit_gets_429_before_twilio_is_asked(on_azure, monkeypatch):
+    """Each fetch costs Twilio two requests and a download: counted per caller."""
+    monkeypatch.setenv("RATE_LIMIT_MEDIA_PER_CALLER", "2")
+    carol = user(f"carol-{secrets.token_hex(6)}")
+    sid = received(on_azure, [("image/png", PNG)], carol)
+    assert [media(sid, 0, carol).status_code for _ in range(2)] == [200, 200]
+    asked = on_azure.call_soon(lambda: on_azure.sandbox.requests)
+    document = refused(media(sid, 0, carol), 429, "rate-limited")
+    assert "MMS files fetched by one caller" in document["detail"]
+    assert on_azure.call_soon(lambda: on_azure.sandbox.requests) == asked
+    assert media(sid, 0).status_code == 404  # alice's count is her own; the MMS is carol's
 
 
 def test_an_outgoing_message_has_no_media_here(on_azure):

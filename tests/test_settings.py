@@ -111,6 +111,7 @@ def test_defaults_apply():
         twiml_app_sid=None, push_credential_sid=None, voice_token_ttl=3600,
         voice_single_user_identity=None, voice_incoming_identity=None,
         voice_allow_client_to_client=False, rate_limit_voice_tokens_per_caller=60,
+        rate_limit_media_per_caller=300,
         functions_environment=None,
     )
     assert settings.state_connection is None and not settings.easy_auth
