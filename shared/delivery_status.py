@@ -63,6 +63,9 @@ class StatusReport:
     error_code: int | None = None
     duration: int | None = None
     token: str | None = None
+    #: A leg the app's <Dial> placed, filed under the call that dialed it: its status
+    #: tells the call's story, its duration and error are the leg's own.
+    leg: bool = False
 
 
 def read_report(params: Mapping[str, str], headers: Mapping[str, str],
@@ -99,6 +102,7 @@ def read_report(params: Mapping[str, str], headers: Mapping[str, str],
         error_code=_number(params, "ErrorCode"),
         duration=_number(params, "CallDuration"),
         token=token if token and _TOKEN.fullmatch(token) else None,
+        leg=leg,
     )
 
 
@@ -169,20 +173,33 @@ class Delivery:
         """
         if report.token is not None and report.token in self.tokens:
             return False
-        if any(e.status == report.status
-               and (e.sequence == report.sequence or None in (e.sequence, report.sequence))
-               for e in self.history):
-            return False  # a status without a sequence (a leg's, a message's) is told once
+        told = [e for e in self.history if e.status == report.status]
+        if report.leg and told:
+            return False  # the call's own report, or another leg's, told it already
+        # The call's own report of a status a leg told first (without a sequence): it
+        # still brings the call's duration and error, but is no second event.
+        completes = None
+        if report.sequence is not None and not report.leg:
+            completes = next((e for e in told if e.sequence is None), None)
+        if completes is None and any(e.sequence == report.sequence or None in (
+                e.sequence, report.sequence) for e in told):
+            return False  # a status without a sequence (a message's) is told once
         if report.token is not None:
             self.tokens = [*self.tokens, report.token][-MAX_TOKENS:]
-        if len(self.history) < MAX_HISTORY:
+        if completes is not None:
+            self.history.remove(completes)
+            self._insert(Event(completes.status, completes.at, report.sequence))
+        elif len(self.history) < MAX_HISTORY:
             self._insert(Event(report.status, report.at, report.sequence))
-        if report.duration is not None:
+        if not report.leg and report.duration is not None:
             self.duration = report.duration
-        if self._advances(report):
+        if completes is not None and self.status == report.status:
+            self.sequence = max(report.sequence, self.sequence or 0)
+            self.error_code = report.error_code or self.error_code
+        elif self._advances(report):
             self.status = report.status
             self.sequence = report.sequence if report.sequence is not None else self.sequence
-            if report.error_code is not None:
+            if report.error_code is not None and not report.leg:
                 self.error_code = report.error_code
         self.updated = received
         return True

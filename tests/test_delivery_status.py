@@ -115,3 +115,28 @@ def test_a_report_naming_no_account_is_refused():
         read_report({"MessageSid": "SM" + "b" * 32, "MessageStatus": "sent"}, {}, T0)
     assert (refused.value.status, refused.value.type, refused.value.extensions["field"]) == (
         403, "urn:twilio-functions:problem:webhook-refused", "AccountSid")
+
+
+def call_with_leg_reports() -> Delivery:
+    return Delivery.created_now("CA" + "0" * 32, "call", "anonymous", "client:alice",
+                                "initiated", T0)
+
+
+def test_a_legs_completion_first_leaves_the_calls_duration_and_error_to_the_call():
+    call = call_with_leg_reports()
+    assert apply(call, "in-progress", leg=True)
+    assert apply(call, "completed", leg=True, duration=5, error_code=31005)
+    assert (call.status, call.duration, call.error_code) == ("completed", None, None)
+    assert apply(call, "completed", 4, duration=61, error_code=31005)  # the call's own report
+    assert (call.duration, call.error_code, call.sequence) == (61, 31005, 4)
+    assert [(e.status, e.sequence) for e in call.history] == [
+        ("initiated", None), ("in-progress", None), ("completed", 4)]  # told once
+    assert not apply(call, "completed", 4, duration=61)  # and seen once
+
+
+def test_a_legs_completion_after_the_calls_changes_nothing():
+    call = call_with_leg_reports()
+    assert apply(call, "completed", 4, duration=61)
+    assert not apply(call, "completed", leg=True, duration=5, error_code=31005)
+    assert (call.status, call.duration, call.error_code) == ("completed", 61, None)
+    assert [e.status for e in call.history] == ["initiated", "completed"]
