@@ -42,7 +42,7 @@ from shared import conversations
 from shared.conversations import MediaLink
 from shared.identity import Caller
 from shared.logs import log_outcome
-from shared.problems import Problem, invalid_field, not_found
+from shared.problems import Problem, invalid_field, invalid_request, not_found
 from shared.settings import Settings
 from shared.twilio_client import client_for
 from shared.twilio_errors import NotSent, problem_for
@@ -242,15 +242,20 @@ def media_response(function: str, ref: MediaRef, media: Media) -> func.HttpRespo
 
 def media_links(request_url: str, settings: Settings) -> MediaLink:
     """Links to ``media`` for a page of ``conversations/{number}`` (``request_url``): on
-    the app's public origin and the request's route prefix, worked out once, at the
-    first link (a page without incoming media needs none)."""
-    base: list[str] = []
+    the app's public origin and the request's route prefix.
+
+    Worked out before the page is read, so that a request whose origin is unknown
+    (no ``PUBLIC_BASE_URL``, a malformed ``Host``) is refused before reading the
+    thread marks it read.
+    """
+    try:
+        parts = urlsplit(request_url)
+    except ValueError:  # a malformed Host header (unbalanced [ ]) got here
+        raise invalid_request("the request URL cannot be parsed") from None
+    listing = parts._replace(path=parts.path.rstrip("/").rsplit("/", 1)[0], query="")
+    base = function_url(urlunsplit(listing), settings, "media")
 
     def link(sid: str, index: int) -> str:
-        if not base:
-            parts = urlsplit(request_url)
-            listing = parts._replace(path=parts.path.rstrip("/").rsplit("/", 1)[0], query="")
-            base.append(function_url(urlunsplit(listing), settings, "media"))
-        return f"{base[0]}/{sid}/{index}"
+        return f"{base}/{sid}/{index}"
 
     return link

@@ -26,6 +26,7 @@ from harness import (
     function_main,
     invoke,
     problem,
+    refused,
     request,
 )
 from live import ROOMY_LIMITS
@@ -236,6 +237,21 @@ def test_incoming_media_are_links_to_the_media_function(on_azure):
     sid = params["MessageSid"]
     assert thread_of(remote, ALICE)["messages"][0]["media_urls"] == [
         f"{ORIGIN}/api/media/{sid}/0", f"{ORIGIN}/api/media/{sid}/1"]
+
+
+def test_a_thread_whose_media_cannot_be_linked_is_refused_before_it_is_marked_read(
+        on_azure, monkeypatch):
+    """No public origin to link ``media`` on: the 500 comes before the thread is read."""
+    carol = user(f"carol-{secrets.token_hex(4)}")
+    remote = number()
+    sent(remote, carol)
+    media = "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME1"
+    receive(inbound_params(remote, "", NumMedia="1", MediaUrl0=media,
+                           MediaContentType0="image/jpeg"))
+    monkeypatch.delenv("WEBSITE_HOSTNAME")
+    assert "PUBLIC_BASE_URL" in refused(thread(remote, carol), 500, "misconfigured")["detail"]
+    monkeypatch.setenv("WEBSITE_HOSTNAME", "contoso.azurewebsites.net")
+    assert listing(carol)["conversations"][0]["unread"] == 1
 
 
 # --- the list and the pages --------------------------------------------------------
