@@ -24,7 +24,12 @@ _KEYWORDS: dict[str, Keyword] = {
     **dict.fromkeys(("HELP", "INFO"), "help"),
 }
 
-#: What Twilio answers each keyword with by default.
+#: What Twilio answers each keyword with by default: the "automatic standard replies"
+#: listed on
+#: https://help.twilio.com/articles/223134027-Twilio-support-for-opt-out-keywords-SMS-STOP-filtering-
+#: (long codes; toll-free numbers get a carrier's "NETWORK MSG" instead,
+#: https://support.twilio.com/hc/en-us/articles/360058144374, not modelled). The exact wording here
+#: was not re-checked against that article's current text.
 REPLIES: dict[Keyword, str] = {
     "opt-out": "You have successfully been unsubscribed. You will not receive any more "
                "messages from this number. Reply START to resubscribe.",
@@ -35,5 +40,6 @@ REPLIES: dict[Keyword, str] = {
 
 
 def keyword_of(body: str) -> Keyword | None:
-    """The keyword a message is to Twilio, if any."""
+    """The keyword a message is to Twilio, if any: "Only single-word messages will
+    trigger the block" ("STOP PLEASE" does not; same help article)."""
     return _KEYWORDS.get(body.strip().upper())

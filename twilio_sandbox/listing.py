@@ -39,6 +39,9 @@ Filter = Callable[[Resource], bool]
 
 
 def _invalid(name: str, value: str) -> TwilioApiError:
+    # 400/20001 for a DateSent that is no date is not documented by Twilio (no error page
+    # for a bad DateSent was found): chosen because it is the code the sandbox gives any
+    # malformed list parameter (server.py: Page, PageSize).
     return TwilioApiError(400, 20001, f"Invalid {name}: {value!r} is not a date or a time")
 
 
@@ -108,5 +111,7 @@ def page_start(items: list[Resource], query: Mapping[str, str], number: int, siz
     direction, sid = token[:2], token[2:]
     index = next((n for n, item in enumerate(items) if item["sid"] == sid), None)
     if direction not in ("PA", "PB") or index is None:
+        # NOTE: Twilio documents 21481 "Invalid PageToken" for this
+        # (https://www.twilio.com/docs/api/errors/21481); this code answers 20001.
         raise TwilioApiError(400, 20001, f"Invalid PageToken: {token!r}")
     return index + 1 if direction == "PA" else max(index - size, 0)

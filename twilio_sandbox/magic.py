@@ -33,13 +33,18 @@ MODES: tuple[Mode, ...] = ("test", "live-like")
 #: How a mode decides a request's numbers: raises the TwilioApiError Twilio would.
 Check = Callable[[Resource, str | None, str, str | None], None]
 
-#: The one sender that succeeds, for both messages and calls.
+#: The one sender that succeeds, for both messages and calls: "The only number that can
+#: be used to queue successful calls with your Test Credentials is +15005550006"
+#: (https://www.twilio.com/docs/api/errors/21210); for messages, "using the magic number
+#: +15005550006 as the From number"
+#: (https://www.twilio.com/docs/messaging/tutorials/automate-testing).
 VALID_FROM = "+15005550006"
 #: The numbers on the sandbox's account (besides the number it is configured with,
 #: ``SandboxState.default_number``): what a ``<Dial callerId>`` may name beyond the
 #: calling and the called number (https://www.twilio.com/docs/api/errors/13214).
 ACCOUNT_NUMBERS = frozenset({VALID_FROM})
-#: Twilio's refusal of a message to a recipient who texted STOP to its sender.
+#: Twilio's refusal of a message to a recipient who texted STOP to its sender
+#: (https://www.twilio.com/docs/api/errors/21610; the table's +15005550004 row).
 UNSUBSCRIBED = 21610
 
 
@@ -68,6 +73,10 @@ _NOT_SMS_CAPABLE = (
     "or short code for your account."
 )
 
+#: The table of https://www.twilio.com/docs/iam/test-credentials: its section
+#: #test-sms-messages for the message rows, #test-calls for the call rows. The codes are
+#: Twilio's; their exact message texts are not documented by Twilio, chosen to say what
+#: each code's page says (https://www.twilio.com/docs/api/errors/<code>).
 MAGIC_NUMBERS: tuple[MagicNumber, ...] = (
     # Messages: From
     MagicNumber("message", "From", VALID_FROM, None, "", "Valid sender: the message is queued."),
@@ -154,8 +163,11 @@ def check(resource: Resource, sender: str | None, to: str, via: str | None = Non
             raise TwilioApiError(400, row.code, text)
 
 
-#: What Twilio answers an invalid number with, when live credentials send or call
-#: (the same codes as the table's invalid-number rows).
+#: What Twilio answers an invalid number with, when live credentials send or call: the
+#: same codes as the table's invalid-number rows (https://www.twilio.com/docs/api/errors/21212,
+#: .../21211, and .../21217: "Phone number does not appear to be valid"). Validity is
+#: phonenumbers': what Twilio deems valid is not documented by Twilio, chosen because
+#: libphonenumber's metadata is the public record of numbering plans.
 _INVALID: dict[tuple[Resource, Param], tuple[int, str]] = {
     ("message", "From"): (21212, _NOT_A_NUMBER),
     ("message", "To"): (21211, "The 'To' number {number} is not a valid phone number."),
@@ -163,7 +175,9 @@ _INVALID: dict[tuple[Resource, Param], tuple[int, str]] = {
     ("call", "To"): (21217, "The phone number you are attempting to call, {number}, is not "
                             "valid."),
 }
-#: Addresses a call may go to that are not phone numbers (Twilio Client, SIP).
+#: Addresses a call may go to that are not phone numbers (Twilio Client, SIP): "The
+#: phone number, SIP address or Client identifier" (``to`` of
+#: https://www.twilio.com/docs/voice/api/call-resource).
 _NOT_PHONE = ("client:", "sip:")
 
 
@@ -197,7 +211,10 @@ class DeliveryOutcome:
     Twilio's test credentials send no status callbacks, so these numbers are the
     sandbox's own (+1 500 555 30xx for messages: the last digits recall the error
     code; +1 500 555 20xx for calls). Every other number ends ``delivered`` or
-    ``completed``.
+    ``completed``. The numbers are not documented by Twilio (the sandbox's choice); the
+    statuses and codes are Twilio's (https://www.twilio.com/docs/api/errors/30003,
+    .../30005, .../30006, .../30007, .../30034; call statuses: "Call Status values" of
+    https://www.twilio.com/docs/voice/api/call-resource).
     """
 
     resource: Resource

@@ -24,8 +24,14 @@ from typing import Any, get_args
 from . import keywords
 from .keywords import Keyword
 
+#: "MGxxx" (https://www.twilio.com/docs/api/errors/21705).
 _SID = re.compile(r"MG[0-9a-f]{32}")
+#: Pool numbers in E.164 (https://www.twilio.com/docs/glossary/what-e164).
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+#: A custom keyword: a single word, as Twilio matches only single-word messages
+#: (https://help.twilio.com/articles/223134027-Twilio-support-for-opt-out-keywords-SMS-STOP-filtering-).
+#: Letters and digits, at most 32, is not documented by Twilio: chosen to keep the
+#: console's input to what a texter types as one word.
 _WORD = re.compile(r"[A-Za-z0-9]{1,32}")
 #: ``OptOutType``, the webhook parameter naming the keyword Twilio answered.
 OPT_OUT_TYPES: dict[Keyword, str] = {"opt-out": "STOP", "opt-in": "START", "help": "HELP"}

@@ -28,7 +28,13 @@ LIST_PARAMS = frozenset({"MediaUrl", "StatusCallbackEvent"})
 
 Resource = dict[str, Any]
 
-# GSM 03.38: the basic set costs one 7-bit unit, the extension set two.
+# GSM 03.38 (3GPP TS 23.038): the basic set costs one 7-bit unit, the extension set
+# two (an escape, then the character). Twilio sends "in the most compact encoding
+# possible", GSM-7 unless the body has "any non GSM-7 characters"
+# (https://www.twilio.com/docs/glossary/what-is-ucs-2-character-encoding; GSM-7 itself:
+# https://www.twilio.com/docs/glossary/what-is-gsm-7-character-encoding). The two sets
+# below are the standard's; that Twilio uses exactly them is not documented by Twilio,
+# chosen because GSM-7 is that standard's default alphabet and extension table.
 _GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -37,12 +43,16 @@ _GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 
 def new_sid(prefix: str) -> str:
-    """A fresh SID: two-letter prefix and 32 lowercase hex digits, like Twilio's."""
+    """A fresh SID: two-letter prefix and 32 hex digits, like Twilio's ("The unique 34
+    character id", https://www.twilio.com/docs/usage/api/accounts; Message SIDs match
+    ``^(SM|MM)[0-9a-fA-F]{32}$`` in Twilio's OpenAPI description). Lower case is not
+    documented by Twilio: chosen because every SID in Twilio's examples is lower case."""
     return prefix + secrets.token_hex(16)
 
 
 def rfc2822(moment: datetime) -> str:
-    """Twilio's date format: ``Wed, 27 Nov 2024 16:28:00 +0000``."""
+    """Twilio's date format: ``Wed, 27 Nov 2024 16:28:00 +0000`` ("The RFC 2822 date and
+    time in GMT", https://www.twilio.com/docs/messaging/api/message-resource)."""
     return format_datetime(moment.astimezone(UTC))
 
 
@@ -55,7 +65,10 @@ def account_path(account_sid: str) -> str:
 
 
 def formatted(number: str | None) -> str | None:
-    """A number in its national format, as Twilio's ``*_formatted`` fields show it."""
+    """A number as Twilio's ``to_formatted`` / ``from_formatted`` show it: "Formatted for
+    display" (https://www.twilio.com/docs/voice/api/call-resource). Which format is not
+    documented by Twilio: national format chosen because it is the display form a
+    phone shows for a number of its own country (libphonenumber's NATIONAL)."""
     if not number:
         return number
     try:
@@ -66,7 +79,17 @@ def formatted(number: str | None) -> str | None:
 
 
 def num_segments(body: str) -> int:
-    """How many SMS segments carry ``body`` (GSM-7 when it fits, else UCS-2)."""
+    """How many SMS segments carry ``body`` (GSM-7 when it fits, else UCS-2).
+
+    One segment holds 160 GSM-7 or 70 UCS-2 characters; a longer message is split into
+    segments of 153 or 67, because "Twilio prepends a User Data Header of 6 Bytes"
+    (https://www.twilio.com/docs/glossary/what-is-ucs-2-character-encoding,
+    https://www.twilio.com/docs/glossary/what-sms-character-limit). UCS-2 counts UTF-16
+    code units, so a character beyond the Basic Multilingual Plane (most emoji) takes two:
+    UCS-2 represents only that plane (same UCS-2 page); that Twilio then counts a
+    surrogate pair as two is not documented by Twilio, chosen because that is what the
+    pair occupies in the 140-octet segment.
+    """
     if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
         units = sum(2 if ch in _GSM_EXTENDED else 1 for ch in body)
         single, multi = 160, 153
@@ -77,6 +100,7 @@ def num_segments(body: str) -> int:
 
 
 def request_snapshot(form: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:
+    # Sandbox-only (tests read what the client sent); nothing of Twilio's to cite.
     """What the client sent: one value per parameter, a list when repeated or list-typed."""
     grouped: dict[str, list[str]] = {}
     for key, value in form:
@@ -122,7 +146,18 @@ def with_media_sid(message: Resource) -> Resource:
 def build_message(
     account_sid: str, form: Mapping[str, str], media_urls: list[str], snapshot: dict[str, Any]
 ) -> Resource:
-    """A Message resource as Twilio answers a successful create."""
+    """A Message resource as Twilio answers a successful create.
+
+    Fields as in https://www.twilio.com/docs/messaging/api/message-resource (and
+    twilio-python's ``MessageInstance``): ``direction`` ``outbound-api`` "for messages
+    created by the REST API"; ``num_segments`` and ``num_media`` are strings; for a
+    Messaging Service "num_segments is initially 0, since a sender hasn't yet been
+    assigned" (same page). The first status is ``queued``, or ``accepted`` through a
+    Messaging Service
+    (https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
+    ``price_unit`` ``USD`` is not documented by Twilio as a default: chosen because
+    Twilio's example answers show it.
+    """
     sid = new_sid("SM")
     stamp = rfc2822(now())
     uri = f"{account_path(account_sid)}/Messages/{sid}.json"
@@ -167,6 +202,12 @@ APPLICATION_IGNORES = ("Url", "Method", "Twiml", "FallbackUrl", "FallbackMethod"
 def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, Any],
                app: TwimlApp | None = None) -> Resource:
     """A Call resource as Twilio answers a successful create (status ``queued``).
+
+    Fields and sub-resources as in https://www.twilio.com/docs/voice/api/call-resource
+    (and twilio-python's ``CallInstance``); a call created through the REST API starts
+    ``queued`` (the "Call Status values" there) with ``direction`` ``outbound-api``.
+    ``queue_time`` ``"0"`` is not documented by Twilio as a starting value: chosen
+    because the sandbox queues nothing.
 
     Its ``request`` is what Twilio acts on: the request itself, or for a call handled by
     the TwiML App ``app`` the request with the app's Voice URL and StatusCallback in place
@@ -239,6 +280,13 @@ def page(
     start: int | None = None, token: str | None = None,
 ) -> dict[str, Any]:
     """One page of a list answer in Twilio's shape; ``items`` already newest first.
+
+    The paging fields (``uri``, ``first_page_uri``, ``next_page_uri``,
+    ``previous_page_uri``, ``page``, ``page_size``, ``start``, ``end``) are those of
+    "Twilio API responses" (https://www.twilio.com/docs/usage/twilios-response) and the
+    list properties on https://www.twilio.com/docs/messaging/api/message-resource.
+    Newest first is not documented by Twilio on the pages cited: chosen because a
+    message history is read from its latest message.
 
     ``start`` is where the page begins (default ``number`` x ``size``); the next and
     previous pages are named by a ``PageToken``, ``PA`` + the last SID read or ``PB`` +

@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 Play = Callable[[aiohttp.ClientSession, Resource, str], Awaitable[None]]
 #: How many messages, calls and webhooks the sandbox keeps (each), by default.
 DEFAULT_HISTORY = 1000
-#: Statuses a message or call never leaves, even when the task that set them fails after.
+#: Statuses a message or call never leaves, even when the task that set them fails after:
+#: the final ones among Twilio's message statuses
+#: (https://www.twilio.com/docs/messaging/api/message-resource, "Message Status values")
+#: and call statuses (https://www.twilio.com/docs/voice/api/call-resource, "Call Status
+#: values").
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled",
                             "completed", "busy", "no-answer"})
 
@@ -287,8 +291,10 @@ class SandboxState:
                 for number, recipient in sorted(self.opted_out)]
 
     def opt_out(self, number: str, recipient: str, opted_out: bool) -> None:
-        """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list, for
-        the number's Messaging Service when it is in one."""
+        """``recipient`` texted STOP (or START) to ``number``: Twilio's own opt-out list
+        (https://help.twilio.com/articles/223134027-Twilio-support-for-opt-out-keywords-SMS-STOP-filtering-),
+        for the number's Messaging Service when it is in one: the opt-out then holds for
+        every number of its pool (https://help.twilio.com/articles/223133627)."""
         line = self._line(number)
         if opted_out:
             self.opted_out.add((line, recipient))
@@ -298,8 +304,10 @@ class SandboxState:
                                         "opted_out": opted_out})
 
     def is_opted_out(self, sender: str | None, recipient: str, service: str | None = None) -> bool:
-        """Whether Twilio refuses (21610) a message from ``sender``, or through the Messaging
-        Service ``service``, to ``recipient``."""
+        """Whether Twilio refuses (21610, https://www.twilio.com/docs/api/errors/21610) a
+        message from ``sender``, or through the Messaging Service ``service``, to
+        ``recipient``: one who texted STOP to that line
+        (https://help.twilio.com/articles/223134027-Twilio-support-for-opt-out-keywords-SMS-STOP-filtering-)."""
         line = (service if service in self.messaging_services
                 else self._line(sender or self.sender_for(service)))
         return (line, recipient) in self.opted_out
@@ -329,8 +337,15 @@ class SandboxState:
         return next((s for s in self.messaging_services.values() if number in s.numbers), None)
 
     def sender_for(self, service_sid: str | None) -> str:
-        """The number a Messaging Service sends from: its pool's first, else the sandbox's
-        (a service the sandbox was not told of has that number alone)."""
+        """The number a Messaging Service sends from: one of its Sender Pool ("a defined
+        pool of senders",
+        https://www.twilio.com/docs/messaging/tutorials/send-messages-with-messaging-services),
+        chosen once the message is queued
+        (https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
+        Which one Twilio picks (its sender-selection features) is not reproduced: the
+        pool's first is not documented by Twilio, chosen because it is deterministic for
+        tests. A service the sandbox was not told of has the sandbox's number alone
+        (sandbox-only)."""
         service = self.messaging_services.get(service_sid or "")
         return service.numbers[0] if service else self.default_number
 
@@ -346,7 +361,11 @@ class SandboxState:
             message["body"],
         )
         delivery = self._delivery(message, "message")
-        # A TwiML reply goes out like any message, though nobody asked for its reports.
+        # A TwiML reply goes out like any message, though nobody asked for its reports:
+        # Twilio creates a Message when it "executes a <Message> TwiML instruction"
+        # (direction ``outbound-reply``, https://www.twilio.com/docs/messaging/api/message-resource)
+        # and its status lifecycle applies to "Outbound TwiML-generated messages"
+        # (https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
         if delivery is not None or message["direction"] == "outbound-reply":
             outcome = delivery_outcome("message", message["to"])
             failure = (outcome.status, outcome.code) if outcome else None
@@ -402,7 +421,9 @@ class SandboxState:
 
     def _ended(self, task: asyncio.Task[None], resource: Resource | None) -> None:
         """A background task's error, whatever it is, ends in the log and on its resource:
-        a message or call never stays half-way (``initiated``) behind a dead task."""
+        a message or call never stays half-way (``initiated``) behind a dead task.
+        Sandbox-only: ``failed`` for the sandbox's own fault is not documented by Twilio,
+        chosen because it is the status that ends a message or call that went wrong."""
         error = None if task.cancelled() else task.exception()
         if error is None:
             return
@@ -434,7 +455,9 @@ class SandboxState:
         delivery = self._delivery(call, "call")
         outcome = delivery_outcome("call", call["to"])
         if not playable and delivery is None and outcome is None:
-            return call  # an ApplicationSid call, or no fetching: the call stays queued
+            # An ApplicationSid call, or no fetching: the call stays queued. Sandbox-only
+            # (a switch of the sandbox's; Twilio always goes on with a queued call).
+            return call
         done = asyncio.Event()
         self._dialed[call["sid"]] = done
 

@@ -1,7 +1,10 @@
 """The parameter checks Twilio makes before creating a message or a call.
 
-Same codes, same order as Twilio (required parameters, then formats, then the
-magic-number table), so the app's error handling meets the failures it will meet live.
+Same codes as Twilio (each cited where it is raised), so the app's error handling meets
+the failures it will meet live. The order (required parameters, then formats, then the
+magic-number table) is not documented by Twilio: chosen because a request missing a
+parameter cannot be judged on its values, and the test-credentials table decides the
+numbers last (https://www.twilio.com/docs/iam/test-credentials).
 """
 
 import re
@@ -12,6 +15,8 @@ from . import magic
 from .errors import TwilioApiError
 from .twiml_app import TwimlApp
 
+#: "The ``Body`` parameter for an outgoing message can be up to 1,600 characters"
+#: (https://www.twilio.com/docs/api/errors/21617).
 MAX_BODY = 1600
 #: Media a message may carry (https://www.twilio.com/docs/api/errors/21623).
 MAX_MEDIA = 10
@@ -68,20 +73,30 @@ def validate_message(form: Mapping[str, str], media_urls: list[str],
     sender = _param(form, "From")
     service = _param(form, "MessagingServiceSid")
     body = form.get("Body", "")
+    # https://www.twilio.com/docs/api/errors/21604: "'To' phone number is not specified".
     if to is None:
         raise TwilioApiError(400, 21604, "A 'To' phone number is required.")
+    # https://www.twilio.com/docs/api/errors/21603: a From "or Messaging Service SID" is
+    # needed, "either instead of or in addition to a specific 'From' parameter".
     if sender is None and service is None:
         raise TwilioApiError(
             400, 21603, "A 'From' phone number or a 'MessagingServiceSid' is required."
         )
+    # https://www.twilio.com/docs/api/errors/21602: "The Body OR MediaURL parameter is
+    # required to send a Message".
     if not body and not media_urls:
         raise TwilioApiError(400, 21602, "Message body is required.")
+    # https://www.twilio.com/docs/api/errors/21617: a Body "longer than 1,600 characters".
+    # Counted in Python characters (code points); the page warns that non-GSM-7
+    # characters "can use more space", which Twilio does not quantify, so not modelled.
     if len(body) > MAX_BODY:
         raise TwilioApiError(
             400, 21617, "The concatenated message body exceeds the 1600 character limit."
         )
     _check_media(media_urls)
     _check_status_callback(_param(form, "StatusCallback"))
+    # https://www.twilio.com/docs/api/errors/21705: "The MessagingServiceSid provided
+    # with the request does not match a valid Sid pattern(MGxxx)".
     if service is not None and not _MESSAGING_SERVICE_SID.fullmatch(service):
         raise TwilioApiError(400, 21705, f"The Messaging Service Sid {service} is invalid.")
     check("message", sender, to, service)
@@ -92,16 +107,30 @@ def validate_call(form: Mapping[str, str], check: magic.Check = magic.check) -> 
     to = _param(form, "To")
     sender = _param(form, "From")
     url = _param(form, "Url")
+    # https://www.twilio.com/docs/api/errors/21201: "you did not specify what number to
+    # call in the 'To' POST parameter".
     if to is None:
         raise TwilioApiError(400, 21201, "No 'To' number is specified")
+    # https://www.twilio.com/docs/api/errors/21213: "you forgot to include a 'From'
+    # parameter. The 'From' parameter is required".
     if sender is None:
         raise TwilioApiError(400, 21213, "No 'From' number is specified")
+    # Url, Twiml or ApplicationSid: one is required. NOTE: Twilio's page for 21200 lists
+    # "The request did not include url, twiml, or applicationSid" among its causes
+    # (https://www.twilio.com/docs/api/errors/21200), while 21205 is for a URL that "was
+    # not a valid URL" (https://www.twilio.com/docs/api/errors/21205): the doc names
+    # 21200 for this case, where this code raises 21205.
     if url is None and _param(form, "Twiml") is None and _param(form, "ApplicationSid") is None:
         raise TwilioApiError(400, 21205, "Url parameter is required (or Twiml, or ApplicationSid).")
+    # https://www.twilio.com/docs/api/errors/21205: "a fully qualified URL including:
+    # protocol (http:// or https://) [and] hostname".
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise TwilioApiError(400, 21205, f"Url is not a valid URL: {url}")
+    # https://www.twilio.com/docs/api/errors/21209: "Possible values are GET and POST".
+    # Whether Twilio takes ``get`` is not documented by Twilio; chosen leniently (upper-
+    # cased) so that only a method that is neither GET nor POST meets 21209.
     method = (_param(form, "Method") or "POST").upper()
     if method not in ("GET", "POST"):
         raise TwilioApiError(400, 21209, f"Method must be GET or POST, not {method}.")
