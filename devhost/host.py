@@ -66,7 +66,8 @@ class FunctionHost:
     Bound to loopback it answers only loopback ``Host`` names, the host of
     ``PUBLIC_BASE_URL`` and ``allowed_hosts`` (``*``: any); see
     ``devhost.request_guard`` for that and for ``max_body`` and the timeouts.
-    ``controls``: the host's own routes, ``POST /_devhost/<name>`` (``devhost.host_routes``).
+    ``controls``: the host's own routes, ``POST /_devhost/<name>`` (``devhost.host_routes``),
+    which answer requests carrying ``control_token`` only.
     """
 
     _started: ClassVar[bool] = False
@@ -84,9 +85,11 @@ class FunctionHost:
         body_timeout: float = BODY_TIMEOUT_SECONDS,
         easy_auth: bool = False,
         controls: dict[str, Control] | None = None,
+        control_token: str = "",
     ) -> None:
         self.app_dir = app_dir.resolve()
         self.controls = dict(controls or {})
+        self.control_token = control_token
         self.enforce_keys = enforce_keys
         self.allowed_hosts = tuple(allowed_hosts)
         self.quiet_settings = quiet_settings
@@ -204,6 +207,7 @@ class FunctionHost:
             body_timeout=self.body_timeout,
             emulate_easy_auth=self.easy_auth,
             controls=self.controls,
+            control_token=self.control_token,
         )
         low_level = DevServer(
             server.handle,

@@ -45,6 +45,7 @@ from pathlib import Path
 from devhost import azurite, easy_auth, local_store
 from devhost.auth import KEY_HEADER, KEY_SETTING
 from devhost.host import READY_PREFIX, FunctionHost
+from devhost.host_routes import CONTROL_HEADER
 from devhost.host_routes import PREFIX as CONTROL_PREFIX
 from devhost.local_store import AZURITE_DATA, RESET_CONTROL, STORAGE_SETTINGS, Counters
 from devhost.logs import configure_logging
@@ -96,11 +97,14 @@ class SandboxRun:
         self.settings = settings
         self.token_generated = token_generated
 
-    def connect(self, urls: dict[str, str], key: str | None, reset_limits: str) -> None:
+    def connect(self, urls: dict[str, str], key: str | None, reset_limits: str,
+                control_token: str) -> None:
         """Tell the sandbox where the app answers (the console's traffic, the TwiML App),
-        and the host control that clears the rate limits (``reset_limits``, a URL)."""
+        and the host control that clears the rate limits (``reset_limits``, a URL, which
+        takes ``control_token``)."""
         self.sandbox.app.functions = {**urls, "reset_limits": reset_limits}
         self.sandbox.app.key = key
+        self.sandbox.app.control_token = control_token
         if "voice" in urls:  # configured as docs/deploy.md configures it on Twilio
             callback = urls.get("status_callback")
             self.sandbox.add_twiml_app(TwimlApp(
@@ -259,6 +263,7 @@ async def serve(args: argparse.Namespace) -> int:
            if use_sandbox else None)
     key = function_key(args.enforce_keys, file_values)
     counters = local_store.find_counters(file_values, args.app_dir, store)
+    control_token = secrets.token_urlsafe(24)  # this run's: its controls need it
     host = FunctionHost(
         args.app_dir,
         enforce_keys=args.enforce_keys,
@@ -266,6 +271,7 @@ async def serve(args: argparse.Namespace) -> int:
         quiet_settings=frozenset([*(run.settings if run else ()), *ours]),
         easy_auth=args.auth,
         controls={RESET_CONTROL: local_store.reset_limits_control(counters)},
+        control_token=control_token,
     )
     try:
         try:
@@ -276,10 +282,11 @@ async def serve(args: argparse.Namespace) -> int:
         urls = function_urls(host, shown(base_url))
         reset_limits = f"{shown(base_url)}{CONTROL_PREFIX}{RESET_CONTROL}"
         if run is not None:  # the console sends inbound traffic and app requests here
-            run.connect(urls, key, reset_limits)
+            run.connect(urls, key, reset_limits, control_token)
         _banner(host, shown(base_url), run, key, args.auth)
         if counters.refusal is None:
-            print(_limits_line(counters, reset_limits, console=run is not None), flush=True)
+            print(_limits_line(counters, reset_limits, control_token, console=run is not None),
+                  flush=True)
         print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
         await stopping.wait()
     finally:
@@ -292,9 +299,10 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limits_line(counters: Counters, reset_url: str, console: bool) -> str:
+def _limits_line(counters: Counters, reset_url: str, token: str, console: bool) -> str:
+    control = shlex.quote(f"{CONTROL_HEADER}: {token}")
     ways = ["`python -m devhost --reset-limits`",
-            f"`curl -X POST {reset_url} -H 'Content-Type: application/json'`"]
+            f"`curl -X POST {reset_url} -H 'Content-Type: application/json' -H {control}`"]
     if console:
         ways.append("the console's \"Reset limits\"")
     return (f"Rate limits count in {counters.where} and outlast restarts; to clear the counts: "

@@ -81,8 +81,10 @@ class FunctionServer:
         body_timeout: float = BODY_TIMEOUT_SECONDS,
         emulate_easy_auth: bool = False,
         controls: dict[str, Control] | None = None,
+        control_token: str = "",
     ) -> None:
         self._emulate_easy_auth = emulate_easy_auth
+        self._control_token = control_token
         self._controls = {f"{CONTROL_PREFIX}{name}": c for name, c in (controls or {}).items()}
         self._driver = driver
         self._functions = functions
@@ -107,7 +109,7 @@ class FunctionServer:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         control = self._controls.get(request.raw_path.split("?", 1)[0])
         if control is not None:
-            return await run_control(request, control)
+            return await run_control(request, control, self._control_token)
         segments = path_segments(request.raw_path)
         found = self._routes.resolve(request.method, segments)
         if found is None:

@@ -1,6 +1,7 @@
 """Local work without lockouts: the 429 says which limit, when it resets and (locally
 only) how to reset it; ``python -m devhost --reset-limits`` and the host's
-``POST /_devhost/reset-limits`` clear the counters and nothing else; the sandbox's
+``POST /_devhost/reset-limits`` clear the counters and nothing else; the control
+answers this run's token, from this machine, not through a tunnel; the sandbox's
 requests to the app count as a caller of their own.
 
 Each test that clears counters has an Azurite of its own: clearing the session's
@@ -12,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from storage import start_azurite
 
 from devhost import azurite
 from devhost.azurite import Azurite
-from devhost.host_routes import run_control
+from devhost.host_routes import CONTROL_HEADER, run_control
 from localhttp.problem import Refusal
 from shared import conversations, idempotency, limits
 from shared import store as store_module
@@ -238,12 +241,17 @@ def http(method: str, url: str, body: Any = None,
         return answer.code, json.loads(text) if text else {}, dict(answer.headers)
 
 
+TUNNEL = "tunnel.example"
+
+
 @pytest.fixture(scope="module")
 def limited_app():
-    """The launcher with its sandbox, 2 SMS per caller, on an Azurite of its own; each test
-    starts from no counts."""
+    """The launcher with its sandbox, 2 SMS per caller, on an Azurite of its own, exposed
+    through a tunnel (``--allow-host``) as docs/sandbox.md suggests; each test starts from
+    no counts."""
     store = start_azurite()
     app = LiveApp({"STATE_STORAGE": store.connection_string},
+                  args=("--sandbox", "--allow-host", TUNNEL),
                   limits={"RATE_LIMIT_SMS_PER_CALLER": "2"})
     try:
         yield app
@@ -252,8 +260,17 @@ def limited_app():
         store.stop()
 
 
+def control_headers(app: LiveApp) -> dict[str, str]:
+    """What the printed ``curl`` for the control sends: JSON, and this run's token."""
+    found = [m for line in app.stdout_lines
+             if (m := re.search(rf"-H '{CONTROL_HEADER}: ([A-Za-z0-9_-]+)'", line))]
+    assert len(found) == 1, app.stdout_lines
+    return {**JSON_HEADERS, CONTROL_HEADER: found[0][1]}
+
+
 def reset(app: LiveApp) -> dict[str, Any]:
-    status, answer, _ = http("POST", f"{app.base_url}/_devhost/reset-limits", {}, JSON_HEADERS)
+    status, answer, _ = http("POST", f"{app.base_url}/_devhost/reset-limits", {},
+                             control_headers(app))
     assert status == 200, answer
     return answer
 
@@ -268,19 +285,34 @@ def console_sms(app: LiveApp, to: str) -> int:
     return record["answer"]["status"]
 
 
+def within_one_hour[T](app: LiveApp, sends: Callable[[], T]) -> T:
+    """``sends()`` from no counts, once more if a UTC hour began meanwhile: the
+    per-caller window is the hour, so a new one would have forgotten the first sends."""
+    for _ in range(2):
+        reset(app)
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        result = sends()
+        if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour:
+            return result
+    raise AssertionError("two UTC hours began during two runs of a few requests")
+
+
 def test_a_locked_out_developer_reads_why_and_resets(limited_app):
     app = limited_app
     reset_url = f"{app.base_url}/_devhost/reset-limits"
     assert any(reset_url in line and LOCAL_ADVICE in line for line in app.stdout_lines)
-    reset(app)
 
-    assert [curl_sms(app, f"+1415555020{n}")[0] for n in range(2)] == [201, 201]
-    status, refused, headers = curl_sms(app, "+14155550202")
+    def lock_out() -> tuple[list[int], tuple[int, dict[str, Any], dict[str, str]]]:
+        return ([curl_sms(app, f"+1415555020{n}")[0] for n in range(2)],
+                curl_sms(app, "+14155550202"))
+
+    sent, (status, refused, headers) = within_one_hour(app, lock_out)
+    assert sent == [201, 201]
     assert status == 429 and refused["limit"] == "sms-per-caller"
     assert LOCAL_ADVICE in refused["detail"] and "resets in" in refused["detail"]
     assert f"resets in {headers['Retry-After']} s" in refused["detail"]
 
-    status, cleared, _ = http("POST", reset_url, {}, JSON_HEADERS)
+    status, cleared, _ = http("POST", reset_url, {}, control_headers(app))
     assert status == 200 and cleared["cleared"] >= 3  # the caller's, numbers', country's
     assert "Cleared" in cleared["detail"] and "idempotency keys are kept" in cleared["detail"]
     assert curl_sms(app, "+14155550204")[0] == 201  # the app forgot the count it remembered
@@ -292,11 +324,17 @@ def test_the_console_sends_as_a_caller_of_its_own(limited_app):
         pytest.skip(f"this machine has no {source_address.SOURCE} (macOS: sudo ifconfig lo0 "
                     f"alias {source_address.SOURCE})")
     app = limited_app
-    reset(app)
-    assert [curl_sms(app, f"+1415555050{n}")[0] for n in range(3)] == [201, 201, 429]
+
+    def both() -> tuple[list[int], list[int], int]:
+        return ([curl_sms(app, f"+1415555050{n}")[0] for n in range(3)],
+                [console_sms(app, f"+1415555030{n}") for n in range(3)],
+                curl_sms(app, "+14155550503")[0])
+
+    curl, console, curl_again = within_one_hour(app, both)
+    assert curl == [201, 201, 429]
     # curl is locked out; the console's "send through the app" is not, and has its own count.
-    assert [console_sms(app, f"+1415555030{n}") for n in range(3)] == [201, 201, 429]
-    assert curl_sms(app, "+14155550503")[0] == 429
+    assert console == [201, 201, 429]
+    assert curl_again == 429
 
 
 @pytest.mark.parametrize(("method", "headers", "status"), [
@@ -310,20 +348,49 @@ def test_the_console_sends_as_a_caller_of_its_own(limited_app):
 ])
 def test_the_reset_control_refuses_what_a_web_page_could_send(limited_app, method, headers,
                                                                 status):
+    """Even with the run's token: a page must not drive the control."""
     app = limited_app
     reset(app)
     assert curl_sms(app, "+14155550400")[0] == 201
     body = {} if method == "POST" else None
-    answer, document, _ = http(method, f"{app.base_url}/_devhost/reset-limits", body, headers)
+    token = {CONTROL_HEADER: control_headers(app)[CONTROL_HEADER]}
+    answer, document, _ = http(method, f"{app.base_url}/_devhost/reset-limits", body,
+                               {**token, **headers})
     assert answer == status and document["status"] == status
     assert reset(app)["cleared"] >= 3  # refused: the counts stood until this reset
 
 
+@pytest.mark.parametrize("headers", [
+    {CONTROL_HEADER: None},  # no token: what anyone reaching the port through a tunnel has
+    {CONTROL_HEADER: "guessed"},
+    {CONTROL_HEADER: ""},
+    {"Host": TUNNEL},  # what a tunnel sends, which --allow-host admits
+    {"X-Forwarded-For": "203.0.113.9"},
+    {"Forwarded": "for=203.0.113.9"},
+    {"X-Forwarded-Host": TUNNEL},
+    {"X-Original-Host": TUNNEL},
+], ids=["no-token", "wrong-token", "empty-token", "tunnel-host", "x-forwarded-for",
+        "forwarded", "x-forwarded-host", "x-original-host"])
+def test_the_reset_control_refuses_the_internet_behind_a_tunnel(limited_app, headers):
+    """A tunnel agent connects from this machine: only the run's token, sent from here
+    and not forwarded, clears the counts."""
+    app = limited_app
+    reset(app)
+    assert curl_sms(app, "+14155550410")[0] == 201
+    sent = {name: value for name, value in {**control_headers(app), **headers}.items()
+            if value is not None}
+    answer, document, _ = http("POST", f"{app.base_url}/_devhost/reset-limits", {}, sent)
+    assert (answer, document["status"]) == (403, 403), document
+    assert CONTROL_HEADER in document["detail"] or "this machine" in document["detail"]
+    assert reset(app)["cleared"] >= 3  # refused: the counts stood until this reset
+
+
 def test_a_body_the_control_does_not_take_is_refused(limited_app):
+    headers = control_headers(limited_app)
     answer, document, _ = http("POST", f"{limited_app.base_url}/_devhost/reset-limits",
-                               ["not", "an", "object"], JSON_HEADERS)
+                               ["not", "an", "object"], headers)
     assert (answer, document["status"]) == (400, 400)
-    own_origin = {**JSON_HEADERS, "Origin": limited_app.base_url}
+    own_origin = {**headers, "Origin": limited_app.base_url}
     assert http("POST", f"{limited_app.base_url}/_devhost/reset-limits", {}, own_origin)[0] == 200
 
 
@@ -338,9 +405,18 @@ def test_the_consoles_reset_limits_reaches_the_host(limited_app):
     assert reset(app)["cleared"] == 0
 
 
-@pytest.mark.parametrize(("peer", "runs"), [("192.0.2.7", False), ("127.0.0.1", True),
-                                            ("::1", True)])
-def test_the_controls_answer_this_machine_only(peer, runs):
+TOKEN = "this-runs-token"
+
+
+@pytest.mark.parametrize(("peer", "host", "headers", "runs"), [
+    ("192.0.2.7", "192.0.2.1:7071", {}, False),  # a phone on the network
+    ("127.0.0.1", "localhost:7071", {}, True),
+    ("::1", "[::1]:7071", {}, True),
+    ("127.0.0.1", "127.0.0.1:7071", {CONTROL_HEADER: "not-" + TOKEN}, False),
+    ("127.0.0.1", "192.0.2.1:7071", {}, False),  # loopback peer, another name: a proxy
+    ("127.0.0.1", "localhost:7071", {"X-Real-IP": "203.0.113.9"}, False),
+])
+def test_the_controls_answer_this_machine_only(peer, host, headers, runs):
     """Bound to another address (``--host 0.0.0.0``), the host serves the network too."""
     ran: list[bool] = []
 
@@ -352,13 +428,26 @@ def test_the_controls_answer_this_machine_only(peer, runs):
     transport.get_extra_info.side_effect = lambda name, default=None: (
         (peer, 50000) if name == "peername" else default)
     request = make_mocked_request("POST", "/_devhost/reset-limits", headers={
-        **JSON_HEADERS, "Host": "192.0.2.1:7071"}, transport=transport)
+        **JSON_HEADERS, CONTROL_HEADER: TOKEN, "Host": host, **headers}, transport=transport)
 
     async def run() -> int:
         try:
-            return (await run_control(request, control)).status
+            return (await run_control(request, control, TOKEN)).status
         except Refusal as refusal:
             return refusal.status
 
     assert asyncio.run(run()) == (200 if runs else 403)
     assert ran == ([True] if runs else [])
+
+
+def test_a_host_without_a_token_runs_no_control():
+    """Fail closed: a host given controls but no token refuses them all."""
+    request = make_mocked_request("POST", "/_devhost/reset-limits", headers={
+        **JSON_HEADERS, CONTROL_HEADER: "", "Host": "localhost:7071"})
+
+    async def control() -> web.Response:
+        raise AssertionError("ran")
+
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(run_control(request, control, ""))
+    assert refused.value.status == 403

@@ -4,6 +4,9 @@ from dataclasses import dataclass, field
 
 from .errors import ActionError
 
+#: Where the local host's controls expect the run's token (devhost.host_routes).
+CONTROL_HEADER = "X-Devhost-Control"
+
 
 @dataclass
 class AppLink:
@@ -11,11 +14,13 @@ class AppLink:
 
     ``functions`` maps each function's name to its URL; ``python -m devhost`` adds
     its host's controls there too: ``reset_limits``, the URL that clears the app's
-    rate-limit counters (``POST`` with ``Content-Type: application/json``).
+    rate-limit counters (``POST`` with ``Content-Type: application/json``), and
+    ``control_token``, this run's token that its controls require (``CONTROL_HEADER``).
     """
 
     functions: dict[str, str] = field(default_factory=dict)
     key: str | None = None
+    control_token: str | None = None
 
     def url(self, function: str) -> str:
         url = self.functions.get(function)

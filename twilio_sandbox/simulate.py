@@ -20,6 +20,7 @@ import yarl
 
 from . import geo, keywords, resources
 from . import media as inbound_media
+from .app_link import CONTROL_HEADER
 from .callbacks import read_response, signed_request
 from .errors import ActionError
 from .overrides import split
@@ -264,14 +265,18 @@ async def app_request(sandbox: SandboxState, function: str, data: Any) -> Webhoo
 
 async def reset_limits(sandbox: SandboxState) -> WebhookRecord:
     """Ask the local Functions host to clear the app's rate-limit counters (``POST {}`` to
-    its ``reset_limits`` URL, which it gives when it runs the sandbox; 409 until then)."""
-    return await _post_json(sandbox, RESET_LIMITS, {}, kind="local")
+    its ``reset_limits`` URL with the run's control token, both of which it gives when it
+    runs the sandbox; 409 until then)."""
+    token = sandbox.app.control_token
+    return await _post_json(sandbox, RESET_LIMITS, {}, kind="local",
+                            extra={CONTROL_HEADER: token} if token else {})
 
 
 async def _post_json(sandbox: SandboxState, function: str, data: Any, *,
-                     kind: str) -> WebhookRecord:
-    """POST ``data`` as JSON to one of the app's URLs, with its key if it has one; logged."""
-    headers = {"Content-Type": "application/json"}
+                     kind: str, extra: dict[str, str] | None = None) -> WebhookRecord:
+    """POST ``data`` as JSON to one of the app's URLs, with its key if it has one (and
+    ``extra`` headers); logged."""
+    headers = {"Content-Type": "application/json", **(extra or {})}
     if sandbox.app.key:
         headers["x-functions-key"] = sandbox.app.key
     return await sandbox.webhooks.send(
