@@ -163,6 +163,7 @@ def test_the_next_page_follows_the_last_one_read_whatever_arrived_since() -> Non
         url = f"{sandbox.base_url}{ACCOUNT_PATH}/Messages.json?PageToken=PAnot-a-sid"
         async with (aiohttp.ClientSession() as session,
                     session.get(url, headers=auth_headers()) as answer):
-            assert (answer.status, (await answer.json())["code"]) == (400, 20001)
+            # https://www.twilio.com/docs/api/errors/21481
+            assert (answer.status, (await answer.json())["code"]) == (400, 21481)
 
     run(scenario, status_callbacks=False)

@@ -338,7 +338,7 @@ def _without(form: dict[str, str], *names: str, **changes: str) -> dict[str, str
         ("Messages", _without(MESSAGE_OK, "From", MessagingServiceSid="MG123"), 21705),
         ("Calls", _without(CALL_OK, "To"), 21201),
         ("Calls", _without(CALL_OK, "From"), 21213),
-        ("Calls", _without(CALL_OK, "Url"), 21205),
+        ("Calls", _without(CALL_OK, "Url"), 21200),  # docs/api/errors/21200
         ("Calls", _without(CALL_OK, Url="/relative/path"), 21205),
         ("Calls", _without(CALL_OK, Method="PUT"), 21209),
     ],

@@ -111,7 +111,6 @@ def page_start(items: list[Resource], query: Mapping[str, str], number: int, siz
     direction, sid = token[:2], token[2:]
     index = next((n for n, item in enumerate(items) if item["sid"] == sid), None)
     if direction not in ("PA", "PB") or index is None:
-        # NOTE: Twilio documents 21481 "Invalid PageToken" for this
-        # (https://www.twilio.com/docs/api/errors/21481); this code answers 20001.
-        raise TwilioApiError(400, 20001, f"Invalid PageToken: {token!r}")
+        # https://www.twilio.com/docs/api/errors/21481: "Invalid PageToken".
+        raise TwilioApiError(400, 21481, f"Invalid PageToken: {token!r}")
     return index + 1 if direction == "PA" else max(index - size, 0)

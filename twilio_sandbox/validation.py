@@ -115,13 +115,12 @@ def validate_call(form: Mapping[str, str], check: magic.Check = magic.check) -> 
     # parameter. The 'From' parameter is required".
     if sender is None:
         raise TwilioApiError(400, 21213, "No 'From' number is specified")
-    # Url, Twiml or ApplicationSid: one is required. NOTE: Twilio's page for 21200 lists
-    # "The request did not include url, twiml, or applicationSid" among its causes
-    # (https://www.twilio.com/docs/api/errors/21200), while 21205 is for a URL that "was
-    # not a valid URL" (https://www.twilio.com/docs/api/errors/21205): the doc names
-    # 21200 for this case, where this code raises 21205.
+    # Url, Twiml or ApplicationSid: one is required. Twilio's page for 21200 lists "The
+    # request did not include url, twiml, or applicationSid" among its causes
+    # (https://www.twilio.com/docs/api/errors/21200); 21205 is for a URL that "was not a
+    # valid URL".
     if url is None and _param(form, "Twiml") is None and _param(form, "ApplicationSid") is None:
-        raise TwilioApiError(400, 21205, "Url parameter is required (or Twiml, or ApplicationSid).")
+        raise TwilioApiError(400, 21200, "Url parameter is required (or Twiml, or ApplicationSid).")
     # https://www.twilio.com/docs/api/errors/21205: "a fully qualified URL including:
     # protocol (http:// or https://) [and] hostname".
     if url is not None:
