@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from live import copy_app
 
-from devhost import children
+from devhost import azurite, children
 
 ROOT = Path(__file__).parents[1]
 STARTED_TIMEOUT = 240.0  # a hang guard: two launchers and two Azurites, on a busy machine
@@ -167,3 +167,32 @@ def test_a_parent_killed_with_sigkill_takes_every_process_it_started_down(tmp_pa
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def _took_sigint(pid: int) -> bool:
+    """Whether ``pid`` has handled its SIGINT (node stops catching it once its one listener
+    ran), from /proc; True once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return not int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_reaches_azurite_once(tmp_path):
+    """Ctrl-C signals the whole process group: Azurite (started in it) and the launcher,
+    which then stops Azurite. Azurite listens for one SIGINT only, so a second one from
+    ``stop()`` would kill it while it saves its data."""
+    store = azurite.Azurite.start(location=tmp_path / ".azurite")
+    try:
+        store.process.send_signal(signal.SIGINT)  # what the terminal sends the group
+        deadline = time.monotonic() + EXIT_TIMEOUT  # a hang guard
+        while not _took_sigint(store.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        store.stop()  # what the launcher does next
+        assert store.process.returncode == 0  # exited on its own, not killed by a signal
+        assert not (tmp_path / ".azurite" / azurite.SERVING_FILE).exists()
+    finally:
+        store.stop()

@@ -42,6 +42,8 @@ ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
 #: Where ``UseDevelopmentStorage=true`` expects the table service.
 DEFAULT_PORT = 10002
 START_TIMEOUT = 20.0
+#: Seconds Azurite gets to save its data and exit once it has its SIGINT.
+STOP_GRACE = 10.0
 #: In a data folder while an Azurite started here serves it: where it answers.
 SERVING_FILE = "serving.json"
 
@@ -90,6 +92,23 @@ def _answers(host: str, port: int) -> bool:
     except OSError:
         return False
     return server.startswith("Azurite")
+
+
+def _sigint_state(pid: int) -> tuple[bool, bool] | None:
+    """Whether process ``pid`` has a SIGINT pending, and whether it catches SIGINT, as
+    Linux's ``/proc/<pid>/status`` says; None elsewhere (or if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    try:
+        pending = (int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)) & bit
+        caught = int(fields["SigCgt"], 16) & bit
+    except (KeyError, ValueError):
+        return None
+    return bool(pending), bool(caught)
 
 
 def _free_port(host: str) -> int:
@@ -157,7 +176,7 @@ class Azurite:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if _answers(self.host, self.port):
+            if _answers(self.host, self.port) and self._takes_sigint():
                 return True
             time.sleep(0.05)
         return False
@@ -175,13 +194,28 @@ class Azurite:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def _takes_sigint(self) -> bool:
+        """Whether Azurite listens for SIGINT yet (it starts to just after it answers HTTP;
+        until then SIGINT would kill it); True where that cannot be told."""
+        state = _sigint_state(self.process.pid)
+        return state is None or state[1]
+
+    def _stopping(self) -> bool:
+        """Whether Azurite already has its SIGINT: Ctrl-C in the terminal reaches it too
+        (it shares the terminal's process group). It listens for one only (node restores
+        the default action, death, once it took it), so a second could kill it mid-save."""
+        state = _sigint_state(self.process.pid)
+        return state is not None and (state[0] or not state[1])
+
     def stop(self) -> None:
-        """SIGINT, on which Azurite saves its data (SIGTERM would lose the last seconds'),
-        then SIGTERM and SIGKILL if it hangs; in-memory data is gone."""
+        """SIGINT, unless it has one already, on which Azurite saves its data (SIGTERM
+        would lose the last seconds'), then SIGTERM and SIGKILL if it hangs past
+        ``STOP_GRACE``; in-memory data is gone."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            if not self._stopping():
+                self.process.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=STOP_GRACE)
         end(self.process)
         if self._location is not None:
             with contextlib.suppress(OSError):
