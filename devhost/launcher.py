@@ -154,8 +154,10 @@ def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite |
     """Azurite for delivery status, unless a storage connection other than it is configured.
 
     Nothing configured: on a free port, data in ``.azurite/``, and ``STATE_STORAGE``
-    pointed at it. ``UseDevelopmentStorage=true``: on its well-known port, unless
-    something (the developer's own Azurite) already listens there.
+    pointed at it, unless an Azurite already serves that folder (another ``make run``'s):
+    then that one, which this run neither starts nor stops (two over the same files
+    would overwrite each other's data). ``UseDevelopmentStorage=true``: on its
+    well-known port, unless something (the developer's own Azurite) already listens there.
     """
     given = {name: configured(name, file_values) for name in STORAGE_SETTINGS}
     development = any(v.lower() == "usedevelopmentstorage=true" for v in given.values())
@@ -163,13 +165,19 @@ def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite |
         return None
     if development and azurite.port_in_use(azurite.DEFAULT_PORT):
         return None
+    location = app_dir / AZURITE_DATA
+    running = None if development else azurite.serving(location)
+    if running is not None:
+        print(f"Using the Azurite that already serves {AZURITE_DATA}/ (another `make run`?); "
+              "it stops with what started it.", file=sys.stderr)
+        os.environ["STATE_STORAGE"] = running
+        return None
     if not azurite.is_installed():
         print(f"Azurite is not installed ({azurite.INSTALL} needs node and npm): delivery "
               "status is OFF (no status callbacks, status answers 500)", file=sys.stderr)
         return None
     port = azurite.DEFAULT_PORT if development else 0
-    store = azurite.Azurite.start(location=app_dir / AZURITE_DATA, port=port,
-                                  log=app_dir / AZURITE_DATA / "azurite.log")
+    store = azurite.Azurite.start(location=location, port=port, log=location / "azurite.log")
     if not development:
         os.environ["STATE_STORAGE"] = store.connection_string
     return store

@@ -129,10 +129,10 @@ def still_running(fds: dict[int, int], timeout: float) -> list[str]:
         for fd, _ in poll.poll(left * 1000):
             pending.discard(fd)
             poll.unregister(fd)
-    return [_command(pid) for pid, fd in fds.items() if fd in pending]
+    return [command_line(pid) for pid, fd in fds.items() if fd in pending]
 
 
-def _command(pid: int) -> str:
+def command_line(pid: int) -> str:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return str(pid)
@@ -155,7 +155,7 @@ def test_a_parent_killed_with_sigkill_takes_every_process_it_started_down(tmp_pa
                      *(int(re.search(r":(\d+)", url)[1]) for url in started["urls"])]
             assert all(map(listening, ports)), ports
             # Two Azurites, two launchers, the event loop's child: node and python, each.
-            commands = [_command(pid) for pid in fds]
+            commands = [command_line(pid) for pid in fds]
             assert sum("azurite" in c for c in commands) == 2, commands
             assert started["bench"] in fds
 

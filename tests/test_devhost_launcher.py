@@ -23,8 +23,11 @@ from typing import Any
 import pytest
 from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import ROOT, LiveApp, copy_app
-from storage import start_azurite
+from storage import start_azurite, storage_env
+from test_children import command_line, descendants
 from twilio.request_validator import RequestValidator
+
+from devhost import azurite, children
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 SMS = {"to": "+14155552671", "body": "hi"}
@@ -86,14 +89,17 @@ def test_make_run_takes_a_port() -> None:
     assert "-m devhost --port 7072" in dry_run("PORT=7072")
 
 
-def test_a_busy_port_says_how_to_pick_another() -> None:
+def test_a_busy_port_says_how_to_pick_another(tmp_path: Path) -> None:
+    # A copy of the app on the session's Azurite: never the developer's .azurite/.
+    app_dir = copy_app(tmp_path / "app")
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "devhost", "--port", str(port)], cwd=ROOT, env=clean_env(),
-            capture_output=True, text=True, timeout=60, check=False)
+        result = children.run(
+            [sys.executable, "-m", "devhost", "--app-dir", str(app_dir), "--port", str(port)],
+            cwd=ROOT, env=clean_env(**storage_env()), capture_output=True, text=True,
+            timeout=60, check=False)
     assert result.returncode == 1
     assert f"port {port}" in result.stderr
     assert f"make run PORT={port + 1}" in result.stderr
@@ -208,6 +214,41 @@ def test_function_names_match_without_case_in_ascii_only(
     status, _, _ = http("POST", f"{sandboxed.base_url}{path}", data=json.dumps(SMS).encode(),
                         headers={"Content-Type": "application/json"})
     assert status == expected
+
+
+# --- the store: one Azurite per data folder -------------------------------------------------
+
+
+def test_a_second_run_uses_the_azurite_that_already_serves_the_folder(tmp_path: Path) -> None:
+    """A second ``make run`` starts no Azurite over the first one's files, and leaves the
+    first one's ``serving.json`` alone."""
+    app_dir = copy_app(tmp_path / "app")
+    data = app_dir / ".azurite"
+    first = azurite.Azurite.start(location=data)
+    try:
+        app = LiveApp(clean_env(STATE_STORAGE=""), args=(), app_dir=app_dir)
+        try:
+            assert http("POST", f"{app.base_url}/api/send_sms", data=json.dumps(SMS).encode(),
+                        headers={"Content-Type": "application/json"})[0] == 201
+            below = [command_line(pid) for pid in descendants(app.process.pid)]
+            assert not any("azurite" in command for command in below), below
+        finally:
+            assert app.stop() == 0
+        assert "already serves .azurite/" in app.log()
+        assert azurite.serving(data) == first.connection_string  # still named, still serving
+        assert first.running
+    finally:
+        first.stop()
+    assert not (data / azurite.SERVING_FILE).exists()
+
+
+def test_an_azurite_stopping_keeps_the_serving_file_another_wrote(tmp_path: Path) -> None:
+    data = tmp_path / ".azurite"
+    store = azurite.Azurite.start(location=data)
+    other = json.dumps({"host": "127.0.0.1", "port": store.port + 1})
+    (data / azurite.SERVING_FILE).write_text(other)  # another instance's, started since
+    store.stop()
+    assert (data / azurite.SERVING_FILE).read_text() == other
 
 
 # --- 17: settings ---------------------------------------------------------------------------

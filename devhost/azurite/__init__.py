@@ -69,12 +69,17 @@ def connection_string(host: str, port: int) -> str:
 
 def serving(location: Path) -> str | None:
     """The connection string of the Azurite that serves ``location``, if one answers."""
+    found = _serving_at(location)
+    return connection_string(*found) if found and _answers(*found) else None
+
+
+def _serving_at(location: Path) -> tuple[str, int] | None:
+    """Where ``SERVING_FILE`` in ``location`` says an Azurite answers, if it says."""
     try:
         found = json.loads((location / SERVING_FILE).read_text())
-        host, port = str(found["host"]), int(found["port"])
+        return str(found["host"]), int(found["port"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return connection_string(host, port) if _answers(host, port) else None
 
 
 def _endpoint(host: str, port: int) -> str:
@@ -217,8 +222,8 @@ class Azurite:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=STOP_GRACE)
         end(self.process)
-        if self._location is not None:
-            with contextlib.suppress(OSError):
+        if self._location is not None and _serving_at(self._location) == (self.host, self.port):
+            with contextlib.suppress(OSError):  # another's (one started since) is kept
                 (self._location / SERVING_FILE).unlink()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
