@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import importlib
 import json
@@ -254,12 +255,22 @@ async def serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
+    # Whatever started is stopped however this ends, in the reverse order (an error
+    # between two starts too: the death signal alone would not let Azurite save).
+    async with contextlib.AsyncExitStack() as started:
+        return await _serve(args, file_values, stopping, started)
+
+
+async def _serve(args: argparse.Namespace, file_values: dict[str, str], stopping: asyncio.Event,
+                 started: contextlib.AsyncExitStack) -> int:
     use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
     try:
         store = start_store(file_values, args.app_dir)
     except azurite.AzuriteError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 1
+    if store is not None:
+        started.callback(store.stop)
     # Settings this run set itself, and storage entries the file leaves blank (it
     # configures nothing there): the environment winning over them is no news.
     ours = [name for name in STORAGE_SETTINGS if not file_values.get(name, "").strip()]
@@ -269,6 +280,8 @@ async def serve(args: argparse.Namespace) -> int:
     run = (await start_sandbox(file_values, args.sandbox_history, args.allow_host,
                                args.sandbox_mode, args.sandbox_messaging_service)
            if use_sandbox else None)
+    if run is not None:
+        started.push_async_callback(run.sandbox.stop)
     key = function_key(args.enforce_keys, file_values)
     counters = local_store.find_counters(file_values, args.app_dir, store)
     control_token = secrets.token_urlsafe(24)  # this run's: its controls need it
@@ -281,29 +294,23 @@ async def serve(args: argparse.Namespace) -> int:
         controls={RESET_CONTROL: local_store.reset_limits_control(counters)},
         control_token=control_token,
     )
+    started.push_async_callback(close_app_clients)
+    started.push_async_callback(host.stop)
     try:
-        try:
-            base_url = await host.start(args.host, args.port)
-        except OSError as error:
-            _cannot_serve(args, error)
-            return 1
-        urls = function_urls(host, shown(base_url))
-        reset_limits = f"{shown(base_url)}{CONTROL_PREFIX}{RESET_CONTROL}"
-        if run is not None:  # the console sends inbound traffic and app requests here
-            run.connect(urls, key, reset_limits, control_token)
-        _banner(host, shown(base_url), run, key, args.auth)
-        if counters.refusal is None:
-            print(_limits_line(counters, reset_limits, control_token, console=run is not None),
-                  flush=True)
-        print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
-        await stopping.wait()
-    finally:
-        await host.stop()
-        await close_app_clients()
-        if run is not None:
-            await run.sandbox.stop()
-        if store is not None:
-            store.stop()
+        base_url = await host.start(args.host, args.port)
+    except OSError as error:
+        _cannot_serve(args, error)
+        return 1
+    urls = function_urls(host, shown(base_url))
+    reset_limits = f"{shown(base_url)}{CONTROL_PREFIX}{RESET_CONTROL}"
+    if run is not None:  # the console sends inbound traffic and app requests here
+        run.connect(urls, key, reset_limits, control_token)
+    _banner(host, shown(base_url), run, key, args.auth)
+    if counters.refusal is None:
+        print(_limits_line(counters, reset_limits, control_token, console=run is not None),
+              flush=True)
+    print(f"{READY_PREFIX} {shown(base_url)}", flush=True)
+    await stopping.wait()
     return 0
 
 

@@ -6,6 +6,8 @@ as a child process on a free port and reads what it prints, as a user would.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import re
@@ -27,7 +29,8 @@ from storage import start_azurite, storage_env
 from test_children import command_line, descendants
 from twilio.request_validator import RequestValidator
 
-from devhost import azurite, children
+from devhost import azurite, children, launcher
+from devhost.local_store import STORAGE_SETTINGS
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 SMS = {"to": "+14155552671", "body": "hi"}
@@ -240,6 +243,26 @@ def test_a_second_run_uses_the_azurite_that_already_serves_the_folder(tmp_path: 
     finally:
         first.stop()
     assert not (data / azurite.SERVING_FILE).exists()
+
+
+def test_a_failure_after_the_store_started_stops_it(tmp_path: Path, monkeypatch) -> None:
+    """Azurite is stopped (so it saves), not left to the death signal, when what starts
+    after it fails."""
+    app_dir = copy_app(tmp_path / "app")
+    for name in STORAGE_SETTINGS:  # as unset, and restored after (the launcher sets one)
+        monkeypatch.setenv(name, "")
+
+    async def broken_sandbox(*_args: object, **_options: object) -> None:
+        assert azurite.serving(app_dir / ".azurite") is not None  # the store is up
+        raise RuntimeError("the sandbox did not start")
+
+    monkeypatch.setattr(launcher, "start_sandbox", broken_sandbox)
+    args = argparse.Namespace(app_dir=app_dir, sandbox=True, auth=False, sandbox_history=10,
+                              allow_host=[], sandbox_mode="test",
+                              sandbox_messaging_service=False)
+    with pytest.raises(RuntimeError, match="the sandbox did not start"):
+        asyncio.run(launcher.serve(args))
+    assert not (app_dir / ".azurite" / azurite.SERVING_FILE).exists()
 
 
 def test_an_azurite_stopping_keeps_the_serving_file_another_wrote(tmp_path: Path) -> None:
