@@ -27,13 +27,13 @@ contact card), but a type a browser would run (HTML, SVG, XML, script) goes out 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
-from aiohttp import ClientError, ClientSession, ClientTimeout, encode_basic_auth
+from aiohttp import ClientSession, ClientTimeout, encode_basic_auth
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from yarl import URL
@@ -45,7 +45,7 @@ from shared.logs import log_outcome
 from shared.problems import Problem, invalid_field, invalid_request, not_found
 from shared.settings import Settings
 from shared.twilio_client import client_for
-from shared.twilio_errors import NotSent, problem_for
+from shared.twilio_errors import reading_twilio
 from shared.urls import function_url
 
 #: Twilio sends at most 10 media with a message (media-resource page): ``n`` is 0 to 9.
@@ -121,10 +121,10 @@ def media_sid(url: str, settings: Settings, ref: MediaRef) -> str:
 async def fetch_media(settings: Settings, ref: MediaRef, sid: str) -> Media:
     """The media from Twilio: its metadata, then its content (see the module's docstring)."""
     client = client_for(settings)
-    metadata = await _asking_twilio(client.messages(ref.sid).media(sid).fetch_async())
+    metadata = await reading_twilio(client.messages(ref.sid).media(sid).fetch_async(), _gone())
     url = (f"{settings.api_base_url}/2010-04-01/Accounts/{settings.account_sid}/Messages/"
            f"{ref.sid}/Media/{sid}")
-    body, declared = await _asking_twilio(_content(settings, client, url))
+    body, declared = await reading_twilio(_content(settings, client, url), _gone())
     kind = (metadata.content_type or declared or DOWNLOAD).split(";", 1)[0].strip().lower()
     return Media(body, kind)
 
@@ -142,13 +142,8 @@ async def _content(settings: Settings, client: Client, url: str) -> tuple[bytes,
             if answer.status in (301, 302, 303, 307, 308):
                 url = _redirect(url, answer.headers.get("Location", ""), api)
                 continue
-            if answer.status == 404:
-                raise _gone()
-            if answer.status in (401, 403):
-                raise Problem(502, "twilio-credentials", "Twilio refused the app's credentials",
-                              title="Upstream configuration error")
             if not 200 <= answer.status < 300:
-                raise _unreadable(f"Twilio answered {answer.status}")
+                raise _refused(answer.status, url, answer.headers.get("Retry-After"))
             limit = settings.media_max_bytes
             if (answer.content_length or 0) > limit:
                 raise _too_large(limit)
@@ -159,6 +154,14 @@ async def _content(settings: Settings, client: Client, url: str) -> tuple[bytes,
                     raise _too_large(limit)
             return bytes(body), answer.headers.get("Content-Type")
     raise _unreadable(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _refused(status: int, url: str, retry_after: str | None) -> TwilioRestException:
+    """A refusal of the content GET, as the ``twilio`` library raises one of the metadata's,
+    so that ``reading_twilio`` tells the client the same of both."""
+    error = TwilioRestException(status, url, f"Twilio answered {status}")
+    error.retry_after = retry_after  # type: ignore[attr-defined]  # read by twilio_errors
+    return error
 
 
 def _redirect(url: str, location: str, api: str | None) -> str:
@@ -183,32 +186,6 @@ def _origin(url: str) -> str | None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}:{port}"
-
-
-async def _asking_twilio[T](request: Awaitable[T]) -> T:
-    """Await a request for media, its failures as problems: nothing is created by reading,
-    so every one may be retried."""
-    try:
-        return await request
-    except Problem:
-        raise
-    except Exception as error:
-        problem = _problem(error)
-        if problem is None:
-            raise
-        problem.cause = type(error).__name__
-        raise problem from error
-
-
-def _problem(error: Exception) -> Problem | None:
-    if isinstance(error, TwilioRestException) and error.status == 404:
-        return _gone()
-    if isinstance(error, TimeoutError) or isinstance(error.__cause__, TimeoutError):
-        return Problem(504, "twilio-timeout", "Twilio did not answer in time; retry later",
-                       title="Upstream timeout")
-    if isinstance(error, NotSent | ClientError | OSError | ValueError):
-        return _unreadable("Twilio could not be reached, or answered unreadably")
-    return problem_for(error)
 
 
 def _gone() -> Problem:

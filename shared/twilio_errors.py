@@ -66,6 +66,42 @@ def problem_for(error: BaseException) -> Problem | None:
     return None
 
 
+async def reading_twilio[T](request: Awaitable[T], missing: Problem) -> T:
+    """Await a Twilio request that only reads, its failures as problems; ``missing`` is
+    Twilio's 404 (what was read does not exist).
+
+    Nothing is created by reading, so every failure may be retried. Only a 429 (the
+    rate, with its ``Retry-After``) and the credentials are told apart: any other
+    refusal is of the app's request, not the client's to fix, so 502.
+    """
+    try:
+        return await request
+    except Exception as error:
+        problem = read_problem_for(error, missing)
+        if problem is None:
+            raise
+        problem.cause = _cause(error)
+        raise problem from error
+
+
+def read_problem_for(error: BaseException, missing: Problem) -> Problem | None:
+    """The problem for a failure of a Twilio request that only reads (``reading_twilio``)."""
+    if isinstance(error, TwilioRestException | TwilioServiceException):
+        if error.status == 404:
+            return missing
+        if error.status in (401, 403, 429):
+            return _refusal(error)
+    elif isinstance(error, asyncio.TimeoutError) or isinstance(error.__cause__,
+                                                                asyncio.TimeoutError):
+        return Problem(504, "twilio-timeout", "Twilio did not answer in time; nothing was "
+                       "changed, so a retry is safe", title="Upstream timeout")
+    elif not isinstance(error, NotSent | ClientError | OSError | TwilioException | ValueError):
+        return None
+    return Problem(502, "twilio-unavailable", "Twilio could not be reached, failed or answered "
+                   "with something unreadable; nothing was changed, so a retry is safe",
+                   title="Upstream failure")
+
+
 def nothing_sent(problem: Problem) -> bool:
     """Whether a problem ``calling_twilio`` raised proves Twilio created nothing and a retry
     may send: the request never left (``NotSent``), or Twilio answered 429."""

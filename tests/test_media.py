@@ -288,3 +288,34 @@ def test_a_file_without_a_length_is_cut_at_media_max_bytes(on_azure, elsewhere, 
                                            b"x" * 100_000))
     sid = received_from(elsewhere, monkeypatch)
     refused(media(sid, 0), 502, "media-too-large")
+
+
+# --- Twilio's refusals, told as for every other Twilio request ------------------------------
+
+
+def twilio_error(status: int, code: int) -> Answer:
+    return (status, {"Content-Type": "application/json", "Retry-After": "7"}, json.dumps({
+        "code": code, "message": "refused", "more_info": "", "status": status}).encode())
+
+
+@pytest.mark.parametrize("on_json", [True, False], ids=["metadata", "content"])
+def test_twilio_limiting_the_rate_is_429_with_its_retry_after(on_azure, elsewhere, monkeypatch,
+                                                               on_json):
+    elsewhere.answer = lambda path: (
+        twilio_error(429, 20429) if path.endswith(".json") == on_json
+        else metadata(path) if path.endswith(".json") else (200, {}, PNG))
+    sid = received_from(elsewhere, monkeypatch)
+    answer = media(sid, 0)
+    refused(answer, 429, "twilio-rate-limited")
+    assert answer.headers["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize("on_json", [True, False], ids=["metadata", "content"])
+@pytest.mark.parametrize("status", [400, 409, 422])
+def test_another_refusal_by_twilio_is_502_not_the_clients_to_fix(on_azure, elsewhere,
+                                                                 monkeypatch, status, on_json):
+    elsewhere.answer = lambda path: (
+        twilio_error(status, 20001) if path.endswith(".json") == on_json
+        else metadata(path) if path.endswith(".json") else (200, {}, PNG))
+    sid = received_from(elsewhere, monkeypatch)
+    assert "retry is safe" in refused(media(sid, 0), 502, "twilio-unavailable")["detail"]
