@@ -157,7 +157,7 @@ def test_the_printed_token_signs_any_twiml_url(sandboxed: LiveApp) -> None:
     token = re.search(r"auth token \(this run only\): (\w+)", printed)[1]
     assert f"devhost.sign URL [-d Name=value ...] --auth-token {token}" in printed
     url = f"{sandboxed.base_url}/api/twiml?message=Signed%20by%20hand"
-    signed = subprocess.run(
+    signed = children.run(
         [sys.executable, "-m", "devhost.sign", url, "-d", "CallSid=CA" + "1" * 32,
          "--auth-token", token], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     status, _, body = run_curl(shlex.split(signed))
@@ -170,13 +170,13 @@ def test_the_sign_command_reads_the_token_from_local_settings(tmp_path: Path) ->
     (tmp_path / "local.settings.json").write_text(
         json.dumps({"Values": {"TWILIO_AUTH_TOKEN": AUTH_TOKEN}}), encoding="utf-8")
     url = "http://localhost:7071/api/twiml?message=hi"
-    signed = subprocess.run(
+    signed = children.run(
         [sys.executable, "-m", "devhost.sign", url, "--app-dir", str(tmp_path)],
         cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=True).stdout
     expected = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
     assert shlex.split(signed) == ["curl", url, "-H", f"X-Twilio-Signature: {expected}"]
-    missing = subprocess.run([sys.executable, "-m", "devhost.sign", url, "--app-dir", "/"],
-                             cwd=ROOT, env=clean_env(), capture_output=True, text=True)
+    missing = children.run([sys.executable, "-m", "devhost.sign", url, "--app-dir", "/"],
+                           cwd=ROOT, env=clean_env(), capture_output=True, text=True)
     assert missing.returncode == 2
     assert "no auth token" in missing.stderr
 
@@ -316,8 +316,8 @@ def test_a_malformed_setting_is_reported_at_start(tmp_path: Path) -> None:
 
 
 def test_help_is_plain_text() -> None:
-    result = subprocess.run([sys.executable, "-m", "devhost", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    result = children.run([sys.executable, "-m", "devhost", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
     assert "``" not in result.stdout
     assert "Serve this function app on http://localhost:7071" in result.stdout
     for option in ("--port", "--app-dir", "--enforce-keys", "--sandbox", "--allow-host"):

@@ -31,7 +31,7 @@ from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import ROOT, LiveApp
 from storage import start_azurite
 
-from devhost import azurite
+from devhost import azurite, children
 from devhost.azurite import Azurite
 from devhost.host_routes import CONTROL_HEADER, run_control
 from localhttp.problem import Refusal
@@ -125,9 +125,9 @@ def test_reset_all_clears_counters_and_nothing_else(own_azurite):
 def reset_command(app_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {name: value for name, value in os.environ.items()
              if name not in {d.name for d in DECLARATIONS}}
-    return subprocess.run([sys.executable, "-m", "devhost", "--app-dir", str(app_dir),
-                           "--reset-limits"], env={**clean, **(env or {})}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return children.run([sys.executable, "-m", "devhost", "--app-dir", str(app_dir),
+                         "--reset-limits"], env={**clean, **(env or {})}, cwd=ROOT,
+                        capture_output=True, text=True, timeout=120, check=False)
 
 
 def count_some(connection: str, callers: int) -> None:
