@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from twilio.base import values
 
 from shared.outgoing import default_sender, destination, sender
-from shared.problems import invalid_field, misconfigured
+from shared.problems import invalid_field
 from shared.request_body import Payload
 from shared.settings import Settings
 from shared.twilio_client import client_for
@@ -43,7 +42,6 @@ def read_sms(payload: Payload, settings: Settings,
              status_callback: str | None = None) -> SmsRequest:
     """Validate a client's message; pick the sender: an allowed ``from``, the service,
     the number."""
-    _check_status_callback(status_callback)
     payload.reject_unknown(FIELDS)
     to = destination(payload, settings)
     body = payload.text("body", max_length=MAX_BODY)
@@ -59,15 +57,6 @@ def read_sms(payload: Payload, settings: Settings,
                           status_callback=status_callback)
     return SmsRequest(to, body, media, from_=from_ or default_sender(settings),
                       status_callback=status_callback)
-
-
-def _check_status_callback(url: str | None) -> None:
-    """500 ``misconfigured`` for a StatusCallback Twilio would refuse, before Twilio is asked:
-    its host comes from ``PUBLIC_BASE_URL``, and Twilio takes no underscore in it
-    (https://www.twilio.com/docs/api/errors/21609): every send would fail with 21609."""
-    if url is not None and "_" in (urlsplit(url).hostname or ""):
-        raise misconfigured("PUBLIC_BASE_URL", "has an underscore in its host name, which "
-                            "Twilio refuses in a StatusCallback (error 21609)")
 
 
 async def send_message(sms: SmsRequest, settings: Settings) -> dict[str, Any]:

@@ -82,6 +82,16 @@ def _origin(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _public_origin(raw: str) -> str:
+    origin = _origin(raw)
+    # Status callbacks are built on it, and Twilio refuses a StatusCallback whose host has
+    # an underscore (https://www.twilio.com/docs/api/errors/21609): every send would fail.
+    if "_" in (urlsplit(origin).hostname or ""):
+        raise ValueError("must have no underscore in its host name: Twilio refuses such a "
+                         "StatusCallback URL (error 21609)")
+    return origin
+
+
 # Host names that are loopback as written (urlsplit's hostname drops the [ ] of [::1]).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -332,7 +342,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "Public origin of the app (`https://calls.contoso.com`), optionally with the path "
         "prefix a proxy adds: builds the TwiML URL for calls and the URL Twilio signed. "
         "Unset: `https://` + `WEBSITE_HOSTNAME`.",
-        _origin,
+        _public_origin,
     ),
     Declaration(
         "WEBSITE_HOSTNAME", "azure_hostname",

@@ -63,7 +63,7 @@ def test_the_app_refuses_a_status_callback_twilio_would_refuse_before_asking(
         app_env: SandboxThread, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's own checks come first: past 10 media or a media URL that is not https is
     a 400 of its own (test_send_sms.py); a PUBLIC_BASE_URL whose host has an underscore
-    would make every StatusCallback a 21609, so the send stops at 500 misconfigured."""
+    would make every StatusCallback a 21609, so the settings refuse it: 500 misconfigured."""
     monkeypatch.setenv("STATE_STORAGE", storage_env()["STATE_STORAGE"])  # callbacks wanted
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://my_app.example.com")
     response = invoke("send_sms", request("POST", f"{APP_URL}/send_sms",

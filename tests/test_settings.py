@@ -43,6 +43,7 @@ def test_each_missing_required_setting_gets_its_own_500(app_env, monkeypatch, fu
         ("ALLOWED_FROM_NUMBERS", "+14155550100,+1415s3cr3t"),
         ("PUBLIC_BASE_URL", "contoso.azurewebsites.net/s3cr3t"),
         ("PUBLIC_BASE_URL", "https://user:s3cr3t@contoso.com"),
+        ("PUBLIC_BASE_URL", "https://my_s3cr3t.contoso.com"),
         ("ALLOWED_COUNTRIES", "US,UK,s3cr3t"),
         ("ALLOW_PREMIUM_NUMBERS", "s3cr3t"),
         ("TWILIO_VALIDATE_SIGNATURE", "maybe-s3cr3t"),
