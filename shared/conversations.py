@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -39,6 +38,7 @@ from typing import Any, Literal
 from shared import deliveries
 from shared.delivery_status import Delivery, iso
 from shared.identity import ANONYMOUS, Caller
+from shared.keys import digest
 from shared.logs import mask
 from shared.phone import canonical_address
 from shared.problems import (
@@ -476,7 +476,7 @@ def _owner_key(owner: str) -> str:
     """The owner as a key: the first 32 hex digits (128 bits) of the SHA-256 of the owner
     (which no two users share, ``Caller.owner``). Any owner fits (keys are at most 1 KiB
     and forbid / \\ # ?), and none holds the ``|`` the keys below join with."""
-    return hashlib.sha256(owner.encode()).hexdigest()[:32]
+    return digest(owner)
 
 
 def _thread(owner: str, remote: str) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.identity import Caller
+from shared.keys import digest
 from shared.logs import log_outcome
 from shared.problems import (
     Problem,
@@ -159,7 +160,7 @@ async def first_attempt(settings: Settings, caller: Caller, key: str | None, fun
 
 async def _reserve(store: Store, settings: Settings, caller: Caller, key: str, function: str,
                    fingerprint: str, now: datetime) -> Attempt:
-    partition = hashlib.sha256(f"{caller.owner}\n{key}".encode()).hexdigest()
+    partition = digest(f"{caller.owner}\n{key}", 64)
     fields = {"Function": function, "Fingerprint": fingerprint, "State": "running",
               "Started": now, "Expires": now + KEEP}
     try:

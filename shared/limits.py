@@ -30,19 +30,18 @@ are off, with a warning at start-up.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 import azure.functions as func
 import phonenumbers
 
 from shared.identity import Caller
+from shared.keys import digest
 from shared.logs import mask
 from shared.problems import Problem, rate_limited, store_unavailable
 from shared.settings import Settings
@@ -282,7 +281,7 @@ def _tripped(limit: Limit, kind: str, who: str, to: str | None, now: datetime, *
     retry_after = limit.reset_after(now)
     logger.warning("rate_limit=tripped limit=%s kind=%s quota=%d window=%ds caller=%s to=%s "
                    "retry_after=%d", limit.name, kind, limit.quota,
-                   int(limit.window.total_seconds()), _digest(who)[:12],
+                   int(limit.window.total_seconds()), digest(who)[:12],
                    mask(to) if to else "-", retry_after)
     counts = COUNTS.get(limit.name, "requests")
     per = "hour" if limit.window == HOUR else "day (UTC)"
@@ -306,7 +305,7 @@ def _partition(limit: Limit, shard: int) -> str:
     The scope is hashed: table keys cannot hold every character a user ID may,
     and the table need not list numbers or addresses in clear.
     """
-    return f"{limit.name}-{_digest(limit.scope)}-{shard}"
+    return f"{limit.name}-{digest(limit.scope)}-{shard}"
 
 
 def _row_key(limit: Limit, now: datetime) -> str:
@@ -317,11 +316,6 @@ def _counter(limit: Limit, shard: int, now: datetime, count: int) -> Row:
     start = limit.window_start(now)
     return Row(_partition(limit, shard), _row_key(limit, now),
                {"Count": count, "Limit": limit.name, "WindowEnd": start + limit.window})
-
-
-@cache
-def _digest(scope: str) -> str:
-    return hashlib.sha256(scope.encode()).hexdigest()[:32]
 
 
 def _word(error: BaseException) -> str:
