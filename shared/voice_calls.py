@@ -84,17 +84,17 @@ def read_voice_call(params: Mapping[str, str]) -> VoiceCall:
 async def connect(call: VoiceCall, settings: Settings, request_url: str) -> str:
     """The TwiML that connects ``call``; ``CallRefused`` when it must not be connected.
 
-    A call from the app has its dialed leg report to ``status_callback`` (found by
-    ``ParentCallSid``), so its ``status/{sid}`` history shows it answered.
+    A call from the app to a number has its dialed leg report to ``status_callback``
+    (found by ``ParentCallSid``), so its ``status/{sid}`` history shows it answered.
     """
     if call.from_.startswith(CLIENT_PREFIX):
-        return await _from_app(call, settings, status_callback_url(request_url, settings))
+        return await _from_app(call, settings, request_url)
     if settings.voice_incoming_identity is None:
         return spoken_document(NO_INCOMING, hang_up=True)
     return dial_document(client=settings.voice_incoming_identity)
 
 
-async def _from_app(call: VoiceCall, settings: Settings, report_to: str | None) -> str:
+async def _from_app(call: VoiceCall, settings: Settings, request_url: str) -> str:
     identity = client_identity(call.from_)
     caller = caller_of(identity, settings) if identity else None
     if identity is None or caller is None:
@@ -113,6 +113,7 @@ async def _from_app(call: VoiceCall, settings: Settings, report_to: str | None) 
     except DestinationRefused as error:
         raise CallRefused(NOT_ALLOWED, str(error), call.to) from None
     caller_id = default_sender(settings)  # 500 misconfigured without one: nothing counted
+    report_to = status_callback_url(request_url, settings)  # a failure, too, before counting
     try:
         await admit(settings, "call", caller.owner, number)  # make_call's limits
     except Problem as problem:

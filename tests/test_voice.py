@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import subprocess
@@ -18,7 +19,9 @@ from twilio.request_validator import RequestValidator
 
 from shared.client_identity import identity_for
 from shared.identity import Caller
+from shared.problems import Problem
 from shared.settings import load_settings
+from shared.voice_calls import VoiceCall, connect
 
 URL = "https://contoso.azurewebsites.net/api/voice"
 APP_SID = "AP" + "c3" * 16
@@ -132,6 +135,20 @@ def test_client_to_client_only_when_enabled(monkeypatch):
     [dial] = verbs(post(params(f"client:{alice}", f"client:{bob}")))
     [client] = list(dial)
     assert (client.tag, client.text) == ("Client", bob)
+
+
+def test_only_a_call_dialing_a_number_needs_a_status_callback_url(monkeypatch):
+    """The URL the dialed leg reports to is built for a number's call, not for another."""
+    monkeypatch.setenv("VOICE_ALLOW_CLIENT_TO_CLIENT", "true")
+    settings, alice = load_settings(), user_identity()
+    on_port_0 = "https://contoso.azurewebsites.net:0/api/voice"  # no URL can be built on it
+    to_bob = VoiceCall("CA" + secrets.token_hex(16), f"client:{alice}",
+                       f"client:{user_identity()}", "ringing")
+    assert "<Client>" in asyncio.run(connect(to_bob, settings, on_port_0))
+    to_number = VoiceCall("CA" + secrets.token_hex(16), f"client:{alice}", ALLOWED, "ringing")
+    with pytest.raises(Problem) as refused:
+        asyncio.run(connect(to_number, settings, on_port_0))
+    assert refused.value.status == 400
 
 
 def test_the_single_user_identity_may_call(monkeypatch):
