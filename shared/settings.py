@@ -420,7 +420,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "Who reads the incoming SMS no user's text claims: a signed-in user as "
         "`<provider>:<user id>` (`aad:0c3b4f2e-...`, as App Service Authentication names "
         "them), or `anonymous` in an app without sign-in (refused while App Service "
-        "Authentication is on: anyone holding the function key would read them). Unset: "
+        "Authentication is on: anyone holding the function key would read them; a user "
+        "while it is off is warned of at start-up: nobody can be them). Unset: "
         "they are kept for nobody, and counted in the log.",
         _reader,
     ),
@@ -666,6 +667,12 @@ def app_settings() -> Settings:
             "REQUIRE_SIGNED_IN_USER is true but WEBSITE_AUTH_ENABLED is not: App Service "
             "Authentication looks off, so every request that needs a user gets 401 "
             "sign-in-required (docs/deploy.md, 'Checks after deploying')")
+    owner = settings.sms_unassigned_owner
+    if owner not in (None, ANONYMOUS_READER) and not settings.easy_auth:
+        logger.warning(  # nobody is then signed in, so nobody is that user
+            "SMS_UNASSIGNED_OWNER names a signed-in user but WEBSITE_AUTH_ENABLED is not set: "
+            "App Service Authentication looks off, so no caller is that user and the "
+            "unclaimed replies filed for them are read by nobody")
     return settings
 
 

@@ -197,6 +197,24 @@ def test_set_allowed_countries_does_not_warn(app_env, monkeypatch, caplog):
     assert _country_warnings(caplog) == []
 
 
+@pytest.mark.parametrize(("auth", "owner", "warned"), [
+    (None, "aad:0c3b4f2e", True), ("True", "aad:0c3b4f2e", False), (None, "anonymous", False),
+])
+def test_an_unassigned_owner_nobody_can_sign_in_as_is_warned_of_once(
+        app_env, monkeypatch, caplog, auth, owner, warned):
+    caplog.set_level(logging.WARNING, logger="twilio_functions")
+    monkeypatch.setenv("SMS_UNASSIGNED_OWNER", owner)
+    if auth:
+        monkeypatch.setenv("WEBSITE_AUTH_ENABLED", auth)
+    else:
+        monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    app_settings.cache_clear()  # a fresh process
+    app_settings()
+    app_settings()
+    warnings = [r for r in caplog.records if "SMS_UNASSIGNED_OWNER" in r.getMessage()]
+    assert [r.levelno for r in warnings] == ([logging.WARNING] if warned else [])
+
+
 def invoke_cached(function: str, body: dict[str, str]):
     """Invoke as the worker does, keeping this process's settings (unlike ``harness.invoke``)."""
     async def run():
