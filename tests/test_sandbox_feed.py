@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from test_sandbox_console import (
 )
 
 from devhost.ready import end, start_and_wait
-from twilio_sandbox import READY_PREFIX, VALID_FROM, TwilioSandbox
+from twilio_sandbox import READY_PREFIX, VALID_FROM, TwilioSandbox, feed
 from twilio_sandbox.events import Subscription
 from twilio_sandbox.feed import PAGE_BYTES, RETRY_AFTER, Feed
 
@@ -194,7 +195,8 @@ def test_pages_that_never_read_hold_little_memory_and_the_next_is_refused(
         before = memory_kib(process.pid)
         stalled = [subscribe_without_reading(url) for _ in range(STALLED)]
         refused = http_head(url, "/_sandbox/events")
-        index = http_head(url, "/")  # answered after the streams ran as far as they can
+        index = http_head(url, "/")
+        wait_until_waiting_on_clients(url, STALLED)  # each stream ran as far as it can
         after = memory_kib(process.pid)
         grown = {name: (after[name] - before[name]) / 1024 for name in after}
         print(f"\n{STALLED} pages that never read, {HISTORY} messages of history: peak memory "
@@ -260,6 +262,19 @@ def http_head(url: str, path: str) -> bytes:
         return answer
 
 
+def wait_until_waiting_on_clients(url: str, count: int, timeout: float = 30) -> None:
+    """Until ``count`` streams wait for their page to take what they wrote (the feed's
+    own count, in /_sandbox/state): each holds all it will hold."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{url}/_sandbox/state", timeout=30) as answer:
+            waiting = json.load(answer)["feed"]["waiting_on_client"]
+        if waiting >= count:
+            return
+        assert time.monotonic() < deadline, f"{waiting} of {count} streams stalled"
+        time.sleep(0.05)
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """The process's resident memory now (VmRSS) and at its peak so far (VmHWM), in KiB."""
     fields = dict(line.split(":", 1) for line in
@@ -274,27 +289,54 @@ def wait_for_lines(path: Path, text: str, count: int, timeout: float = 30) -> No
         time.sleep(0.05)
 
 
+async def get_without_reading(base_url: str, path: str) -> socket.socket:
+    """A GET on a socket whose kernel takes little, read no further than its status."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    page = socket.socket()
+    page.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    page.setblocking(False)
+    await loop.sock_connect(page, (host, int(port)))
+    await loop.sock_sendall(page, f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    assert (await loop.sock_recv(page, 12)) == b"HTTP/1.1 200"
+    return page
+
+
+async def logged(caplog: pytest.LogCaptureFixture, said: tuple[str, str]) -> None:
+    """Until a log line (level, message) is ``said``."""
+    async with asyncio.timeout(10):
+        while said not in [(r.levelname, r.getMessage()) for r in caplog.records]:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 def test_a_client_that_leaves_during_the_history_document_is_let_go_quietly(
         caplog: pytest.LogCaptureFixture) -> None:
-    said = ("INFO", "/_sandbox/history to 127.0.0.1 closed before its end")
+    said = ("INFO", "/_sandbox/history to 127.0.0.1 closed before its end: it left")
 
     async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
         for _ in range(HISTORY):  # megabytes: more than the kernel holds for a client
             await create_message(session, body=LONG_BODY)
-        host, port = sandbox.base_url.removeprefix("http://").rsplit(":", 1)
-        loop = asyncio.get_running_loop()
-        with socket.socket() as page:
-            page.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel takes little
-            page.setblocking(False)
-            await loop.sock_connect(page, (host, int(port)))
-            await loop.sock_sendall(page, f"GET /_sandbox/history HTTP/1.1\r\n"
-                                          f"Host: {host}:{port}\r\n\r\n".encode())
-            assert (await loop.sock_recv(page, 12)) == b"HTTP/1.1 200"
+        with await get_without_reading(sandbox.base_url, "/_sandbox/history") as page:
             page.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # closed at once (a reset), most of the document unread
-        async with asyncio.timeout(10):
-            while said not in [(r.levelname, r.getMessage()) for r in caplog.records]:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await logged(caplog, said)
+
+    with caplog.at_level(logging.DEBUG):
+        run(scenario)
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("path", ["/_sandbox/history", "/_sandbox/state"])
+def test_a_client_that_stops_reading_a_document_is_dropped_after_the_send_timeout(
+        path: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed, "SEND_TIMEOUT", 0.3)
+    said = ("INFO", f"{path} to 127.0.0.1 closed before its end: it took nothing for too long")
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        for _ in range(HISTORY):  # megabytes: more than the kernel holds for a client
+            await create_message(session, body=LONG_BODY)
+        with await get_without_reading(sandbox.base_url, path):
+            await logged(caplog, said)  # open, reading nothing more: the sandbox gives up
 
     with caplog.at_level(logging.DEBUG):
         run(scenario)

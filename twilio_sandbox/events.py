@@ -52,8 +52,8 @@ RESYNC = Event(0, "resync", "{}")
 def envelope(data: Any) -> str:
     """``{"data": ..., "masked": {number: masked}}`` as JSON text.
 
-    Each phone number in ``data`` comes with its masked form, made by the app's
-    own log masking, so a page shows numbers as the logs do without a second rule.
+    Each phone number in ``data`` comes with its masked form, by the sandbox's own
+    rule (masking.py, as its log lines show numbers), so a page needs no rule of its own.
     """
     return wrap(json.dumps(data, default=str))
 
@@ -105,6 +105,9 @@ class EventHub:
         self.max_subscribers = max_subscribers
         self._last_id = 0
         self._queues: set[asyncio.Queue[Event | None]] = set()
+        #: Subscribers waiting for their client to take what was written (feed.py): a
+        #: page that does not read stays counted, holding what it was sent, no more.
+        self.waiting_on_client = 0
 
     @property
     def last_id(self) -> int:

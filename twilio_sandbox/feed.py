@@ -130,7 +130,7 @@ class Feed:
                 if event is RESYNC:
                     await self.send_history(stream)
                 elif not self.is_stale(event):
-                    await stream.send(event.data, event=event.kind)
+                    await self.send(stream, event.data, event.kind)
         finally:
             gone.cancel()
 
@@ -145,11 +145,20 @@ class Feed:
         hub = self.sandbox.events
         self.head_id, self.covered = hub.last_id, {}
         snapshot = {kind: list(records(self.sandbox, kind)) for kind in RECORD_KINDS}
-        await stream.send(wrap(json.dumps(head(self.sandbox), default=str)), event="history")
+        await self.send(stream, wrap(json.dumps(head(self.sandbox), default=str)), "history")
         for kind, texts in self._pages(snapshot):
             page = f'{{"kind": "{kind}", "records": [{", ".join(texts)}]}}'
-            await stream.send(wrap(page), event="history-page")
-        await stream.send(wrap("{}"), event="history-end")
+            await self.send(stream, wrap(page), "history-page")
+        await self.send(stream, wrap("{}"), "history-end")
+
+    async def send(self, stream: EventSourceResponse, data: str, kind: str) -> None:
+        """Send one event, counted on the hub while the client has not taken it."""
+        hub = self.sandbox.events
+        hub.waiting_on_client += 1
+        try:
+            await stream.send(data, event=kind)
+        finally:
+            hub.waiting_on_client -= 1
 
     def _pages(self, snapshot: Mapping[str, list[Any]]) -> Iterator[tuple[str, list[str]]]:
         """Each page's records as JSON texts, built only when the page before was sent."""
@@ -191,6 +200,7 @@ async def write_json(request: web.Request, document: Mapping[str, Any],
 
     Each list item goes through ``item`` (e.g. a record's view) and is written
     whole, at once, so a record changed meanwhile is never half old, half new.
+    A client that takes nothing for ``SEND_TIMEOUT`` seconds is dropped, as one that left.
     """
     response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
     try:
@@ -201,13 +211,23 @@ async def write_json(request: web.Request, document: Mapping[str, Any],
             pending.append(text)
             size += len(text)
             if size >= PAGE_BYTES:
-                await response.write("".join(pending).encode())
+                await _write(response, "".join(pending).encode())
                 pending, size = [], 0
-        await response.write("".join(pending).encode())
-        await response.write_eof()
-    except ConnectionError:
-        log.info("%s to %s closed before its end", request.path, request.remote)
+        await _write(response, "".join(pending).encode())
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await response.write_eof()
+    except (ConnectionError, TimeoutError) as gone:
+        reason = "it took nothing for too long" if isinstance(gone, TimeoutError) else "it left"
+        log.info("%s to %s closed before its end: %s", request.path, request.remote, reason)
+        if request.transport is not None:
+            request.transport.abort()  # its unsent pages go nowhere
     return response
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    """Write ``data``, or raise TimeoutError if the client took none of it in time."""
+    async with asyncio.timeout(SEND_TIMEOUT):
+        await response.write(data)
 
 
 def _json_texts(document: Mapping[str, Any], item: Callable[[Any], Any]) -> Iterator[str]:

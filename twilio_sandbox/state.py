@@ -240,6 +240,8 @@ class SandboxState:
             "twiml_apps": [app._asdict() for app in self.twiml_apps.values()],
             "messaging_services": [s.to_json() for s in self.messaging_services.values()],
             "mode": self.mode,
+            "feed": {"subscribers": self.events.subscribers,
+                     "waiting_on_client": self.events.waiting_on_client},
         }
 
     # --- requests ------------------------------------------------------------
