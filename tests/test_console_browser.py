@@ -497,3 +497,48 @@ def test_reset_limits_without_the_local_host_says_how_to_connect_it(
             "App not connected: the sandbox does not know the app's reset_limits URL")
     finally:
         page.close()
+
+
+# --- links: only to http(s) URLs -------------------------------------------------------------
+
+
+def test_links_the_app_names_open_only_http_urls(bare_sandbox: SandboxThread,
+                                                 browser: Browser) -> None:
+    """The app's TwiML names any URL it likes: a javascript: one stays text (and the page,
+    under its Content-Security-Policy, still runs without an error)."""
+    twiml = ("<Response><Message>look<Media>javascript:alert(document.domain)</Media>"
+             "<Media>https://example.com/a.png</Media></Message></Response>")
+
+    async def start() -> web.AppRunner:
+        async def answer(_request: web.Request) -> web.Response:
+            return web.Response(text=twiml, content_type="text/xml")
+        stub = web.Application()
+        stub.router.add_post("/twiml", answer)
+        runner = web.AppRunner(stub)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    runner = bare_sandbox.run(start())
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{bare_sandbox.base_url}/console/")
+        expect(page.locator("#live")).to_have_text("live")
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/twiml"
+        status, outcome = post(f"{bare_sandbox.base_url}/_sandbox/inbound/sms",
+                               {"from": "+14155550177", "body": "hi", "url": url})
+        assert status == 200, outcome
+        media = page.locator("#thread-14155550177 .bubble.out .media li")
+        expect(media).to_have_count(2)
+        expect(media.nth(0)).to_have_text("media 1")
+        expect(media.nth(0).locator("a")).to_have_count(0)
+        expect(media.nth(1).get_by_role("link", name="media 2")).to_have_attribute(
+            "href", "https://example.com/a.png")
+        assert errors == []
+    finally:
+        page.close()
+        bare_sandbox.run(runner.cleanup())

@@ -19,10 +19,11 @@ from aiohttp import web
 from live import LiveApp
 from twilio.request_validator import RequestValidator
 
-from twilio_sandbox import VALID_FROM, TwilioSandbox
+from twilio_sandbox import VALID_FROM, TwilioSandbox, bodies
 from twilio_sandbox.events import QUEUE_LIMIT, RESYNC, EventHub, Tracked, envelope
 from twilio_sandbox.masking import mask
 from twilio_sandbox.simulate import parse_replies
+from twilio_sandbox.webhook_log import MAX_ANSWER, MAX_RESENT, MAX_SHOWN
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "console-auth-token"
@@ -489,6 +490,9 @@ def test_the_page_and_its_assets_are_served() -> None:
                                  "text/javascript"), ("/console/console.css", "text/css")]:
             async with session.get(path) as answer:
                 assert (answer.status, answer.content_type) == (200, media_type)
+                # Its own files only, in no other site's frame (console.js links http(s) only).
+                assert answer.headers["Content-Security-Policy"] == (
+                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
         async with session.get("/console/../sandbox.py") as answer:
             assert answer.status == 404
         async with session.get("/") as answer:
@@ -511,3 +515,131 @@ def test_make_run_prints_the_console_and_connects_it_to_the_app() -> None:
         assert outcome["replies"] == []  # SMS_REPLY_MESSAGE unset: no reply
     finally:
         assert app.stop() == 0
+
+
+# --- bounds: what the sandbox reads and keeps ------------------------------------------------
+
+
+def test_an_apps_answer_is_read_only_up_to_its_cap() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        status, _, outcome = await act(session, "/_sandbox/inbound/sms", {
+            "from": TEXTER, "body": "hi", "url": f"{app.base_url}/api/twiml"})
+        assert status == 200, outcome
+        answer = outcome["webhook"]["answer"]
+        assert (answer["status"], answer["complete"]) == (200, False)
+        assert len(answer["body"]) == MAX_SHOWN
+        assert len(sandbox.webhooks.records[-1].answer_text) == MAX_ANSWER
+        assert outcome["error"]  # the TwiML, cut short, is no document
+
+    run(scenario, App(answer="<Response>" + " " * 4 * MAX_ANSWER + "</Response>"))
+
+
+def test_a_request_sent_with_a_body_over_the_cap_is_shown_but_cannot_be_resent() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        status, _, large = await act(session, "/_sandbox/app/send_sms",
+                                     {"to": TEXTER, "body": "x" * MAX_RESENT})
+        assert status == 200
+        assert (large["resendable"], large["body_complete"]) == (False, False)
+        assert len(large["body"]) == MAX_SHOWN
+        assert sandbox.webhooks.find(large["id"]).sent is None  # none of it kept
+        assert len(app.seen[0]["json"]["body"]) == MAX_RESENT  # the app got it all
+        status, _, problem = await act(session, f"/_sandbox/webhooks/{large['id']}/resend")
+        assert status == 409
+        assert "64 KiB" in problem["detail"]
+        _, _, small = await act(session, "/_sandbox/app/send_sms", {"to": TEXTER, "body": "hi"})
+        assert small["resendable"] is True
+        assert (await act(session, f"/_sandbox/webhooks/{small['id']}/resend"))[0] == 200
+        assert len(app.seen) == 3
+
+    run(scenario)
+
+
+def test_only_an_inbound_sms_may_send_more_than_a_mebibyte() -> None:
+    media = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(1536 * 1024)).decode()  # 2 MiB
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        status, _, outcome = await act(session, "/_sandbox/inbound/sms",
+                                       {"from": TEXTER, "media": [{"data": media}]})
+        assert status == 200, outcome
+        for path, body in [("/_sandbox/messaging_services", {"sid": media}),
+                           ("/_sandbox/app/send_sms", {"to": TEXTER, "body": media})]:
+            async with session.post(path, data=json.dumps(body), headers=JSON) as answer:
+                assert (answer.status, answer.content_type) == (413, "application/problem+json")
+        auth = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, AUTH_TOKEN)}
+        async with session.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                                data={"To": TEXTER, "From": VALID_FROM, "Body": media},
+                                headers=auth) as answer:
+            assert answer.status == 413
+        assert len(app.seen) == 1
+
+    run(scenario)
+
+
+async def unfinished_post(base_url: str, path: str, headers: dict[str, str]) -> bytes:
+    """POST a body that stops short of its Content-Length: the head of the answer."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+                     "Content-Length: 1000\r\n\r\nTo=%2B1".encode())
+        async with asyncio.timeout(10):
+            return await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+
+
+def test_a_body_that_never_comes_is_refused_after_credentials_and_a_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bodies, "BODY_TIMEOUT_SECONDS", 0.2)
+    messages = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        wrong = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, "wrong"), **form}
+        assert (await unfinished_post(sandbox.base_url, messages, wrong)).startswith(
+            b"HTTP/1.1 401")  # at once: the body is not waited for
+        right = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, AUTH_TOKEN), **form}
+        assert (await unfinished_post(sandbox.base_url, messages, right)).startswith(
+            b"HTTP/1.1 408")
+        assert (await unfinished_post(sandbox.base_url, "/_sandbox/inbound/sms", JSON)
+                ).startswith(b"HTTP/1.1 408")
+        assert sandbox.messages == []
+
+    run(scenario)
+
+
+def test_sandbox_answers_are_for_its_own_pages_only() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        for path in ("/_sandbox/history", "/_sandbox/state"):
+            async with session.get(path) as answer:
+                assert answer.status == 200
+                assert answer.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        for site in ("same-origin", "none"):
+            async with session.get("/_sandbox/history", headers={"Sec-Fetch-Site": site}) as got:
+                assert got.status == 200
+        for site in ("same-site", "cross-site", "anything"):
+            async with session.get("/_sandbox/history", headers={"Sec-Fetch-Site": site}) as got:
+                assert (got.status, got.content_type) == (403, "application/problem+json")
+            async with session.post("/_sandbox/reset", data="{}",
+                                    headers={"Sec-Fetch-Site": site, **JSON}) as answer:
+                assert answer.status == 403
+        assert len(sandbox.messages) == 0
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/_sandbox/inbound/call", {"from": TEXTER, "application_sid": [1]}),
+    ("/_sandbox/inbound/call", {"from": TEXTER, "url": 5}),
+    ("/_sandbox/inbound/sms", {"from": TEXTER, "body": "hi", "url": 5}),
+    ("/_sandbox/inbound/sms", {"from": TEXTER, "body": "hi", "url": "javascript:alert(1)"}),
+])
+def test_fields_of_the_wrong_type_are_400_not_500(path: str, body: dict[str, Any]) -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        status, media_type, problem = await act(session, path, body)
+        assert (status, media_type) == (400, "application/problem+json"), problem
+        assert problem["detail"]
+        assert app.seen == [] and sandbox.messages == [] and sandbox.calls == []
+
+    run(scenario)

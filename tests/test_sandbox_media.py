@@ -63,6 +63,8 @@ def test_an_mms_arrives_with_media_urls_of_the_sandboxs_own() -> None:
         assert (status, headers["Content-Type"], body) == (200, "image/png", PNG)
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Content-Security-Policy"] == "sandbox"
+        # Served without credentials: no other site's page may embed it.
+        assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
 
     run(scenario)
 

@@ -827,6 +827,36 @@ def test_a_call_whose_twiml_cannot_be_played_hears_twilios_error_message(
     run(scenario)
 
 
+def test_answers_are_read_in_bounds_never_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TwiML past 64 kB fails (11750) once 64 kB are read, kept nowhere; a status
+    callback's answer is read chunk by chunk: no answer is ever read whole."""
+    read_whole: list[str] = []
+    read = aiohttp.ClientResponse.read
+
+    async def reading_whole(self: aiohttp.ClientResponse) -> bytes:
+        read_whole.append(str(self.url))
+        return await read(self)
+
+    monkeypatch.setattr(aiohttp.ClientResponse, "read", reading_whole)
+    hook = Webhook(f"<Response><Say>{'x' * 1024 * 1024}</Say></Response>")
+
+    async def scenario(sandbox: TwilioSandbox) -> None:
+        hook_url, runner = await hook.start()
+        try:
+            created = await in_thread(twilio(sandbox).calls.create, to=CUSTOMER,
+                                      from_=VALID_FROM, url=hook_url, status_callback=hook_url)
+            call = await sandbox.wait_for_twiml(created.sid, timeout=30)
+            await until(lambda: any(entry["sid"] == call["sid"] and entry["answered"] == 200
+                                    for entry in sandbox.callbacks_sent))
+        finally:
+            await runner.cleanup()
+        assert call["error"].startswith("11750")
+        assert (call["twiml"], call["heard"]) == (None, APPLICATION_ERROR)
+        assert read_whole == []
+
+    run(scenario)
+
+
 def test_a_call_whose_url_refuses_connections_hears_twilios_error_message() -> None:
     async def scenario(sandbox: TwilioSandbox) -> None:
         hook_url, runner = await Webhook().start()

@@ -23,11 +23,13 @@ import yarl
 from twilio.request_validator import RequestValidator
 
 from . import magic
+from .bodies import decode
 from .masking import mask
 from .overrides import Attempt, NotSent, split
 from .resources import API_VERSION, Resource, now, rfc2822
 from .say import say_warning
 from .validation import call_timeout
+from .webhook_log import read_answer, show_answer
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +243,21 @@ async def fetch_twiml(session: aiohttp.ClientSession, call: Resource, auth_token
     async def attempt(current: Attempt) -> None:
         # Fetch the URL exactly as signed, as Twilio does: a plain string would be
         # re-quoted by yarl (%21 -> !) and no longer match its signature.
+        context: dict[str, Any] = {}  # the webhook log's record of this request
         async with session.request(method, yarl.URL(url, encoded=True), data=body,
-                                   headers=headers, timeout=current.timeout) as answer:
+                                   headers=headers, timeout=current.timeout,
+                                   trace_request_ctx=context) as answer:
             current.status = call["twiml_status"] = answer.status
             call["twiml_type"] = answer.headers.get("Content-Type")
-            call["twiml"] = await answer.text()
+            call["twiml"] = None
+            if not 200 <= answer.status < 300:  # its body is never played
+                await show_answer(answer, context)
+                return
+            # Twilio reads no further than 64 kB: neither does the sandbox.
+            data, whole = await read_answer(answer, MAX_TWIML_BYTES, context)
+            if not whole:
+                raise TooLarge(f"TwiML response body too large: {url} answered over 64 kB")
+            call["twiml"] = decode(data, answer.charset)
 
     try:
         await overrides.send(attempt)

@@ -35,9 +35,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import feed, simulate, voice_sdk
+from . import media as inbound_media
+from .bodies import read_request
 from .errors import ActionError
 from .events import Tracked
 from .messaging_services import MessagingService
+from .webhook_log import MAX_RESENT
 
 if TYPE_CHECKING:
     from .state import SandboxState
@@ -49,6 +52,11 @@ ASSETS = {
     "console.css": "text/css",
     "console.js": "text/javascript",
 }
+#: The body an action may send but for inbound/sms's (aiohttp's default cap).
+MAX_ACTION_BYTES = 1024 * 1024
+#: The page runs its own files only (no inline script, so an injected one cannot run)
+#: and no other site may frame it (clickjacking its buttons); ``data:`` is its blank icon.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 PROBLEM_TYPE = "urn:twilio-sandbox:problem:{slug}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,7 +71,9 @@ def add_routes(app: web.Application, key: Key) -> None:
     app.router.add_get("/console/{name}", routes.asset)
     app.router.add_get("/_sandbox/history", routes.history)
     app.router.add_get("/_sandbox/events", routes.events)
-    app.router.add_post("/_sandbox/inbound/sms", routes.action(routes.inbound_sms))
+    # An SMS may bring 5 MB of media in base64 JSON (media.py): the one larger body.
+    app.router.add_post("/_sandbox/inbound/sms",
+                        routes.action(routes.inbound_sms, limit=inbound_media.MAX_JSON_BYTES))
     app.router.add_post("/_sandbox/inbound/call", routes.action(routes.inbound_call))
     app.router.add_post("/_sandbox/messages/{sid}/status", routes.action(routes.push_status))
     app.router.add_post("/_sandbox/calls/{sid}/status", routes.action(routes.push_status))
@@ -111,7 +121,8 @@ class Routes:
     @staticmethod
     def _file(name: str) -> web.Response:
         return web.Response(body=(PAGE_DIR / name).read_bytes(), content_type=ASSETS[name],
-                            charset="utf-8", headers={"Cache-Control": "no-cache"})
+                            charset="utf-8", headers={"Cache-Control": "no-cache",
+                                                      "Content-Security-Policy": PAGE_POLICY})
 
     # --- reading -----------------------------------------------------------------
 
@@ -124,11 +135,13 @@ class Routes:
 
     # --- acting ------------------------------------------------------------------
 
-    def action(self, act: Callable[[SandboxState, web.Request, Any], Awaitable[Any]]) -> Handler:
-        """A JSON-in, JSON-out handler; refusals become problem documents."""
+    def action(self, act: Callable[[SandboxState, web.Request, Any], Awaitable[Any]],
+               limit: int = MAX_ACTION_BYTES) -> Handler:
+        """A JSON-in, JSON-out handler reading at most ``limit`` bytes; refusals become
+        problem documents."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            raw = await request.read()  # JSON, or nothing: cross_site.py saw to it
+            raw = await read_request(request, limit)  # JSON, or nothing: see cross_site.py
             try:
                 data = json.loads(raw) if raw else {}
             except ValueError:
@@ -169,8 +182,11 @@ class Routes:
             record = sandbox.webhooks.find(int(request.match_info["id"]))
         except ValueError:
             record = None
-        if record is None or record.sent is None:
+        if record is None:
             raise ActionError(404, "Not found", "no such request in the sandbox's history")
+        if record.sent is None:
+            raise ActionError(409, "Not resendable", "that request never went out, or its body "
+                              f"was over the {MAX_RESENT // 1024} KiB the sandbox keeps")
         return await sandbox.webhooks.resend(sandbox.session, record)
 
     @staticmethod

@@ -19,10 +19,10 @@ from multidict import MultiDict
 from localhttp.host_policy import HostPolicy
 from localhttp.problem import Refusal, problem_response
 
-from . import console, feed, listing, resources, validation
+from . import bodies, console, feed, listing, resources, validation
 from . import media as inbound_media
 from .auth import authorize, basic_credentials
-from .cross_site import same_site_only
+from .cross_site import same_origin_resources, same_site_only
 from .errors import TwilioApiError, error_response
 from .faults import Fault
 from .magic import UNSUBSCRIBED
@@ -83,10 +83,11 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
         middlewares=[_host_guard(hosts or HostPolicy(None)), same_site_only, twilio_rest],
         # aiohttp closes a connection idle that long from its start, head unfinished.
         handler_args={"keepalive_timeout": header_timeout},
-        # An SMS arriving with 5 MB of media in base64 JSON (media.py).
-        client_max_size=inbound_media.MAX_JSON_BYTES,
+        # aiohttp's default 1 MiB body cap holds app-wide: only POST /_sandbox/inbound/sms
+        # reads more (media in base64 JSON), under a cap of its own (console.py).
     )
     app[SANDBOX] = sandbox
+    app.on_response_prepare.append(same_origin_resources)
     app.router.add_get("/", index)
     app.router.add_post(f"{ACCOUNT_ROUTE}/Messages.json", create_message)
     app.router.add_get(f"{ACCOUNT_ROUTE}/Messages.json", list_messages)
@@ -120,7 +121,10 @@ def _host_guard(hosts: HostPolicy) -> Any:
             hosts.check(request)
             return await handler(request)
         except Refusal as refusal:
-            return refusal.response()
+            response = refusal.response()
+            if refusal.status in (408, 413):  # the body was not read: do not wait for it
+                response.force_close()
+            return response
     return guard
 
 
@@ -134,19 +138,8 @@ async def twilio_rest(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     sandbox = request.app[SANDBOX]
     with sandbox.serving():
-        # Read the whole request first, as Twilio does: a client that gives up during
-        # the latency or a delay fault must not take the request back with it.
-        await request.read()
-        if sandbox.latency > 0:
-            await asyncio.sleep(sandbox.latency)
-        fault = sandbox.injector.pick(request.path)
-        if fault is not None:
-            log.info("fault %s hits %s %s", fault.kind, request.method, request.path)
-            sandbox.controls_changed()
-            if fault.kind != "delay":
-                return _faulted(request, fault)
-            await asyncio.sleep(fault.delay)
         try:
+            # Credentials first: a client that has none is refused before its body is read.
             account_sid = request.match_info.get("account_sid")
             if account_sid is not None:
                 request[ACCOUNT] = authorize(
@@ -156,6 +149,23 @@ async def twilio_rest(request: web.Request, handler: Any) -> web.StreamResponse:
                     sandbox.accounts,
                     sandbox.api_keys,
                 )
+            # Then the whole request, as Twilio reads it: a client that gives up during
+            # the latency or a delay fault must not take the request back with it.
+            try:
+                async with asyncio.timeout(bodies.BODY_TIMEOUT_SECONDS):
+                    await request.read()
+            except TimeoutError:
+                raise Refusal(408, f"The body did not arrive within "
+                                   f"{bodies.BODY_TIMEOUT_SECONDS:g} seconds.") from None
+            if sandbox.latency > 0:
+                await asyncio.sleep(sandbox.latency)
+            fault = sandbox.injector.pick(request.path)
+            if fault is not None:
+                log.info("fault %s hits %s %s", fault.kind, request.method, request.path)
+                sandbox.controls_changed()
+                if fault.kind != "delay":
+                    return _faulted(request, fault)
+                await asyncio.sleep(fault.delay)
             return await handler(request)
         except TwilioApiError as exc:
             # Twilio's messages quote the numbers: log the status and code only.

@@ -62,6 +62,16 @@ def phone_number(value: Any, name: str) -> str:
     return value
 
 
+def _webhook_url(sandbox: SandboxState, data: dict[str, Any]) -> str:
+    """The ``url`` given (an http(s) URL), else the app's twiml."""
+    url = data.get("url")
+    if url is None or url == "":
+        return sandbox.app.url("twiml")
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise ActionError(400, "Invalid field", "'url' must be an http(s) URL")
+    return url
+
+
 def _account(sandbox: SandboxState) -> tuple[str, str]:
     """The account the simulated traffic belongs to: the sandbox's first."""
     return next(iter(sandbox.accounts.items()))
@@ -118,7 +128,7 @@ async def inbound_sms(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, 
         raise ActionError(400, "Invalid field", f"'body' must be text of at most {MAX_BODY} chars")
     if not body and not uploads and not media_urls:
         raise ActionError(400, "Invalid field", "give a 'body', 'media' or 'media_url'")
-    url = data.get("url") or sandbox.app.url("twiml")
+    url = _webhook_url(sandbox, data)
     account_sid, token = _account(sandbox)
     supplied = await inbound_media.fetch_all(media_urls, uploads)
     form = {"From": sender, "To": to, "Body": body}
@@ -187,7 +197,7 @@ async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str,
     """A call from ``from`` to ``to``: the app's twiml is fetched, signed, and played."""
     caller = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
-    url = data.get("url") or sandbox.app.url("twiml")
+    url = _webhook_url(sandbox, data)
     account_sid, _ = _account(sandbox)
     form = {"From": caller, "To": to, "Url": url, "Method": "POST"}
     call = resources.build_call(account_sid, form, dict(form))

@@ -33,6 +33,7 @@ import yarl
 from .callbacks import pick_up, rings_out, signed_request
 from .overrides import SEND_ERRORS, Attempt, NotSent, describe, split
 from .resources import API_VERSION, Resource, now, num_segments, rfc2822
+from .webhook_log import show_answer
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +163,12 @@ class Delivery:
             entry = self._entry(params, token, current.number)
             self.journal(entry)
             try:
+                context: dict[str, Any] = {}  # the webhook log's record of this request
                 async with self.session.request(self.method, yarl.URL(url, encoded=True), data=body,
-                                             headers=headers, timeout=current.timeout) as answer:
+                                             headers=headers, timeout=current.timeout,
+                                             trace_request_ctx=context) as answer:
                     current.status = entry["answered"] = answer.status
-                    await answer.read()
+                    await show_answer(answer, context)
             # A URL aiohttp cannot even request (a port beyond 65535: ValueError) fails
             # like an unreachable one.
             except SEND_ERRORS as error:

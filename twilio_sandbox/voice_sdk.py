@@ -177,7 +177,10 @@ async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str,
     whose voice configuration is the TwiML App ``application_sid``."""
     caller = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
-    app = sandbox.twiml_apps.get(data.get("application_sid"))  # type: ignore[arg-type]
+    sid = data.get("application_sid")
+    if not isinstance(sid, str):
+        raise ActionError(400, "Invalid field", "'application_sid' must be a TwiML App's sid")
+    app = sandbox.twiml_apps.get(sid)
     if app is None:
         raise ActionError(404, "Not found", "'application_sid' is no TwiML App of the sandbox")
     form = {"From": caller, "To": to, "Url": app.voice_url, "Method": "POST"}

@@ -20,11 +20,18 @@ from urllib.parse import parse_qsl
 import aiohttp
 import yarl
 
+from .bodies import decode, discard, read_at_most
 from .events import Tracked, stamp
 from .overrides import ONCE, SEND_ERRORS, Attempt, NotSent, Overrides, TotalTimeout
 
 #: Bytes of each body the log keeps for display (a TwiML answer is far smaller).
 MAX_SHOWN = 8 * 1024
+#: Bytes of a sent body kept so that it can be sent again: of 1,000 records, none holds
+#: more (Twilio's webhooks are a few kB; a larger request is shown but not resendable).
+MAX_RESENT = 64 * 1024
+#: Bytes of an answer read at all: as much as Twilio reads of TwiML (64 kB, error 11750,
+#: https://www.twilio.com/docs/api/errors/11750); the rest is left unread.
+MAX_ANSWER = 64 * 1024
 #: Headers whose values are credentials: the log shows that they were sent, not what.
 HIDDEN_HEADERS = frozenset({"authorization", "x-functions-key", "cookie"})
 #: Headers worth showing beside the URL (the rest are aiohttp's own).
@@ -34,7 +41,8 @@ SHOWN_HEADERS = ("X-Twilio-Signature", "I-Twilio-Idempotency-Token", "Content-Ty
 
 @dataclass(frozen=True)
 class Sent:
-    """What went on the wire, kept whole so that it can be sent again."""
+    """What went on the wire (up to MAX_RESENT bytes of body), kept so that it can be
+    sent again."""
 
     method: str
     url: yarl.URL
@@ -46,7 +54,7 @@ class WebhookRecord(Tracked):
     """One logged request (a dict the console shows) and, privately, its bytes."""
 
     sent: Sent | None = None
-    #: The whole answer as text (the record shows at most MAX_SHOWN bytes of it).
+    #: The answer as text, up to MAX_ANSWER bytes (the record shows MAX_SHOWN of it).
     answer_text: str = ""
 
 
@@ -64,6 +72,25 @@ def kind_of(params: dict[str, str]) -> str:
 def _text(data: bytes) -> tuple[str, bool]:
     """Up to MAX_SHOWN bytes as text, and whether that is all of it."""
     return data[:MAX_SHOWN].decode("utf-8", "replace"), len(data) <= MAX_SHOWN
+
+
+async def read_answer(answer: aiohttp.ClientResponse, limit: int,
+                      context: dict[str, Any]) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of ``answer`` and whether that is all (the rest left unread),
+    shown on the logged request that ``context``, its ``trace_request_ctx``, names."""
+    data, whole = await read_at_most(answer.content, limit)
+    record = context.get("record")
+    if isinstance(record, WebhookRecord) and record["answer"] is not None:
+        shown, complete = _text(data)
+        record["answer"] = {**record["answer"], "body": shown, "complete": complete and whole}
+    return data, whole
+
+
+async def show_answer(answer: aiohttp.ClientResponse, context: dict[str, Any]) -> None:
+    """Read an answer nobody uses to its end, chunk by chunk (the connection is then
+    reused), keeping only what the log shows of it."""
+    await read_answer(answer, MAX_SHOWN, context)
+    await discard(answer.content)
 
 
 class WebhookLog:
@@ -87,7 +114,6 @@ class WebhookLog:
         config.on_request_start.append(self._started)
         config.on_request_chunk_sent.append(self._chunk_sent)
         config.on_request_end.append(self._answered)
-        config.on_response_chunk_received.append(self._chunk_received)
         config.on_request_exception.append(self._failed)
         return config
 
@@ -99,6 +125,7 @@ class WebhookLog:
             given.get("kind"), given.get("sid"), params.method, params.url,
             resent_from=given.get("resent_from"))
         ctx.record, ctx.body, ctx.started = record, bytearray(), time.perf_counter()
+        ctx.body_size = 0
 
     def _new(self, kind: str | None, sid: str | None, method: str, url: str | yarl.URL,
              resent_from: int | None = None, error: str | None = None) -> WebhookRecord:
@@ -107,6 +134,7 @@ class WebhookLog:
             "id": self._next_id, "at": stamp(), "kind": kind, "sid": sid,
             "resent_from": resent_from, "method": method, "url": str(url), "headers": {},
             "params": [], "body": None, "answer": None, "ms": None, "error": error,
+            "resendable": None,  # known once the body went out (MAX_RESENT)
         }, self._on_change)
         self._next_id += 1
         self.records.append(record)
@@ -116,7 +144,9 @@ class WebhookLog:
         return record
 
     async def _chunk_sent(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
-        ctx.body.extend(params.chunk)
+        ctx.body_size += len(params.chunk)
+        if len(ctx.body) <= MAX_RESENT:  # one byte over says there was more
+            ctx.body.extend(params.chunk[: MAX_RESENT + 1 - len(ctx.body)])
 
     async def _answered(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
         response: aiohttp.ClientResponse = params.response
@@ -125,15 +155,8 @@ class WebhookLog:
             ms=round((time.perf_counter() - ctx.started) * 1000, 1),
             answer={"status": response.status, "reason": response.reason,
                     "content_type": response.headers.get("Content-Type"),
-                    "body": None, "complete": True},
+                    "body": None, "complete": True},  # read_answer fills it in
         )
-
-    async def _chunk_received(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
-        answer = ctx.record["answer"]
-        if answer is None:
-            return
-        body, complete = _text(params.chunk)
-        ctx.record["answer"] = {**answer, "body": body, "complete": complete}
 
     async def _failed(self, _session: Any, ctx: SimpleNamespace, params: Any) -> None:
         self._finish_request(ctx, params)
@@ -145,7 +168,8 @@ class WebhookLog:
         record: WebhookRecord = ctx.record
         headers = dict(params.headers)
         body = bytes(ctx.body)
-        record.sent = Sent(params.method, params.url, headers, body)
+        kept = ctx.body_size <= MAX_RESENT
+        record.sent = Sent(params.method, params.url, headers, body) if kept else None
         form = headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
         pairs += parse_qsl(params.url.raw_query_string, keep_blank_values=True)
@@ -156,7 +180,7 @@ class WebhookLog:
             kind=record["kind"] or kind_of(dict(pairs)),
             sid=record["sid"] or dict(pairs).get("CallSid") or dict(pairs).get("MessageSid"),
             headers=shown, params=[list(pair) for pair in pairs],
-            body=None if form else text, body_complete=complete,
+            body=None if form else text, body_complete=complete, resendable=kept,
         )
 
     # --- sending -----------------------------------------------------------------
@@ -177,7 +201,8 @@ class WebhookLog:
                                        trace_request_ctx=context,
                                        timeout=current.timeout) as answer:
                 current.status = answer.status
-                context["record"].answer_text = await answer.text(errors="replace")
+                text, _ = await read_answer(answer, MAX_ANSWER, context)
+                context["record"].answer_text = decode(text, answer.charset)
 
         try:
             await overrides.send(attempt)

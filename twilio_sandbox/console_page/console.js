@@ -7,7 +7,7 @@ const state = {
   calls: new Map(),     // sid -> call record
   webhooks: new Map(),  // id -> webhook record
   optedOut: new Map(),  // remote number -> Set of the app's numbers it texted STOP to
-  masked: new Map(),    // number -> masked form, as the app's logs write it
+  masked: new Map(),    // number -> masked form, by the sandbox's own rule (masking.py)
   defaultNumber: "",
   showNumbers: localStorage.getItem("console.showNumbers") === "1",
   webhookFilter: "",
@@ -177,6 +177,15 @@ function remoteOf(message) {
   return message.direction === "inbound" ? message.from : message.to;
 }
 
+// A link only to an http(s) URL (the app's TwiML and replies name any URL they like:
+// javascript: or data: would run in the console's origin); anything else stays text.
+function link(url, text) {
+  let target = null;
+  try { target = new URL(url, location.href); } catch { /* not a URL: shown as text */ }
+  if (!target || !["http:", "https:"].includes(target.protocol)) return h("span", {class: "not-link"}, text);
+  return h("a", {href: url, target: "_blank", rel: "noreferrer"}, text);
+}
+
 function renderBubble(li, message) {
   const outbound = message.direction !== "inbound";
   // An incoming message's media need Twilio's credentials: link to what they redirect to.
@@ -191,7 +200,7 @@ function renderBubble(li, message) {
   fill(content, [
     h("p", {class: "body"}, maskText(message.body) || h("em", {}, "(no text)")),
     media.length ? h("ul", {class: "media"}, media.map((url, i) =>
-      h("li", {}, h("a", {href: url, target: "_blank", rel: "noreferrer"}, `media ${i + 1}`)))) : null,
+      h("li", {}, link(url, `media ${i + 1}`)))) : null,
     h("p", {class: "meta"},
       h("span", {class: "dir"}, outbound ? `${message.direction === "outbound-reply" ? "reply" : "sent"} from ${number(message.from) || message.messaging_service_sid}` : `to ${number(message.to)}`),
       " · ", h("time", {datetime: started}, clock(started)), " ",
@@ -259,7 +268,7 @@ function heardItem(item) {
       h("q", {}, maskText(item.text)));
   }
   if (item.verb === "Play") {
-    return h("li", {}, h("span", {class: "verb"}, "Play"), h("a", {href: item.url, target: "_blank", rel: "noreferrer"}, item.url));
+    return h("li", {}, h("span", {class: "verb"}, "Play"), link(item.url, item.url));
   }
   return h("li", {}, h("span", {class: "verb"}, `<${item.verb}>`));
 }
@@ -347,6 +356,8 @@ function renderWebhook(article, w) {
     h("p", {class: "label"}, answer ? `The app answered ${answer.status} ${answer.reason || ""}${answer.content_type ? " · " + answer.content_type : ""}` : (w.error ? "No answer" : "Waiting for the app…")),
     answer && answer.body ? h("pre", {class: "answer"}, maskText(answer.body) + (answer.complete ? "" : "\n…")) : null,
     w.error ? h("p", {class: "error"}, w.error) : null,
+    w.resendable === false ? h("p", {class: "meta not-resendable"},
+      "Its body was over 64 KiB: the sandbox kept too little of it to send it again.") : null,
   ]);
   if (!details.querySelector(".resend")) {
     const button = h("button", {type: "button", class: "small", onclick: async () => {
@@ -358,6 +369,7 @@ function renderWebhook(article, w) {
     }}, "Send again");
     details.append(h("div", {class: "resend"}, button));
   }
+  details.querySelector(".resend").hidden = w.resendable === false;
 }
 
 function upsertWebhook(w) {
