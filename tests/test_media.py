@@ -10,19 +10,29 @@ sandbox's own inbound SMS is test_media_e2e.py's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import json
 import secrets
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from harness import ACCOUNT_SID, SandboxThread, invoke, problem, refused
 from test_two_way_sms import ALICE, BOB, ORIGIN, inbound_params, on_azure, receive, sent, user
 from unique import number
 
+from shared import twilio_client
 from shared.media import MAX_REDIRECTS
 from twilio_sandbox import resources
 from twilio_sandbox.media import Upload
@@ -166,12 +176,14 @@ class Recorder(http.server.ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.authorized: list[bool] = []  # whether each request carried Authorization
         self.answer: Callable[[str], Answer] = lambda path: (200, {}, b"not Twilio's")
         recorder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 recorder.paths.append(self.path)
+                recorder.authorized.append("Authorization" in self.headers)
                 status, headers, body = recorder.answer(self.path)
                 self.send_response(status)
                 for name, value in {"Content-Length": str(len(body)), **headers}.items():
@@ -188,8 +200,11 @@ class Recorder(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[Recorder]:
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[Recorder]:
     server = Recorder()
+    if tls is not None:  # https://localhost:<port>: another origin than the API's
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.url = f"https://localhost:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -278,6 +293,70 @@ def test_redirects_on_twilios_origin_are_followed_a_few_times_only(on_azure, els
     sid = received_from(elsewhere, monkeypatch)
     refused(media(sid, 0), 502, "twilio-unavailable")
     assert len(elsewhere.paths) == 1 + 1 + MAX_REDIRECTS
+
+
+def local_https() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A CA of this test's own, and a certificate it signed for ``localhost``: the
+    server's context, and a client's trusting that CA alone."""
+    now = datetime.now(UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+                    signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(issuer).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                  critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                       signer.public_key()), critical=False))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        else:
+            builder = (builder.add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost")]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False))
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = certificate("media test CA", ca_key, x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, "media test CA")]), ca_key, ca=True)
+    leaf = certificate("localhost", leaf_key, ca.subject, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    with tempfile.TemporaryDirectory() as folder:
+        chain, key = Path(folder, "chain.pem"), Path(folder, "key.pem")
+        chain.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+        key.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(chain, key)
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client
+
+
+def test_the_credentials_go_to_twilios_api_alone_never_where_it_redirects(
+        on_azure, elsewhere, monkeypatch):
+    """Twilio's API (here ``elsewhere``, plain http on loopback) redirects the content to
+    https on another origin, as to its CDN: followed, without the account's credentials."""
+    server_tls, client_tls = local_https()
+    monkeypatch.setattr(twilio_client, "_SendingConnector",  # the app trusting this CA
+                        functools.partial(twilio_client._SendingConnector, ssl=client_tls))
+    with serving(server_tls) as cdn:
+        cdn.answer = lambda path: (200, {"Content-Type": "image/png"}, PNG)
+        elsewhere.answer = lambda path: (metadata(path) if path.endswith(".json")
+                                         else (302, {"Location": cdn.url + "/cdn/a.png"}, b""))
+        sid = received_from(elsewhere, monkeypatch)
+        assert media(sid, 0).get_body() == PNG
+        assert (cdn.paths, cdn.authorized) == (["/cdn/a.png"], [False])
+    assert elsewhere.authorized == [True, True]  # the metadata and the content, at the API
 
 
 def test_a_file_without_a_length_is_cut_at_media_max_bytes(on_azure, elsewhere, monkeypatch):
