@@ -17,11 +17,11 @@ early and cheaply, reading as little as possible of what it refuses:
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from aiohttp import web
 
+from localhttp import bodies
 from localhttp.host_policy import HostPolicy
 from localhttp.problem import Refusal
 
@@ -32,7 +32,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # Kestrel's RequestHeadersTimeout default: a connection that has not sent a
 # whole request head by then is closed (slow-header clients are not held).
 HEADER_TIMEOUT_SECONDS = 30.0
-BODY_TIMEOUT_SECONDS = 30.0
+BODY_TIMEOUT_SECONDS = bodies.BODY_TIMEOUT_SECONDS
 
 _VISIBLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
 
@@ -63,34 +63,10 @@ def check_transfer_encoding(request: web.BaseRequest) -> None:
         raise Refusal(501, "Transfer-Encoding other than chunked is not implemented.")
 
 
-def _too_large(limit: int) -> Refusal:
-    return Refusal(413, f"The body is over this host's limit of {limit} bytes.")
-
-
-async def read_body(
-    request: web.BaseRequest,
-    limit: int = MAX_BODY_BYTES,
-    deadline_seconds: float = BODY_TIMEOUT_SECONDS,
-) -> bytes:
-    """The body as sent, never more than ``limit`` bytes of it held."""
-    declared = request.headers.get("Content-Length")
-    if declared is not None and int(declared) > limit:  # the parser checked it is digits
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(deadline_seconds):
-            async for chunk in request.content.iter_any():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        late = f"The body did not arrive within {deadline_seconds:g} seconds."
-        raise Refusal(408, late) from None
-    except web.RequestPayloadError as error:  # e.g. broken chunked framing
-        raise Refusal(400, f"The body could not be read: {error.message}") from None
-    return b"".join(chunks)
+async def read_body(request: web.BaseRequest, limit: int = MAX_BODY_BYTES,
+                    deadline_seconds: float = BODY_TIMEOUT_SECONDS) -> bytes:
+    """The body as sent, never more than ``limit`` bytes of it held (``localhttp.bodies``)."""
+    return await bodies.read_body(request, limit, deadline_seconds, server="this host")
 
 
 def check_head(request: web.BaseRequest, hosts: HostPolicy) -> None:

@@ -7,14 +7,13 @@ answers its webhooks; any of them can be far larger or slower than Twilio would 
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import StreamReader, web
 
-from localhttp.problem import Refusal
+from localhttp.bodies import BODY_TIMEOUT_SECONDS as HOSTS_BODY_TIMEOUT
+from localhttp.bodies import read_body
 
 #: How long a request's body may take to arrive once its head has (the local host's own).
-BODY_TIMEOUT_SECONDS = 30.0
+BODY_TIMEOUT_SECONDS = HOSTS_BODY_TIMEOUT
 
 
 async def read_at_most(content: StreamReader, limit: int) -> tuple[bytes, bool]:
@@ -48,23 +47,7 @@ async def discard(content: StreamReader) -> None:
 
 async def read_request(request: web.BaseRequest, limit: int, seconds: float | None = None
                        ) -> bytes:
-    """The request's body: 413 past ``limit`` bytes (from ``Content-Length`` before
-    reading, else as it passes), 408 if it has not all come within ``seconds``
-    (``BODY_TIMEOUT_SECONDS`` unless given)."""
+    """The request's body within ``limit`` bytes and ``seconds`` (``BODY_TIMEOUT_SECONDS``
+    unless given): the local host's rule (``localhttp.bodies``)."""
     seconds = BODY_TIMEOUT_SECONDS if seconds is None else seconds
-    if (request.content_length or 0) > limit:
-        raise _too_large(limit)
-    try:
-        async with asyncio.timeout(seconds):
-            body, whole = await read_at_most(request.content, limit)
-    except TimeoutError:
-        raise Refusal(408, f"The body did not arrive within {seconds:g} seconds.") from None
-    except web.RequestPayloadError as error:  # e.g. broken chunked framing
-        raise Refusal(400, f"The body could not be read: {error.message}") from None
-    if not whole:
-        raise _too_large(limit)
-    return body
-
-
-def _too_large(limit: int) -> Refusal:
-    return Refusal(413, f"The body is over the sandbox's limit of {limit} bytes for this request.")
+    return await read_body(request, limit, seconds, server="the sandbox")
