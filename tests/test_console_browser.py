@@ -25,6 +25,7 @@ from aiohttp import web
 from harness import ACCOUNT_SID, AUTH_TOKEN, SandboxThread
 from live import ROOT, LiveApp
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from stub_server import serve
 
 from twilio_sandbox.masking import mask
 
@@ -451,11 +452,8 @@ def serve_limits(sandbox: SandboxThread, host: LimitsHost) -> web.AppRunner:
     async def start() -> web.AppRunner:
         limits = web.Application()
         limits.router.add_post("/_devhost/reset-limits", host.reset)
-        runner = web.AppRunner(limits)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/_devhost/reset-limits"
-        sandbox.sandbox.app.functions["reset_limits"] = url
+        runner, base = await serve(limits)
+        sandbox.sandbox.app.functions["reset_limits"] = f"{base}/_devhost/reset-limits"
         return runner
     return sandbox.run(start())
 
@@ -509,17 +507,14 @@ def test_links_the_app_names_open_only_http_urls(bare_sandbox: SandboxThread,
     twiml = ("<Response><Message>look<Media>javascript:alert(document.domain)</Media>"
              "<Media>https://example.com/a.png</Media></Message></Response>")
 
-    async def start() -> web.AppRunner:
+    async def start() -> tuple[web.AppRunner, str]:
         async def answer(_request: web.Request) -> web.Response:
             return web.Response(text=twiml, content_type="text/xml")
         stub = web.Application()
         stub.router.add_post("/twiml", answer)
-        runner = web.AppRunner(stub)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner
+        return await serve(stub)
 
-    runner = bare_sandbox.run(start())
+    runner, stub_url = bare_sandbox.run(start())
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text)
@@ -528,7 +523,7 @@ def test_links_the_app_names_open_only_http_urls(bare_sandbox: SandboxThread,
     try:
         page.goto(f"{bare_sandbox.base_url}/console/")
         expect(page.locator("#live")).to_have_text("live")
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/twiml"
+        url = f"{stub_url}/twiml"
         status, outcome = post(f"{bare_sandbox.base_url}/_sandbox/inbound/sms",
                                {"from": "+14155550177", "body": "hi", "url": url})
         assert status == 200, outcome

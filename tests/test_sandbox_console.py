@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from live import LiveApp
+from stub_server import serve
 from twilio.request_validator import RequestValidator
 
 from twilio_sandbox import VALID_FROM, TwilioSandbox, bodies
@@ -67,11 +68,7 @@ class App:
         app.router.add_post("/api/status_callback", self.status_callback)
         app.router.add_post("/api/twiml", self.twiml)
         app.router.add_post("/api/send_sms", self.send_sms)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        runner, self.base_url = await serve(app, shutdown_timeout=0.5)
         return runner
 
 

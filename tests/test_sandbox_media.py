@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from stub_server import serve
 from test_sandbox_console import ACCOUNT_SID, AUTH_TOKEN, TEXTER, App, act, run
 
 from twilio_sandbox import TwilioSandbox
@@ -135,10 +136,8 @@ class Files:
     async def start(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_get("/files/{name}", self.file)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/files/"
+        runner, base = await serve(app)
+        self.url = f"{base}/files/"
         return runner
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from stub_server import serve
 from twilio.request_validator import RequestValidator
 
 from twilio_sandbox import VALID_FROM, TwilioSandbox
@@ -65,12 +66,8 @@ class App:
 async def running(app: App) -> AsyncIterator[App]:
     server = web.Application()
     server.router.add_route("*", "/hook", app.handle)
-    runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    app.url = f"http://{host}:{port}/hook?q=1"
+    runner, base = await serve(server, shutdown_timeout=0.1)
+    app.url = f"{base}/hook?q=1"
     try:
         yield app
     finally:

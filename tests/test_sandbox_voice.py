@@ -11,6 +11,7 @@ import jwt
 import pytest
 from aiohttp import web
 from harness import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN
+from stub_server import serve
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
@@ -136,10 +137,7 @@ class VoiceApp:
             web_app.router.add_post("/voice", self.voice)
             for path in self.reports:
                 web_app.router.add_post(path, self.report)
-            runner = web.AppRunner(web_app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            runner, base = await serve(web_app)
             try:
                 async with TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN},
                                          api_keys={API_KEY_SID: (API_KEY_SECRET, ACCOUNT_SID)}

@@ -22,6 +22,7 @@ import requests
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stub_server import serve
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -746,12 +747,8 @@ class Webhook:
     async def start(self) -> tuple[str, web.AppRunner]:
         app = web.Application()
         app.router.add_route("*", "/voice", self.handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}/voice", runner
+        runner, base = await serve(app, shutdown_timeout=0.5)
+        return f"{base}/voice", runner
 
 
 async def _call_webhook(
@@ -1124,9 +1121,7 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed() -> None:
 
     async def main() -> float:
         sandbox = TwilioSandbox(accounts={ACCOUNT_SID: AUTH_TOKEN})
-        runner = web.AppRunner(build_app(sandbox, header_timeout=timeout))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runner, _ = await serve(build_app(sandbox, header_timeout=timeout))
         try:
             reader, writer = await asyncio.open_connection(*runner.addresses[0][:2])
             writer.write(b"GET /_sandbox/state HTTP/1.1\r\nHost: localhost\r\nX-Slow: a")
