@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableErrorCode, UpdateMode
+from azure.data.tables import TableErrorCode, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.per_loop import PerLoop
@@ -54,6 +54,19 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     # No proxy or netrc lookups: aiohttp makes them in a thread, twice per request.
     "use_env_settings": False,
 }
+
+
+#: Most operations one entity-group transaction may hold (Table Storage's limit).
+MAX_TRANSACTION = 100
+#: RowKeys one filtered query asks for: Table Storage allows 15 comparisons in a
+#: ``$filter``, and the PartitionKey takes one.
+MAX_KEYS_PER_QUERY = 14
+#: What a transaction does to one row: ``insert`` (fails if it exists), ``replace``
+#: (only over the ETag read), ``upsert`` (whatever is there), ``delete`` (over the
+#: ETag read, or whatever is there when the row has none; the row must exist).
+Op = tuple[Literal["insert", "replace", "upsert", "delete"], "Row"]
+_CONFLICTS = {TableErrorCode.ENTITY_ALREADY_EXISTS, TableErrorCode.UPDATE_CONDITION_NOT_SATISFIED,
+              TableErrorCode.RESOURCE_NOT_FOUND, TableErrorCode.ENTITY_NOT_FOUND}
 
 
 class StoreUnavailable(Exception):
@@ -180,6 +193,51 @@ class Store:
             return found
         return await self._using(table, query)
 
+    async def rows_keyed(self, table: str, partition: str, keys: Iterable[str]) -> list[Row]:
+        """The rows of one partition that have these RowKeys (those that exist), in RowKey
+        order: one filtered query per ``MAX_KEYS_PER_QUERY`` keys, made at once."""
+        wanted = sorted(set(keys))
+        chunks = [wanted[at:at + MAX_KEYS_PER_QUERY]
+                  for at in range(0, len(wanted), MAX_KEYS_PER_QUERY)]
+
+        async def query(client: TableClient, chunk: list[str]) -> list[Row]:
+            parameters = {"partition": partition} | {f"k{n}": key for n, key in enumerate(chunk)}
+            either = " or ".join(f"RowKey eq @k{n}" for n in range(len(chunk)))
+            entities = client.query_entities(f"PartitionKey eq @partition and ( {either} )",
+                                             parameters=parameters)
+            return [_row(entity) async for entity in entities]
+
+        found = await asyncio.gather(*(self._using(table, lambda client, chunk=chunk:
+                                                   query(client, chunk)) for chunk in chunks))
+        return sorted((row for rows in found for row in rows), key=lambda row: row.key)
+
+    async def transact(self, table: str, partition: str, ops: Sequence[Op]) -> None:
+        """All of ``ops`` on rows of one partition, or none of them (an entity-group
+        transaction, at most ``MAX_TRANSACTION``); ``Conflict`` if one cannot apply (a row
+        inserted exists, one replaced or deleted changed or is gone). The rows written get
+        their new ETags."""
+        if not 0 < len(ops) <= MAX_TRANSACTION:
+            raise ValueError(f"a transaction holds 1 to {MAX_TRANSACTION} operations")
+        if any(row.partition != partition for _, row in ops):
+            raise ValueError("a transaction's rows are all in its partition")
+        batch = [_operation(action, row) for action, row in ops]
+
+        async def submit(client: TableClient) -> None:
+            try:
+                results = await client.submit_transaction(batch)
+            except TableTransactionError as error:
+                if error.error_code == TableErrorCode.TABLE_NOT_FOUND:
+                    missing = ResourceNotFoundError(error.message, response=error.response)
+                    missing.error_code = error.error_code
+                    raise missing from None
+                if error.error_code in _CONFLICTS:
+                    raise Conflict(f"{table} partition {partition}: {error.error_code}") from None
+                raise
+            for (action, row), result in zip(ops, results, strict=True):
+                if action != "delete":
+                    row.etag = result.get("etag")
+        await self._using(table, submit)
+
     async def close(self) -> None:
         await self._client.close()
         if self._credential is not None:
@@ -252,6 +310,23 @@ def _table_missing(error: ResourceNotFoundError) -> bool:
 def utc(moment: datetime) -> datetime:
     """A plain UTC datetime (the table client answers its own datetime subclass)."""
     return datetime.fromtimestamp(moment.timestamp(), UTC)
+
+
+def _operation(action: str, row: Row) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """One of ``transact``'s operations as ``submit_transaction`` takes it."""
+    guarded = {"etag": row.etag, "match_condition": MatchConditions.IfNotModified}
+    if action == "insert":
+        return "create", row.entity(), {}
+    if action == "upsert":
+        return "upsert", row.entity(), {"mode": UpdateMode.REPLACE}
+    if action == "replace":
+        if row.etag is None:
+            raise ValueError("replace needs the ETag of the row as it was read")
+        return "update", row.entity(), {"mode": UpdateMode.REPLACE, **guarded}
+    if action == "delete":
+        unguarded = {"match_condition": MatchConditions.Unconditionally}
+        return "delete", row.entity(), guarded if row.etag else unguarded
+    raise ValueError(f"no such operation: {action}")
 
 
 def _row(entity: Any) -> Row:
