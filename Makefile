@@ -93,9 +93,10 @@ client: $(STAMP)
 browser:
 	sh tests/browser/install.sh
 
-# 1,000 mixed requests at concurrency 50 with 5% Twilio faults, on loopback.
+# 1,000 mixed requests at concurrency 50 with 5% Twilio faults, on loopback, and SMS
+# pumping; `make load PROFILE=scale-out N=4`: N hosts behind one address, 2,000 sends.
 load: $(STAMP)
-	$(PY) -m loadtest
+	$(PY) -m loadtest $(if $(PROFILE),--profile $(PROFILE)) $(if $(N),--instances $(N))
 
 # Performance beside baselines measured in the same run; `make bench WRITE=1` also
 # rewrites docs/performance.md with the figures.

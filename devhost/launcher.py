@@ -25,6 +25,8 @@ configured, Azurite (the emulator) starts too, keeping its data in
 with it: ``--reset-limits`` clears those counts (``devhost.local_store``), as
 does the host's ``POST /_devhost/reset-limits``, whose URL the sandbox's console
 gets. ``--auth`` emulates App Service Authentication (``devhost.easy_auth``).
+``--sandbox-url`` attaches to a sandbox that already serves (the load test's
+several hosts share one), and a configured ``STATE_STORAGE`` to an Azurite.
 """
 
 from __future__ import annotations
@@ -151,6 +153,24 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
     return SandboxRun(sandbox, settings, generated)
 
 
+def attach_sandbox(url: str, file_values: dict[str, str]) -> dict[str, str]:
+    """Point the app at a sandbox that already serves ``url`` (another run's, or
+    ``python -m twilio_sandbox``'s), as ``start_sandbox`` points it at its own.
+
+    The account is the configured one, which must be the sandbox's: several hosts
+    attached to one sandbox (the load test's scale-out profile) share its history.
+    Raises ``ValueError`` when no account is configured or ``url`` is not loopback.
+    """
+    if not all(configured(name, file_values) for name in CREDENTIALS):
+        raise ValueError(f"--sandbox-url needs the sandbox's account: {' and '.join(CREDENTIALS)}")
+    if not url.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:")):
+        raise ValueError(f"--sandbox-url must be a loopback http URL, not {url!r}")
+    settings = {"TWILIO_API_BASE_URL": url.rstrip("/"), "TWILIO_FROM_NUMBER": VALID_FROM,
+                **dict.fromkeys(CLEARED_IN_SANDBOX, "")}
+    os.environ.update(settings)
+    return settings
+
+
 def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite | None:
     """Azurite for delivery status, unless a storage connection other than it is configured.
 
@@ -263,7 +283,15 @@ async def serve(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, file_values: dict[str, str], stopping: asyncio.Event,
                  started: contextlib.AsyncExitStack) -> int:
-    use_sandbox = args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS)
+    attached: dict[str, str] = {}
+    if getattr(args, "sandbox_url", None):  # --sandbox-url
+        try:
+            attached = attach_sandbox(args.sandbox_url, file_values)
+        except ValueError as error:
+            print(f"Cannot start: {error}", file=sys.stderr)
+            return 1
+    use_sandbox = not attached and (
+        args.sandbox or not all(configured(n, file_values) for n in CREDENTIALS))
     try:
         store = start_store(file_values, args.app_dir)
     except azurite.AzuriteError as error:
@@ -289,7 +317,7 @@ async def _serve(args: argparse.Namespace, file_values: dict[str, str], stopping
         args.app_dir,
         enforce_keys=args.enforce_keys,
         allowed_hosts=args.allow_host,
-        quiet_settings=frozenset([*(run.settings if run else ()), *ours]),
+        quiet_settings=frozenset([*(run.settings if run else ()), *attached, *ours]),
         easy_auth=args.auth,
         controls={RESET_CONTROL: local_store.reset_limits_control(counters)},
         control_token=control_token,
@@ -305,7 +333,7 @@ async def _serve(args: argparse.Namespace, file_values: dict[str, str], stopping
     reset_limits = f"{shown(base_url)}{CONTROL_PREFIX}{RESET_CONTROL}"
     if run is not None:  # the console sends inbound traffic and app requests here
         run.connect(urls, key, reset_limits, control_token)
-    _banner(host, shown(base_url), run, key, args.auth)
+    _banner(host, shown(base_url), run, key, args.auth, attached.get("TWILIO_API_BASE_URL"))
     if counters.refusal is None:
         print(_limits_line(counters, reset_limits, control_token, console=run is not None),
               flush=True)
@@ -352,7 +380,7 @@ async def close_app_clients() -> None:
 
 
 def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str | None,
-            signed_in: bool = False) -> None:
+            signed_in: bool = False, attached: str | None = None) -> None:
     print("\nFunctions:")
     for function in host.functions.values():
         print(f"    {describe(function, base_url)}")
@@ -379,6 +407,9 @@ def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str 
               f"{shown(run.sandbox.base_url)}/console/")
         print(f"Sandbox mode: {MODE_LINES[run.sandbox.mode]}")
         print(f"{SANDBOX_READY} {shown(run.sandbox.base_url)}")
+    elif attached is not None:
+        print(f"\nTwilio sandbox at {shown(attached)} (started elsewhere): NOTHING REAL IS SENT.")
+        print(f"{SANDBOX_READY} {shown(attached)}")
     else:
         print("\nTwilio account configured: calls and messages are REAL and billed.")
     problem = setting_problem()
@@ -421,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sandbox-messaging-service", action="store_true",
                         help="put the sandbox's number in a Messaging Service that the app "
                         "sends through (TWILIO_MESSAGING_SERVICE_SID), as in production")
+    parser.add_argument("--sandbox-url", metavar="URL",
+                        help="use the Twilio sandbox already serving at URL (another run's, "
+                        "or `python -m twilio_sandbox`'s) instead of starting one; the "
+                        "configured account must be the sandbox's")
     parser.add_argument("--reset-limits", action="store_true",
                         help=f"clear the app's rate-limit counts in {AZURITE_DATA}/ (not its "
                         "messages nor idempotency keys) and exit; works whether or not "

@@ -1,8 +1,11 @@
 """``python -m loadtest [--requests N] [--concurrency C] [--fault-rate R] [--seed S]
-[--profile mixed|pumping|all]``.
+[--profile mixed|pumping|all|scale-out] [--instances N] [--sends S]``.
 
 ``mixed`` is the request mix with Twilio faults; ``pumping`` SMS pumping against
 the rate limits (``loadtest.pumping``); ``all`` (the default) runs both.
+``scale-out`` runs ``--instances`` hosts behind one address over one store and
+one sandbox, ``--sends`` sends with Idempotency-Keys under tight limits
+(``loadtest.scale_out``); ``make load PROFILE=scale-out N=4``.
 Exits 1 when any check fails, so ``make load`` fails with it.
 """
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from loadtest.pumping import run_pumping
 from loadtest.runner import LoadConfig, run_load
+from loadtest.scale_out import ScaleOutConfig, run_scale_out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,10 +33,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--app-dir", type=Path, default=defaults.app_dir,
                         help="function app to load (default: this project)")
-    parser.add_argument("--profile", choices=("mixed", "pumping", "all"), default="all",
+    parser.add_argument("--profile", choices=("mixed", "pumping", "all", "scale-out"),
+                        default="all",
                         help="the request mix with faults, SMS pumping against the limits, "
-                             "or both (default)")
+                             "both (default), or several instances behind one address")
+    scaled = ScaleOutConfig()
+    parser.add_argument("--instances", type=int, default=scaled.instances,
+                        help=f"scale-out: host processes (default {scaled.instances})")
+    parser.add_argument("--sends", type=int, default=scaled.sends,
+                        help=f"scale-out: sends, each with its own key (default {scaled.sends})")
     args = parser.parse_args(argv)
+    if args.profile == "scale-out":
+        if not 1 <= args.instances <= 16 or not 20 <= args.sends <= 20_000:
+            parser.error("--instances must be 1..16 and --sends 20..20000")
+        scale = run_scale_out(ScaleOutConfig(
+            instances=args.instances, sends=args.sends, seed=args.seed,
+            concurrency=args.concurrency))
+        print(scale.render(), flush=True)
+        return 0 if scale.ok else 1
     if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 1000:
         parser.error("--requests must be 1..100000 and --concurrency 1..1000")
     if not 0.0 <= args.fault_rate < 1.0:

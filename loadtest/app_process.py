@@ -54,15 +54,18 @@ class AppProcess:
     ``env`` is added to this process's environment (the pinned settings first, so
     ``env`` may set its own rate limits); with ``enforce_keys`` the host
     requires ``FUNCTIONS_LOCAL_KEY`` from it for the keyed functions. The sandbox
-    keeps at least ``sandbox_history`` messages and calls (each).
+    keeps at least ``sandbox_history`` messages and calls (each); with ``sandbox_url``
+    the host uses that running sandbox instead of starting its own.
     """
 
     def __init__(self, env: dict[str, str], *, enforce_keys: bool = False,
                  app_dir: Path = ROOT, sandbox_history: int = DEFAULT_HISTORY,
-                 auth: bool = False) -> None:
+                 auth: bool = False, sandbox_url: str | None = None) -> None:
         self._env = {**os.environ, **PINNED_SETTINGS, **env, "PYTHONUNBUFFERED": "1"}
-        self._args = ["--sandbox", "--host", LOOPBACK, "--port", "0",
-                      "--sandbox-history", str(max(sandbox_history, DEFAULT_HISTORY))]
+        # Its own sandbox, or one that already serves (``env`` then names its account).
+        sandbox = (["--sandbox-url", sandbox_url] if sandbox_url else
+                   ["--sandbox", "--sandbox-history", str(max(sandbox_history, DEFAULT_HISTORY))])
+        self._args = [*sandbox, "--host", LOOPBACK, "--port", "0"]
         if enforce_keys:
             self._args.append("--enforce-keys")
         if auth:  # App Service Authentication emulated: Bearer dev:<user> signs a user in

@@ -335,7 +335,7 @@ def _twilio_called_once(outcomes: list[Outcome], state: dict[str, Any]) -> Check
                  f"{state['requests']} REST requests for {expected} Twilio-bound requests")
 
 
-def _record_tag(record: dict[str, Any]) -> str | None:
+def record_tag(record: dict[str, Any]) -> str | None:
     """The load tag a sandbox record carries: in the SMS body, or the call's TwiML URL."""
     text = record.get("body") or ""
     if record.get("sid", "").startswith("CA"):
@@ -360,9 +360,9 @@ def _records_match(outcomes: list[Outcome], state: dict[str, Any]) -> list[Check
     for record in records:
         for outcome in created.get(record["sid"], []):
             document = outcome.document() or {}
-            if _record_tag(record) != outcome.planned.tag or record["to"] != document.get("to"):
+            if record_tag(record) != outcome.planned.tag or record["to"] != document.get("to"):
                 mismatched.append(record["sid"])
-    tags = Counter(_record_tag(record) for record in records)
+    tags = Counter(record_tag(record) for record in records)
     sent_twice = sorted(str(tag) for tag, count in tags.items() if count > 1)
     return [
         Check("every 201 has its sandbox record (lost = 0)", not lost,
