@@ -171,7 +171,8 @@ def test_every_function_imports_with_the_packaged_wheels_alone(staged):
         f"for name in {sorted(function_folders())!r}: importlib.import_module(name)\n"
         "import azure.functions, twilio, aiohttp, azure.data.tables\n"
         "print(json.dumps({'dev': sorted(n for n in sys.modules if n.split('.')[0] in "
-        "('devhost', 'twilio_sandbox', 'localhttp', 'loadtest', 'tests', 'bench', 'harness')),"
+        "('devhost', 'twilio_sandbox', 'push_sandbox', 'localhttp', 'loadtest', 'tests', "
+        "'bench', 'harness')),"
         " 'from': sorted({m.__file__ for m in (azure.functions, twilio, aiohttp, "
         "azure.data.tables)})}))\n"
     )

@@ -3,6 +3,7 @@
     app (function folders + shared/)   imports only shared/ and libraries
     localhttp/                         what the host and the sandbox share; imports nothing above
     twilio_sandbox/                    Twilio's double: neither devhost/ nor shared/
+    push_sandbox/                      Notification Hubs' double: nor the Twilio sandbox either
     devhost/                           the Functions host; may start the sandbox
     bench/, loadtest/                  measurement: may use all of the above
 
@@ -17,16 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLING = ("devhost", "twilio_sandbox", "localhttp", "loadtest", "bench")
+TOOLING = ("devhost", "twilio_sandbox", "push_sandbox", "localhttp", "loadtest", "bench")
 #: package -> the project's top-level packages it may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "app": {"shared"},
     "shared": set(),
     "localhttp": set(),
     "twilio_sandbox": {"localhttp"},
-    "devhost": {"localhttp", "twilio_sandbox", "shared"},
-    "loadtest": {"devhost", "twilio_sandbox", "localhttp", "shared"},
-    "bench": {"devhost", "twilio_sandbox", "localhttp", "loadtest", "shared"},
+    "push_sandbox": {"localhttp"},
+    "devhost": {"localhttp", "twilio_sandbox", "push_sandbox", "shared"},
+    "loadtest": {"devhost", "twilio_sandbox", "push_sandbox", "localhttp", "shared"},
+    "bench": {"devhost", "twilio_sandbox", "push_sandbox", "localhttp", "loadtest", "shared"},
 }
 
 
@@ -101,6 +103,16 @@ def test_the_sandbox_knows_twilio_on_its_own() -> None:
                       if group(name) == "twilio_sandbox"
                       for target in targets if group(target) in ("shared", "devhost"))
     assert not borrowed, borrowed
+
+
+def test_the_push_double_knows_notification_hubs_on_its_own() -> None:
+    """Nor does it lean on the Twilio sandbox, which only serves it as a sub-application."""
+    borrowed = sorted(f"{name} imports {target}" for name, targets in graph().items()
+                      if group(name) == "push_sandbox"
+                      for target in targets if group(target) in ("shared", "devhost",
+                                                                  "twilio_sandbox"))
+    assert not borrowed, borrowed
+    assert any(group(name) == "push_sandbox" for name in graph())
 
 
 def test_no_module_imports_itself_through_others() -> None:

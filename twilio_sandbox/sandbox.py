@@ -37,8 +37,16 @@ class TwilioSandbox(SandboxState):
     _runner: web.AppRunner | None = None
     _server: asyncio.Server | None = None
     _base_url: str | None = None
+    _mounted: tuple[tuple[str, web.Application], ...] = ()
 
     # --- lifecycle -----------------------------------------------------------
+
+    def mount(self, prefix: str, app: web.Application) -> None:
+        """Serve ``app`` under ``prefix`` too, from :meth:`start` on: another service's
+        double whose pages the console shows (same origin), behind the same Host guard."""
+        if self._server is not None:
+            raise RuntimeError("mount sub-applications before the sandbox starts")
+        self._mounted = (*self._mounted, (prefix, app))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0,
                     allowed_hosts: Sequence[str] = ()) -> str:
@@ -48,7 +56,8 @@ class TwilioSandbox(SandboxState):
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already started")
-        app = build_app(self, HostPolicy.for_binding(host, allowed_hosts, HOST_ADVICE))
+        app = build_app(self, HostPolicy.for_binding(host, allowed_hosts, HOST_ADVICE),
+                        mounted=self._mounted)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         handler_factory = runner.server

@@ -11,6 +11,7 @@ within ``HEADER_TIMEOUT_SECONDS`` is closed, as the local Functions host does.
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -72,8 +73,10 @@ HOST_ADVICE = ("To answer another name (a forwarded port's), start it with --all
 
 
 def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
-              header_timeout: float = HEADER_TIMEOUT_SECONDS) -> web.Application:
-    """The aiohttp application serving ``sandbox``, to the ``Host`` names ``hosts`` allows.
+              header_timeout: float = HEADER_TIMEOUT_SECONDS,
+              mounted: Sequence[tuple[str, web.Application]] = ()) -> web.Application:
+    """The aiohttp application serving ``sandbox``, to the ``Host`` names ``hosts`` allows,
+    and each ``(prefix, sub-application)`` in ``mounted`` (its routes under the prefix).
 
     Bound to loopback, only loopback names: its state and console show every
     message, and its controls act as Twilio, so a web page must not reach them by
@@ -109,6 +112,8 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
     app.router.add_put("/_sandbox/latency", set_latency)
     app.router.add_post("/_sandbox/reset", reset)
     console.add_routes(app, SANDBOX)
+    for prefix, subapp in mounted:
+        app.add_subapp(prefix, subapp)
     return app
 
 
