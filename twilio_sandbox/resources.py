@@ -22,7 +22,7 @@ API_VERSION = "2010-04-01"
 #: Keys kept on stored resources for tests, never sent in REST answers.
 SANDBOX_KEYS = frozenset({"request", "auth_username", "twiml", "twiml_status", "twiml_type",
                           "heard", "error", "notifications", "application_sid", "actions",
-                          "dialed"})
+                          "dialed", "recordings"})
 #: Parameters Twilio accepts repeated; stored as lists even when sent once.
 LIST_PARAMS = frozenset({"MediaUrl", "StatusCallbackEvent"})
 
@@ -267,6 +267,8 @@ def build_call(account_sid: str, form: Mapping[str, str], snapshot: dict[str, An
         "application_sid": app.sid if app is not None else None,
         "actions": [],
         "dialed": [],
+        # What its <Record> verbs left: sid, duration, transcription (call_flow.py).
+        "recordings": [],
     }
 
 

@@ -20,7 +20,7 @@ from multidict import MultiDict
 from localhttp.host_policy import HostPolicy
 from localhttp.problem import Refusal, problem_response
 
-from . import bodies, console, feed, listing, resources, validation
+from . import bodies, console, feed, listing, recording_routes, resources, validation
 from . import media as inbound_media
 from .auth import authorize, basic_credentials
 from .cross_site import same_origin_resources, same_site_only
@@ -59,6 +59,8 @@ fetch their TwiML from the app and record what the callee would hear.
 
 REST:    POST/GET {prefix}Accounts/<AccountSid>/Messages.json and Calls.json
          GET .../Messages/<Sid>/Media.json, .../Media/<MediaSid>[.json]: an MMS's media
+         GET .../Recordings.json, GET|DELETE .../Recordings/<RE>[.wav|.json]: voicemails
+         GET .../Transcriptions.json, GET|DELETE .../Transcriptions/<TR>.json
 Control: GET /_sandbox/state, POST|DELETE /_sandbox/faults,
          POST|DELETE /_sandbox/callback_faults, PUT /_sandbox/latency,
          POST /_sandbox/reset
@@ -103,6 +105,7 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
     app.router.add_delete(f"{MEDIA_ROUTE}.json", delete_media)
     app.router.add_get(MEDIA_ROUTE, media_content)
     app.router.add_get(f"{MEDIA_FILES}{{media_sid}}", media_file)
+    recording_routes.add_routes(app, SANDBOX, ACCOUNT_ROUTE, ACCOUNT, _list)
     app.router.add_route("*", f"{REST_PREFIX}{{tail:.*}}", not_found)
     app.router.add_get("/_sandbox/state", get_state)
     app.router.add_post("/_sandbox/faults", add_fault)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yarl
 
-from . import geo, keywords, resources
+from . import call_flow, geo, keywords, resources
 from . import media as inbound_media
 from .app_link import CONTROL_HEADER
 from .callbacks import read_response, signed_request
@@ -194,19 +194,28 @@ def _keep_media(sandbox: SandboxState, message: Resource,
 
 
 async def inbound_call(sandbox: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
-    """A call from ``from`` to ``to``: the app's twiml is fetched, signed, and played."""
+    """A call from ``from`` to ``to`` rings the app: its twiml is fetched, signed, and
+    followed to the end (call_flow.py), the parties doing what ``data`` says
+    (``answer``, ``hold_seconds``, ``message``, ``transcript``: ``Parties.from_json``).
+
+    Twilio asks the number's voice URL while the call rings, with the incoming-call
+    parameters and where both numbers are
+    (https://www.twilio.com/docs/voice/twiml#request-parameters)."""
     caller = phone_number(data.get("from"), "from")
     to = phone_number(data.get("to") or sandbox.default_number, "to")
     url = _webhook_url(sandbox, data)
+    parties = call_flow.Parties.from_json(data)
     account_sid, _ = _account(sandbox)
     form = {"From": caller, "To": to, "Url": url, "Method": "POST"}
     call = resources.build_call(account_sid, form, dict(form))
     call.update(direction="inbound", status="ringing")
-    call = sandbox.record_call(call)
-    await sandbox.wait_for_twiml(call["sid"], timeout=20)
-    webhook = next((w for w in reversed(sandbox.webhooks.records) if w["sid"] == call["sid"]),
-                   None)
-    return {"call": call, "webhook": webhook}
+    call = await call_flow.run(sandbox, call, parties, {
+        **geo.location("From", caller), **geo.location("To", to)})
+    sent = [w for w in sandbox.webhooks.records if w["sid"] == call["sid"]]
+    first = next((w for w in sent if w["kind"] == "twiml"), None)
+    kept = (sandbox.recordings.find(item["sid"]) for item in call["recordings"])
+    return {"call": call, "webhook": first, "webhooks": sent,
+            "recordings": [r.resource(sandbox.base_url) for r in kept if r is not None]}
 
 
 # --- pushed to a status ----------------------------------------------------------

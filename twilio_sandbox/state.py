@@ -23,6 +23,7 @@ from .magic import MODES, VALID_FROM, Check, Mode, checker, delivery_outcome
 from .masking import mask
 from .media import MediaStore
 from .messaging_services import MessagingService
+from .recordings import RecordingStore
 from .resources import Resource, now, rfc2822
 from .status_callbacks import (
     CallbackFault,
@@ -118,6 +119,8 @@ class SandboxState:
         self.messaging_services: dict[str, MessagingService] = {}
         #: What texters sent with their messages, kept as Twilio keeps media (bounded).
         self.media = MediaStore(history)
+        #: What callers said into <Record>, kept as Twilio keeps recordings (bounded).
+        self.recordings = RecordingStore(history)
         self.connections_accepted = 0
         self.requests = 0
         self.in_flight = 0
@@ -213,6 +216,7 @@ class SandboxState:
         self.calls.clear()
         self.messages.clear()
         self.media.clear()
+        self.recordings.clear()
         self.opted_out.clear()
         self.callbacks_sent.clear()
         self._sequences.clear()
@@ -240,6 +244,8 @@ class SandboxState:
             "twiml_apps": [app._asdict() for app in self.twiml_apps.values()],
             "messaging_services": [s.to_json() for s in self.messaging_services.values()],
             "mode": self.mode,
+            **(self.recordings.state(self.base_url) if self._session is not None
+               else {"recordings": [], "transcriptions": []}),
             "feed": {"subscribers": self.events.subscribers,
                      "waiting_on_client": self.events.waiting_on_client},
         }
@@ -411,6 +417,11 @@ class SandboxState:
         self.callbacks_sent.append(entry)
         if len(self.callbacks_sent) > 4 * self.history:  # about 4 reports per resource
             del self.callbacks_sent[: len(self.callbacks_sent) - 4 * self.history]
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``work`` in the background, as the sandbox's own (cancelled on reset and
+        stop; an error ends in the log)."""
+        return self._spawn(work, name)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str,
                resource: Resource | None = None) -> asyncio.Task[None]:
