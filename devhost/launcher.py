@@ -55,6 +55,9 @@ from devhost.logs import configure_logging
 from devhost.server import describe
 from devhost.settings_file import SettingsError, configured, read_values
 from devhost.sign import signed_curl
+from push_sandbox import DEFAULT_HUB, NotificationHubsDouble
+from push_sandbox import PREFIX as PUSH_PREFIX
+from push_sandbox import build_app as push_app
 from shared.urls import STATUS_CALLBACK_OVERRIDES
 from twilio_sandbox import READY_PREFIX as SANDBOX_READY
 from twilio_sandbox import VALID_FROM, TwilioSandbox
@@ -77,6 +80,9 @@ DEV_IDENTITY = "developer"
 # Settings that could send a sandbox run to Twilio or another host (the API key
 # is replaced by one only the sandbox knows).
 CLEARED_IN_SANDBOX = ("TWILIO_MESSAGING_SERVICE_SID", "PUBLIC_BASE_URL", "WEBSITE_HOSTNAME")
+# The app's Notification Hubs settings (shared/settings.py), pointed at the sandbox's
+# double (push_sandbox) unless the user configured a hub of their own.
+PUSH_CONNECTION, PUSH_HUB = "NOTIFICATION_HUBS_CONNECTION", "NOTIFICATION_HUBS_HUB"
 
 
 #: What the banner says of each sandbox mode.
@@ -95,10 +101,13 @@ def shown(url: str) -> str:
 class SandboxRun:
     """The sandbox and what it set: names the settings file must not warn about."""
 
-    def __init__(self, sandbox: TwilioSandbox, settings: dict[str, str], token_generated: bool):
+    def __init__(self, sandbox: TwilioSandbox, settings: dict[str, str], token_generated: bool,
+                 push: NotificationHubsDouble | None = None):
         self.sandbox = sandbox
         self.settings = settings
         self.token_generated = token_generated
+        #: The Notification Hubs double the sandbox serves (under PUSH_PREFIX).
+        self.push = push
 
     def connect(self, urls: dict[str, str], key: str | None, reset_limits: str,
                 control_token: str) -> None:
@@ -131,6 +140,8 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
     sandbox = TwilioSandbox(accounts={account_sid: auth_token},
                             api_keys={key_sid: (key_secret, account_sid)}, history=history,
                             mode=mode)
+    push = NotificationHubsDouble(hubs=(configured(PUSH_HUB, file_values) or DEFAULT_HUB,))
+    sandbox.mount(PUSH_PREFIX, push_app(push))
     base_url = await sandbox.start("127.0.0.1", 0, allowed_hosts)
     identity = configured("VOICE_SINGLE_USER_IDENTITY", file_values) or DEV_IDENTITY
     settings = {
@@ -149,8 +160,11 @@ async def start_sandbox(file_values: dict[str, str], history: int = DEFAULT_HIST
         service = MessagingService("MG" + secrets.token_hex(16), (VALID_FROM,))
         sandbox.add_messaging_service(service)
         settings["TWILIO_MESSAGING_SERVICE_SID"] = service.sid
+    if not configured(PUSH_CONNECTION, file_values):  # the user's own hub wins
+        settings[PUSH_CONNECTION] = push.connection_string(f"{base_url}{PUSH_PREFIX}")
+        settings[PUSH_HUB] = next(iter(push.hubs))
     os.environ.update(settings)
-    return SandboxRun(sandbox, settings, generated)
+    return SandboxRun(sandbox, settings, generated, push)
 
 
 def attach_sandbox(url: str, file_values: dict[str, str]) -> dict[str, str]:
@@ -406,6 +420,10 @@ def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str 
         print(f"\nConsole (live messages, calls and webhooks; play Twilio's part): "
               f"{shown(run.sandbox.base_url)}/console/")
         print(f"Sandbox mode: {MODE_LINES[run.sandbox.mode]}")
+        if run.push is not None and PUSH_CONNECTION in run.settings:
+            print(f"Push: a local Notification Hubs double at "
+                  f"{shown(run.sandbox.base_url)}{PUSH_PREFIX} (devices and their pushes: the "
+                  "console's Devices view)")
         print(f"{SANDBOX_READY} {shown(run.sandbox.base_url)}")
     elif attached is not None:
         print(f"\nTwilio sandbox at {shown(attached)} (started elsewhere): NOTHING REAL IS SENT.")

@@ -252,6 +252,45 @@ def _days(raw: str) -> int:
     return int(raw)
 
 
+#: ``VOICEMAIL_GREETING``'s default.
+DEFAULT_GREETING = ("The person you are calling is not available. Please leave a message "
+                    "after the tone.")
+#: The longest recording Twilio transcribes (https://www.twilio.com/docs/voice/twiml/record).
+MAX_TRANSCRIBED = 120
+
+
+def _greeting(raw: str) -> str:
+    if len(raw) > 1000:
+        raise ValueError("must be at most 1000 characters")
+    return raw
+
+
+def _audio_url(raw: str) -> str:
+    from shared.urls import is_public_url  # shared.urls needs these settings: no cycle
+
+    if not is_public_url(raw):
+        raise ValueError("must be an https URL Twilio can fetch, without credentials")
+    return raw
+
+
+def _voice(raw: str) -> str:
+    from shared.voice import voice_refusal  # shared.voice reads requests: no cycle at import
+
+    reason = voice_refusal(raw, None)
+    if reason is not None:
+        raise ValueError(reason[1])
+    return raw
+
+
+def _language(raw: str) -> str:
+    from shared.voice import voice_refusal
+
+    reason = voice_refusal(None, raw)
+    if reason is not None:
+        raise ValueError(reason[1])
+    return raw
+
+
 @dataclass(frozen=True)
 class Declaration:
     """One app setting: the single source of its name, meaning and parsing."""
@@ -519,6 +558,63 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _flag, default="false",
     ),
     Declaration(
+        "VOICE_ROUTE_TO_CONTACT", "voice_route_to_contact",
+        "Ring a call to the Twilio number on the app user who last exchanged an SMS or a "
+        "call with the caller from that number, by `SMS_REPLY_ATTRIBUTION`'s rule and "
+        "cutoff. `false`, or nobody claims the caller: `VOICE_INCOMING_IDENTITY`.",
+        _flag, default="true",
+    ),
+    Declaration(
+        "VOICE_RING_SECONDS", "voice_ring_seconds",
+        "How long an incoming call rings the app user before voicemail answers (`<Dial "
+        "timeout>`, 5 to 600 seconds; Twilio adds about 5).",
+        _whole(5, 600, "seconds"), default="25",
+    ),
+    Declaration(
+        "VOICEMAIL_ENABLED", "voicemail_enabled",
+        "Take a voicemail from callers nobody answers, or nobody could be rung for. "
+        "`false`: they hear that the number takes no calls.",
+        _flag, default="true",
+    ),
+    Declaration(
+        "VOICEMAIL_GREETING", "voicemail_greeting",
+        "What a caller hears before leaving a voicemail, spoken in `VOICEMAIL_VOICE` (at "
+        "most 1000 characters).",
+        _greeting, default=DEFAULT_GREETING,
+    ),
+    Declaration(
+        "VOICEMAIL_GREETING_URL", "voicemail_greeting_url",
+        "An https audio file (MP3 or WAV) played as the greeting instead of "
+        "`VOICEMAIL_GREETING` (`<Play>`).",
+        _audio_url,
+    ),
+    Declaration(
+        "VOICEMAIL_VOICE", "voicemail_voice",
+        "Voice of the spoken greeting: `man`, `woman`, or a `Polly.` or `Google.` voice, as "
+        "`make_call`'s `voice` takes them.",
+        _voice, default="woman",
+    ),
+    Declaration(
+        "VOICEMAIL_LANGUAGE", "voicemail_language",
+        "Language of the spoken greeting (`en-US`, `fr-FR`), as `make_call`'s `language`. "
+        "Unset: Twilio's default for the voice.",
+        _language,
+    ),
+    Declaration(
+        "VOICEMAIL_MAX_SECONDS", "voicemail_max_seconds",
+        "Longest voicemail, in seconds (1 to 3600; at most 120 with "
+        "`VOICEMAIL_TRANSCRIBE`, the longest recording Twilio transcribes).",
+        _whole(1, 3600, "seconds"), default="120",
+    ),
+    Declaration(
+        "VOICEMAIL_TRANSCRIBE", "voicemail_transcribe",
+        "Ask Twilio for a text transcription of each voicemail (`<Record transcribe>`): "
+        "billed per transcription, American English only, recordings of 2 to 120 seconds. "
+        "Off by default: it costs money and fails for other languages; the recording is "
+        "kept either way.",
+        _flag, default="false",
+    ),
+    Declaration(
         "RATE_LIMIT_VOICE_TOKENS_PER_CALLER", "rate_limit_voice_tokens_per_caller",
         "Voice SDK tokens one caller (the signed-in user, else the client IP) may get per "
         "hour (`0`: no limit). In-app calls count as calls (`RATE_LIMIT_CALLS_PER_CALLER`).",
@@ -600,6 +696,15 @@ class Settings:
     voice_single_user_identity: str | None
     voice_incoming_identity: str | None
     voice_allow_client_to_client: bool
+    voice_route_to_contact: bool
+    voice_ring_seconds: int
+    voicemail_enabled: bool
+    voicemail_greeting: str
+    voicemail_greeting_url: str | None
+    voicemail_voice: str
+    voicemail_language: str | None
+    voicemail_max_seconds: int
+    voicemail_transcribe: bool
     rate_limit_voice_tokens_per_caller: int
     rate_limit_media_per_caller: int
     functions_environment: str | None
@@ -710,4 +815,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingError("SMS_UNASSIGNED_OWNER", "is anonymous while App Service "
                            "Authentication is on: anyone holding the function key would read "
                            "the replies; name a signed-in user (<provider>:<user id>)")
+    _check_voicemail(values)
     return Settings(**values)
+
+
+def _check_voicemail(values: dict[str, Any]) -> None:
+    """Settings Twilio would take but not honour: a recording too long to transcribe, a
+    Google voice with another language than its own (warning 13511: silence)."""
+    from shared.voice import voice_refusal
+
+    if values["voicemail_transcribe"] and values["voicemail_max_seconds"] > MAX_TRANSCRIBED:
+        raise SettingError("VOICEMAIL_MAX_SECONDS", f"must be at most {MAX_TRANSCRIBED} while "
+                           "VOICEMAIL_TRANSCRIBE is on: Twilio transcribes no longer recordings")
+    reason = voice_refusal(values["voicemail_voice"], values["voicemail_language"])
+    if reason is not None:
+        raise SettingError("VOICEMAIL_LANGUAGE", reason[1])

@@ -31,18 +31,24 @@ def read_voice_options(payload: Payload) -> dict[str, str]:
     or ``<Say>``."""
     voice = payload.text("voice", max_length=64)
     language = payload.text("language", max_length=16)
-    options: dict[str, str] = {}
+    refusal = voice_refusal(voice, language)
+    if refusal is not None:
+        raise invalid_field(*refusal)
+    options = {"voice": voice, "language": language}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def voice_refusal(voice: str | None, language: str | None) -> tuple[str, str] | None:
+    """Why ``voice`` and ``language`` cannot go to ``<Say>`` (the field, the reason), or
+    None: the one rule for a request's choice and for the voicemail greeting's settings."""
     google = _GOOGLE.fullmatch(voice) if voice is not None else None
-    if voice is not None:
-        if voice not in _BASIC and not (google or _POLLY.fullmatch(voice)):
-            raise invalid_field("voice", "must be man, woman, or a Polly. or Google. voice "
-                                "name (like Polly.Amy or Google.en-GB-Standard-A)")
-        options["voice"] = voice
+    if voice is not None and voice not in _BASIC and not (google or _POLLY.fullmatch(voice)):
+        return ("voice", "must be man, woman, or a Polly. or Google. voice name (like "
+                "Polly.Amy or Google.en-GB-Standard-A)")
     if language is not None:
         if not _LANGUAGE.fullmatch(language):
-            raise invalid_field("language", "must be a language and locale like en-US")
+            return "language", "must be a language and locale like en-US"
         if google and google.group(1) != language:
-            raise invalid_field("language", f"must be {google.group(1)}, the language of "
-                                f"the voice {voice}, or be left out")
-        options["language"] = language
-    return options
+            return ("language", f"must be {google.group(1)}, the language of the voice "
+                    f"{voice}, or be left out")
+    return None

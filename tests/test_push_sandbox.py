@@ -9,16 +9,18 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from test_sandbox_console import read_events
 
+from devhost import launcher
 from push_sandbox import (
     DEFAULT_HUB,
     FULL_RULE,
@@ -448,3 +450,69 @@ def test_reset_forgets_devices_and_pushes_and_mount_comes_before_start() -> None
             with pytest.raises(RuntimeError, match="before"):
                 sandbox.mount(PREFIX, build_app(NotificationHubsDouble()))
     asyncio.run(late())
+
+
+# --- what `make run` gives the app ------------------------------------------------------------
+
+
+def parse_connection(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(";") if part)
+
+
+@pytest.fixture
+def environment() -> Iterator[None]:
+    """The launcher sets the app's settings in os.environ: put it back after."""
+    kept = dict(os.environ)
+    for name in ("NOTIFICATION_HUBS_CONNECTION", "NOTIFICATION_HUBS_HUB"):
+        os.environ.pop(name, None)
+    yield
+    os.environ.clear()
+    os.environ.update(kept)
+
+
+@pytest.mark.usefixtures("environment")
+def test_make_run_points_the_app_at_the_double_with_a_key_of_its_own() -> None:
+
+    async def scenario() -> None:
+        run = await launcher.start_sandbox({})
+        try:
+            assert run.push is not None
+            connection = parse_connection(os.environ["NOTIFICATION_HUBS_CONNECTION"])
+            assert connection["Endpoint"] == f"{run.sandbox.base_url}/notificationhubs/"
+            assert connection["SharedAccessKeyName"] == FULL_RULE
+            hub_name = os.environ["NOTIFICATION_HUBS_HUB"]
+            assert hub_name == DEFAULT_HUB
+            # The app's settings work as they are: sign with them, register, send.
+            url = f"{connection['Endpoint']}{hub_name}"
+            auth = {"Authorization": sas(url, FULL_RULE, connection["SharedAccessKey"])}
+            device = unique()
+            body = {"installationId": device, "platform": "fcmv1", "pushChannel": "t"}
+            async with aiohttp.ClientSession() as session:
+                async with session.put(f"{url}/installations/{device}?{API}", json=body,
+                                       headers=auth) as answer:
+                    assert answer.status == 200
+                async with session.post(f"{url}/messages/?{API}", json=FCM, headers={
+                        **auth, "ServiceBusNotification-Format": "fcmv1"}) as answer:
+                    assert answer.status == 201
+            assert len(run.push.received(device)) == 1
+        finally:
+            await run.sandbox.stop()
+        os.environ.pop("NOTIFICATION_HUBS_CONNECTION")
+        second = await launcher.start_sandbox({})
+        await second.sandbox.stop()
+        assert second.settings["NOTIFICATION_HUBS_CONNECTION"] != run.settings[
+            "NOTIFICATION_HUBS_CONNECTION"]  # a key per run
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("environment")
+def test_make_run_leaves_a_configured_hub_alone() -> None:
+    own = "Endpoint=sb://mine.servicebus.windows.net/;SharedAccessKeyName=R;SharedAccessKey=k"
+    os.environ.update(NOTIFICATION_HUBS_CONNECTION=own, NOTIFICATION_HUBS_HUB="my-hub")
+
+    async def scenario() -> None:
+        run = await launcher.start_sandbox({})
+        await run.sandbox.stop()
+        assert "NOTIFICATION_HUBS_CONNECTION" not in run.settings
+        assert os.environ["NOTIFICATION_HUBS_CONNECTION"] == own
+    asyncio.run(scenario())

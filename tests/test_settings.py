@@ -12,7 +12,14 @@ import pytest
 import settings_doc
 from harness import APP_URL, AUTH_TOKEN, created, function_main, invoke, problem, request
 
-from shared.settings import DECLARATIONS, SettingError, Settings, app_settings, load_settings
+from shared.settings import (
+    DECLARATIONS,
+    DEFAULT_GREETING,
+    SettingError,
+    Settings,
+    app_settings,
+    load_settings,
+)
 from shared.twilio_client import close_clients
 
 ROOT = Path(__file__).parents[1]
@@ -111,7 +118,11 @@ def test_defaults_apply():
         rate_limit_store_failure="refuse",
         twiml_app_sid=None, push_credential_sid=None, voice_token_ttl=3600,
         voice_single_user_identity=None, voice_incoming_identity=None,
-        voice_allow_client_to_client=False, rate_limit_voice_tokens_per_caller=60,
+        voice_allow_client_to_client=False, voice_route_to_contact=True,
+        voice_ring_seconds=25, voicemail_enabled=True, voicemail_greeting=DEFAULT_GREETING,
+        voicemail_greeting_url=None, voicemail_voice="woman", voicemail_language=None,
+        voicemail_max_seconds=120, voicemail_transcribe=False,
+        rate_limit_voice_tokens_per_caller=60,
         rate_limit_media_per_caller=300,
         functions_environment=None,
     )
