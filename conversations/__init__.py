@@ -1,14 +1,19 @@
-"""conversations: the signed-in user reads their SMS threads (GET api/conversations[/{number}])."""
+"""conversations: the signed-in user reads and manages their threads of SMS and calls.
+
+GET api/conversations[/{number}], POST .../{number}/read, DELETE .../{number},
+PUT|DELETE .../{number}/block (docs/api.md).
+"""
 
 from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.conversations import list_for, list_page, message_page, read_number, thread_for
+from shared import conversations
+from shared.conversations import METHODS, read_action
 from shared.identity import read_caller
 from shared.media import media_links
 from shared.request_body import require_method
-from shared.responses import answers_problems, found
+from shared.responses import answers_problems, done, found
 from shared.settings import app_settings
 
 FUNCTION = "conversations"
@@ -16,13 +21,25 @@ FUNCTION = "conversations"
 
 @answers_problems(FUNCTION)
 async def main(req: func.HttpRequest) -> func.HttpResponse:
-    require_method(req, ("GET",))
+    require_method(req, METHODS)
     settings = app_settings()
     caller = read_caller(req, settings)
+    action = read_action(req)
     now = datetime.now(UTC)
-    if not req.route_params.get("number"):
-        return found(FUNCTION, await list_for(settings, caller, list_page(req.params), now))
-    number = read_number(req.route_params["number"])
-    page = message_page(req.params)
-    links = media_links(req.url, settings)
-    return found(FUNCTION, await thread_for(settings, caller, number, page, now, links))
+    number = action.number or ""
+    match action.name:
+        case "list":
+            return found(FUNCTION, await conversations.list_for(settings, caller, action.page,
+                                                                now))
+        case "thread":
+            links = media_links(req.url, settings)
+            return found(FUNCTION, await conversations.thread_for(
+                settings, caller, number, action.page, now, links))
+        case "read":
+            return found(FUNCTION, await conversations.mark_read(
+                settings, caller, number, action.up_to or "", now))
+        case "delete":
+            await conversations.delete(settings, caller, number)
+        case "block" | "unblock":
+            await conversations.block(settings, caller, number, action.name == "block", now)
+    return done(FUNCTION, action.name)

@@ -2,7 +2,8 @@
 
 Twilio posts it to ``twiml`` (the number's messaging webhook) once
 ``read_webhook`` has proven it Twilio's, for this account. It is then
-stored in the conversation it continues (``shared.conversations``), its
+stored in the conversation it continues (``shared.conversations``; from a
+number its owner blocked: stored, not counted unread), its
 opt-out keyword applied (``shared.opt_outs``), and answered: nothing to a
 keyword (Twilio itself replies to STOP, START and HELP), ``SMS_REPLY_MESSAGE``
 to anything else when it is set.
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared import conversations, opt_outs
-from shared.conversations import ADDRESS, Message
+from shared.conversations import ADDRESS, sms
 from shared.delivery_status import is_sid
 from shared.phone import canonical_address
 from shared.problems import invalid_field, webhook_refused
 from shared.settings import Settings
 from shared.sms_keywords import Keyword, keyword_of
 from shared.store import StoreUnavailable, store_for
+from shared.threads import Item
 
 logger = logging.getLogger("twilio_functions.incoming_sms")
 
@@ -35,7 +37,7 @@ _MAX_MEDIA = 10
 class IncomingSms:
     """One incoming message, as far as the app keeps it."""
 
-    message: Message
+    message: Item
     service: str | None
     keyword: Keyword | None
 
@@ -66,8 +68,8 @@ def read_incoming(params: Mapping[str, str], received: datetime) -> IncomingSms:
     body = params.get("Body", "")
     media = tuple(params[f"MediaUrl{index}"] for index in range(_MAX_MEDIA)
                   if f"MediaUrl{index}" in params)
-    message = Message(sid, "incoming", remote=sender, line=to, body=body, media_urls=media,
-                      at=received)
+    message = sms(sid, "incoming", remote=sender, line=to, body=body, media_urls=media,
+                  at=received)
     return IncomingSms(message, service, keyword_of(body, params.get("OptOutType")))
 
 

@@ -18,6 +18,7 @@ replies. See docs/api.md, "Two-way SMS".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -42,6 +43,17 @@ async def record(store: Store, lines: Iterable[str], number: str, opted_out: boo
         elif (row := await store.get(TABLE, line, number)) is not None:
             with contextlib.suppress(Conflict):  # a STOP written meanwhile is the newer word
                 await store.delete(TABLE, row)
+
+
+async def opted_out(store: Store, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (line, number) of ``pairs`` opted out: one filtered query per distinct line
+    (``Store.rows_keyed``), made at once."""
+    by_line: dict[str, set[str]] = {}
+    for line, number in pairs:
+        by_line.setdefault(line, set()).add(number)
+    found = await asyncio.gather(*(store.rows_keyed(TABLE, line, numbers)
+                                   for line, numbers in by_line.items()))
+    return {(row.partition, row.key) for rows in found for row in rows}
 
 
 async def refuse_opted_out(settings: Settings, line: str, number: str) -> None:

@@ -89,6 +89,12 @@ def found(function: str, resource: dict[str, Any]) -> func.HttpResponse:
                              headers={"Cache-Control": "no-store"})
 
 
+def done(function: str, outcome: str) -> func.HttpResponse:
+    """204 to an action a signed-in user asked for, done (or already so)."""
+    log_outcome(function, 204, outcome=outcome)
+    return func.HttpResponse(status_code=204)
+
+
 def acknowledged(function: str, sid: str, outcome: str) -> func.HttpResponse:
     """204 to a webhook whose report was taken (or deliberately not kept)."""
     log_outcome(function, 204, sid=sid, outcome=outcome)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared import conversations, limits
+from shared import limits, threads
 from shared.keys import digest
 
 # SHA-256 of "alice", as every key written so far holds it.
@@ -15,6 +15,6 @@ def test_a_digest_is_the_sha256_prefix_keys_were_written_with():
 
 
 def test_owner_and_limit_keys_are_made_with_it():
-    assert conversations._owner_key("alice") == ALICE[:32]
+    assert threads.owner_key("alice") == ALICE[:32]
     limit = limits.Limit("RATE_LIMIT_SMS_PER_CALLER", "alice", 30, limits.HOUR)
     assert limits._partition(limit, 0) == f"RATE_LIMIT_SMS_PER_CALLER-{ALICE[:32]}-0"

@@ -72,7 +72,7 @@ def test_an_mms_is_read_by_its_owner_through_media_and_by_nobody_else(signed_in)
     status, view, _ = http("GET", f"{signed_in.base_url}/api/conversations/{texter}",
                            headers=alice)
     assert status == 200
-    incoming = view["messages"][0]
+    incoming = view["items"][0]
     assert (incoming["sid"], incoming["body"]) == (sid, "Here")
     [link] = incoming["media_urls"]
     assert link == f"{signed_in.base_url}/api/media/{sid}/0"

@@ -33,7 +33,7 @@ from test_two_way_sms import (  # noqa: F401 - on_azure: the deployment these te
 )
 from unique import number
 
-from shared.conversations import Message, record_incoming
+from shared.conversations import record_incoming, sms
 from shared.identity import Caller
 from shared.settings import SettingError, load_settings
 from shared.store import store_for
@@ -48,7 +48,7 @@ def someone(name: str) -> tuple[Caller, dict[str, str]]:
 
 
 def directions(remote: str, headers: dict[str, str]) -> list[str]:
-    return [m["direction"] for m in thread_of(remote, headers)["messages"]]
+    return [m["direction"] for m in thread_of(remote, headers)["items"]]
 
 
 def reply(caplog: pytest.LogCaptureFixture, remote: str, body: str = "Who is this?") -> str:
@@ -145,7 +145,7 @@ def test_recent_sender_never_reaches_past_the_retention(monkeypatch):
     async def arrive() -> str:
         store = store_for(settings)
         assert store is not None
-        message = Message("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, "hi",
+        message = sms("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, "hi",
                           at=now)
         return await record_incoming(store, settings, message, None)
 
@@ -169,7 +169,7 @@ def test_an_unclaimed_reply_goes_to_the_unassigned_owner_and_only_there(monkeypa
     sent(remote, mallory)
     assert reply(caplog, remote, "for alice") == "unassigned"
     listed = {c["number"]: c for c in listing(operator_headers)["conversations"]}
-    assert (listed[remote]["unread"], listed[remote]["last_message"]["body"]) == (1, "for alice")
+    assert (listed[remote]["unread"], listed[remote]["last_item"]["body"]) == (1, "for alice")
     assert directions(remote, operator_headers) == ["incoming"]
     assert directions(remote, alice) == directions(remote, mallory) == ["outgoing"]
 

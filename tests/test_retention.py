@@ -15,8 +15,8 @@ import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from storage import run, shared_azurite
 
-from shared import conversations
-from shared.conversations import Message, list_for, list_page, purge_expired
+from shared import conversations, threads
+from shared.conversations import list_for, list_page, purge_expired, sms
 from shared.identity import Caller
 from shared.settings import load_settings
 from shared.store import store_for
@@ -41,7 +41,7 @@ def send_at(settings, caller: Caller, remote: str, at: datetime) -> None:
 
 def reply_at(settings, remote: str, at: datetime) -> tuple[str, str]:
     """A reply from ``remote`` received at ``at``: its SID, and whose it became."""
-    reply = Message("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, "reply",
+    reply = sms("SM" + secrets.token_hex(16), "incoming", remote, FROM_NUMBER, "reply",
                     at=at)
 
     async def act():
@@ -59,24 +59,24 @@ def converse(settings, caller: Caller, remote: str, at: datetime) -> str:
 
 def left(settings, caller: Caller, remote: str, reply_sid: str) -> dict[str, int]:
     """What the store still holds of that conversation, table by table."""
-    owner = conversations._owner_key(caller.owner)
+    owner = threads.owner_key(caller.owner)
 
     async def act():
         store = store_for(settings)
         return {
             "messages": len(await store.rows(conversations.MESSAGES,
-                                             conversations._thread(caller.owner, remote))),
-            "conversations": int(await store.get(conversations.CONVERSATIONS, owner, remote)
-                                 is not None),
-            "senders": len(await store.rows(conversations.SENDERS, FROM_NUMBER, start=remote,
-                                            stop=f"{remote}~")),
+                                             threads.thread_partition(caller.owner, remote))),
+            "conversations": len([row for row in await store.rows(conversations.CONVERSATIONS,
+                                                                  owner)
+                                  if row.key.endswith(f"|{remote}")]),  # summary, activity
+            "contacts": len(await store.rows("contacts", remote)),
             "received": int(await store.get(conversations.RECEIVED, reply_sid, "received")
                             is not None),
         }
     return run(act())
 
 
-KEPT = {"messages": 2, "conversations": 1, "senders": 1, "received": 1}
+KEPT = {"messages": 2, "conversations": 2, "contacts": 1, "received": 1}
 GONE = dict.fromkeys(KEPT, 0)
 
 
@@ -100,7 +100,7 @@ def test_the_purge_deletes_what_is_n_days_old_and_keeps_what_is_younger():
 
 @pytest.mark.parametrize("attribution", ["last-sender", "recent-sender"])
 def test_a_send_exactly_n_days_old_attributes_no_reply_a_second_younger_does(attribution):
-    """What the purge deletes no longer claims replies: the send's ``senders`` row."""
+    """What the purge deletes no longer claims replies: the send's ``contacts`` row."""
     settings = retention(SMS_REPLY_ATTRIBUTION=attribution,
                          SMS_REPLY_WINDOW_HOURS=str(24 * DAYS + 1))
     caller = Caller(f"sam-{secrets.token_hex(4)}", "aad")

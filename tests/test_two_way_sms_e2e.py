@@ -69,16 +69,16 @@ def test_the_printed_curls_send_reply_and_show_the_conversation(plain):
     assert f"{plain.base_url}/api/conversations/{TEXTER}" in printed
 
     def both_delivered(view: dict[str, Any]) -> bool:  # newest first; earlier runs' below
-        return [(m["sid"], m["status"]) for m in view["messages"][:2]] == [
+        return [(m["sid"], m["status"]) for m in view["items"][:2]] == [
             (reply["message"]["sid"], "received"), (sid, "delivered")]
     view = thread_when(plain, TEXTER, both_delivered)
-    incoming, outgoing = view["messages"][:2]
+    incoming, outgoing = view["items"][:2]
     assert (incoming["body"], incoming["from"], incoming["to"]) == (
         "Sounds good!", TEXTER, "+15005550006")
     assert (outgoing["body"], outgoing["from"], outgoing["to"]) == (
         "Hello from Azure Functions", "+15005550006", TEXTER)
     status, _, listed = run_curl(printed_curl(plain, "/api/conversations/"))
-    assert status == 200 and json.loads(listed)["messages"][0]["sid"] == incoming["sid"]
+    assert status == 200 and json.loads(listed)["items"][0]["sid"] == incoming["sid"]
     status, summary, _ = http("GET", f"{plain.base_url}/api/conversations")
     assert status == 200 and summary["conversations"][0]["number"] == TEXTER
 
@@ -106,7 +106,7 @@ def test_stop_is_answered_by_twilio_once_and_honoured_until_start(signed_in):
     assert http("POST", f"{signed_in.base_url}/api/send_sms", body, alice)[0] == 201
     chatted = signed_in.sandbox("POST", "/_sandbox/inbound/sms", {"from": texter, "body": "ok"})
     assert [r["body"] for r in chatted["replies"]] == ["Got it, thanks"]
-    view = thread_when(signed_in, texter, lambda v: len(v["messages"]) == 6, alice)
-    assert [m["body"] for m in view["messages"]] == [
+    view = thread_when(signed_in, texter, lambda v: len(v["items"]) == 6, alice)
+    assert [m["body"] for m in view["items"]] == [
         "ok", "Your order shipped", "START", "help", "STOP", "Your order shipped"]
     assert http("GET", f"{signed_in.base_url}/api/conversations/{texter}", headers=bob)[0] == 404
