@@ -243,7 +243,8 @@ def try_it(
         reply = json.dumps({"from": "+14155552671", "body": "Sounds good!"})
         lines.append(f"curl -X POST {shown(sandbox.base_url)}/_sandbox/inbound/sms -H "
                      f"'Content-Type: application/json' -d {shlex.quote(reply)}   # they reply")
-        thread_url = urls["conversations"].replace("{number?}", "+14155552671")
+        thread_url = (urls["conversations"].replace("{number?}", "+14155552671")
+                      .replace("/{action?}", ""))
         lines.append(f"curl '{thread_url}'{keyed}   # the conversation, both ways")
     if "voice_token" in urls:
         lines.append(f"curl -X POST {urls['voice_token']}{keyed}   # a Voice SDK token")
