@@ -4,7 +4,8 @@ For v1 apps the Python runtime answers the metadata request with "use default
 indexing": the host itself finds every folder with a function.json, reads its
 bindings and sends one load request per function. This module is that
 indexing step; a folder whose function.json cannot be used is reported with
-the reason instead of stopping the other functions.
+the reason instead of stopping the other functions. Triggers it knows: HTTP
+(``httpTrigger``) and Queue storage (``queueTrigger``, run by ``devhost.queues``).
 """
 
 import json
@@ -49,6 +50,18 @@ class HttpTrigger:
 
 
 @dataclass(frozen=True)
+class QueueTrigger:
+    """A ``queueTrigger`` binding, as function.json states it ("Azure Queue storage trigger
+    for Azure Functions": ``queueName`` may name an app setting as ``%NAME%``, resolved when
+    the host starts; ``connection`` names the setting holding the storage connection)."""
+
+    param: str
+    queue_name: str
+    connection: str
+    binary: bool  # dataType "binary": the body as bytes, else as a string
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A function folder, as sent to the runtime in its load request."""
 
@@ -59,6 +72,7 @@ class FunctionSpec:
     bindings: tuple[Binding, ...]
     http: HttpTrigger | None
     http_output: str | None
+    queue: QueueTrigger | None = None
 
 
 @dataclass
@@ -72,23 +86,29 @@ class AppIndex:
     disabled: list[str] = field(default_factory=list)
 
 
-def read_route_prefix(root: Path) -> str:
-    """host.json's extensions.http.routePrefix ("api" when unset, "" allowed)."""
+def host_extension(root: Path, name: str) -> dict[str, Any]:
+    """host.json's ``extensions.<name>`` section ({} when host.json or the section is absent
+    or no object, as the host ignores it)."""
     path = root / "host.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        return DEFAULT_ROUTE_PREFIX
+        return {}
     except json.JSONDecodeError as exc:
         raise AppIndexError(f"{path} is not valid JSON: {exc}") from exc
-    http = (
-        ((document.get("extensions") or {}).get("http") or {}) if isinstance(document, dict) else {}
-    )
-    prefix = http.get("routePrefix", DEFAULT_ROUTE_PREFIX) if isinstance(http, dict) else None
+    extensions = (document.get("extensions") or {}) if isinstance(document, dict) else {}
+    section = extensions.get(name) if isinstance(extensions, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def read_route_prefix(root: Path) -> str:
+    """host.json's extensions.http.routePrefix ("api" when unset, "" allowed)."""
+    http = host_extension(root, "http")
+    prefix = http.get("routePrefix", DEFAULT_ROUTE_PREFIX)
     if prefix is None:
         return DEFAULT_ROUTE_PREFIX
     if not isinstance(prefix, str):
-        raise AppIndexError(f"{path}: extensions.http.routePrefix must be a string")
+        raise AppIndexError(f"{root / 'host.json'}: extensions.http.routePrefix must be a string")
     return prefix.strip("/")
 
 
@@ -142,6 +162,18 @@ def _http_trigger(name: str, binding: Binding) -> HttpTrigger:
     )
 
 
+def _queue_trigger(binding: Binding) -> QueueTrigger:
+    queue_name = binding.raw.get("queueName")
+    if not isinstance(queue_name, str) or not queue_name.strip():
+        raise FunctionJsonError("the queueTrigger needs a queueName")
+    # Unset, the host reads the storage connection from AzureWebJobsStorage.
+    connection = binding.raw.get("connection") or "AzureWebJobsStorage"
+    if not isinstance(connection, str):
+        raise FunctionJsonError("the queueTrigger connection must name an app setting")
+    return QueueTrigger(binding.name, queue_name.strip(), connection,
+                        (binding.data_type or "").lower() == "binary")
+
+
 def read_function(root: Path, directory: Path, document: Any) -> FunctionSpec:
     """Validate one function.json and resolve what the load request needs."""
     name = directory.name
@@ -164,6 +196,9 @@ def read_function(root: Path, directory: Path, document: Any) -> FunctionSpec:
     if not script_file.is_relative_to(root):
         raise FunctionJsonError(f"script file {script} is outside the app folder")
     triggers = [b for b in bindings if b.type.lower() == "httptrigger"]
+    queues = [b for b in bindings if b.type.lower() == "queuetrigger"]
+    if len(triggers) + len(queues) > 1:
+        raise FunctionJsonError("a function has one trigger")
     outputs = [b for b in bindings if b.type.lower() == "http" and b.direction == "out"]
     return FunctionSpec(
         name=name,
@@ -173,6 +208,7 @@ def read_function(root: Path, directory: Path, document: Any) -> FunctionSpec:
         bindings=bindings,
         http=_http_trigger(name, triggers[0]) if triggers else None,
         http_output=outputs[0].name if outputs else None,
+        queue=_queue_trigger(queues[0]) if queues else None,
     )
 
 

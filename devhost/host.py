@@ -3,8 +3,9 @@
 ``FunctionHost`` does what the Functions host (and ``func start``) does for a
 Python v1 app: applies local.settings.json, indexes the function.json folders,
 has azure-functions-runtime-v1 (the engine Azure runs for Python 3.13) load
-each function, then serves the HTTP triggers. Functions that fail to load are
-logged with the runtime's reason and answer 500; the others serve.
+each function, then serves the HTTP triggers and listens to the queues of the
+queue triggers (``devhost.queues``). Functions that fail to load are logged
+with the reason and answer 500; the others serve.
 
 The runtime keeps its state in module globals (function registry, the
 ``__app__`` package), so there is one host per process; to host several apps,
@@ -37,6 +38,13 @@ from devhost.host_routes import Control
 from devhost.logs import AccessLogger, configure_logging
 from devhost.protocol import DevServer
 from devhost.protos import load_protos
+from devhost.queues import (
+    QueueListener,
+    QueueTriggerError,
+    connection_string,
+    read_queue_options,
+    resolve_queue_name,
+)
 from devhost.request_guard import (
     BODY_TIMEOUT_SECONDS,
     HEADER_TIMEOUT_SECONDS,
@@ -104,6 +112,7 @@ class FunctionHost:
         self.base_url: str | None = None
         self._driver: RuntimeDriver | None = None
         self._runner: web.ServerRunner | None = None
+        self.listeners: list[QueueListener] = []
 
     async def start(self, host: str = "127.0.0.1", port: int = 7071) -> str:
         """Load the functions and start serving; returns the base URL (real port if 0)."""
@@ -112,7 +121,10 @@ class FunctionHost:
         FunctionHost._started = True
         try:
             await self._load()
-            return await self._serve(host, port)
+            base_url = await self._serve(host, port)
+            for listener in self.listeners:
+                listener.start()
+            return base_url
         except BaseException:
             await self.stop()
             raise
@@ -147,6 +159,7 @@ class FunctionHost:
                 self._add(
                     HostedFunction(name, route, None, "function", load_error=index.errors[name])
                 )
+        self._listen(index.root)
         for name in index.disabled:
             logger.warning("Function %s is disabled.", name)
         if self.enforce_keys and not os.environ.get(KEY_SETTING):
@@ -180,12 +193,37 @@ class FunctionHost:
             function.load_error = str(exc)
         return function
 
+    def _listen(self, root: Path) -> None:
+        """A listener for each loaded queue trigger; one whose queue or connection cannot be
+        resolved is reported as not loaded, as the host reports an indexing error."""
+        if self._driver is None:
+            raise RuntimeError("the runtime is not started")
+        queued = [f for f in self.functions.values()
+                  if f.spec and f.spec.queue and f.function_id and f.load_error is None]
+        options = read_queue_options(root) if queued else None
+        for function in queued:
+            assert function.spec and function.spec.queue and function.function_id and options
+            trigger = function.spec.queue
+            try:
+                listener = QueueListener(
+                    function.name, function.function_id, trigger,
+                    resolve_queue_name(trigger.queue_name), connection_string(trigger.connection),
+                    options, self._driver.protos, self._driver.invoke)
+            except (QueueTriggerError, ValueError) as exc:
+                function.function_id = None
+                self._add_error(function, f"the queue trigger cannot listen: {exc}")
+                continue
+            self.listeners.append(listener)
+
     def _add(self, function: HostedFunction) -> None:
         """Record a function, reporting it if it did not load."""
         self.functions[function.name] = function
         if function.load_error is not None:
-            self.load_errors[function.name] = function.load_error
-            logger.error("Function '%s' failed to load: %s", function.name, function.load_error)
+            self._add_error(function, function.load_error)
+
+    def _add_error(self, function: HostedFunction, error: str) -> None:
+        function.load_error = self.load_errors[function.name] = error
+        logger.error("Function '%s' failed to load: %s", function.name, error)
 
     async def _serve(self, host: str, port: int) -> str:
         if self._driver is None:
@@ -225,7 +263,11 @@ class FunctionHost:
         return self.base_url
 
     async def stop(self) -> None:
-        """Close the server, then the runtime's thread pool. Safe to call twice."""
+        """Stop the queue listeners (running invocations finish), close the server, then the
+        runtime's thread pool. Safe to call twice."""
+        listeners, self.listeners = self.listeners, []
+        for listener in listeners:
+            await listener.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -222,7 +222,10 @@ class FunctionServer:
 def describe(function: HostedFunction, base_url: str) -> str:
     """One line per function, in the shape ``func start`` prints: name, methods, URL."""
     if function.route is None:
-        return f"{function.name}: {'not loaded' if function.load_error else '(no HTTP trigger)'}"
+        if function.load_error:
+            return f"{function.name}: not loaded"
+        trigger = "queueTrigger" if function.spec and function.spec.queue else "(no HTTP trigger)"
+        return f"{function.name}: {trigger}"
     methods = f"[{','.join(sorted(function.methods))}] " if function.methods else ""
     line = f"{function.name}: {methods}{base_url}{function.route}"
     return f"{line}  (not loaded)" if function.load_error else line

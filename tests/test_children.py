@@ -58,7 +58,8 @@ async def bench_child():
 benched = asyncio.new_event_loop().run_until_complete(bench_child())
 store = json.load(open(os.path.join(app_dir, ".azurite", azurite.SERVING_FILE)))
 print(json.dumps({"urls": [tested.base_url, tested.sandbox_url, *run.urls.values()],
-                  "ports": [shared_azurite().port, store["port"]], "bench": benched.pid}),
+                  "ports": [shared_azurite().port, shared_azurite().queue_port, store["port"],
+                            store["queue_port"]], "bench": benched.pid}),
       flush=True)
 sys.stdin.read()
 """
@@ -179,9 +180,10 @@ def test_a_parent_killed_with_sigkill_takes_every_process_it_started_down(tmp_pa
             ports = [*started["ports"],
                      *(int(re.search(r":(\d+)", url)[1]) for url in started["urls"])]
             assert all(map(listening, ports)), ports
-            # Two Azurites, two launchers, the event loop's child: node and python, each.
+            # Two Azurites (a table and a queue service each), two launchers, the event
+            # loop's child: node and python.
             commands = [command_line(pid) for pid in fds]
-            assert sum("azurite" in c for c in commands) == 2, commands
+            assert sum("azurite" in c for c in commands) == 4, commands
             assert started["bench"] in fds
 
             parent.kill()
