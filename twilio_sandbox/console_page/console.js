@@ -26,6 +26,7 @@ const CALLBACK_FAULTS = {duplicate: "sent twice", reorder: "out of order", late:
 const KIND_LABELS = {
   "twiml": "TwiML fetch", "status-callback": "status callback", "inbound-sms": "inbound SMS",
   "app": "mobile app", "local": "local host", "webhook": "webhook",
+  "recording-status": "recording status", "transcription": "transcription",
 };
 const TONE = {
   delivered: "good", read: "good", completed: "good", received: "good",
@@ -234,29 +235,99 @@ function applyOptOut({number: line, recipient, opted_out: optedOut}) {
   if (thread) renderOptOut(thread, recipient);
 }
 
-function upsertMessage(message) {
-  state.messages.set(message.sid, message);
-  const list = document.getElementById("threads");
-  const remote = remoteOf(message);
+// The thread of one remote number (made, at the top, the first time it is needed).
+function threadOf(remote) {
   const key = `thread-${remote.replace(/\W/g, "")}`;
   let thread = document.getElementById(key);
   if (!thread) {
     thread = h("section", {id: key, class: "thread card", "data-number": remote},
       h("h3", {}, h("span", {class: "who"}), h("span", {class: "count"})), h("ol", {class: "bubbles"}));
   }
-  let li = document.getElementById(`msg-${message.sid}`);
+  return thread;
+}
+
+// A thread's item (made at its end the first time), then its header and place redrawn.
+function upsertItem(remote, id, render) {
+  const list = document.getElementById("threads");
+  const thread = threadOf(remote);
+  let li = document.getElementById(id);
   const isNew = !li;
   if (isNew) {
-    li = h("li", {id: `msg-${message.sid}`, "data-sid": message.sid});
+    li = h("li", {id});
     thread.querySelector("ol").append(li);
   }
-  renderBubble(li, message);
+  render(li);
   const count = thread.querySelectorAll("li.bubble").length;
   thread.querySelector(".who").textContent = number(remote);
   renderOptOut(thread, remote);
-  thread.querySelector(".count").textContent = `${count} message${count === 1 ? "" : "s"}`;
+  thread.querySelector(".count").textContent = `${count} item${count === 1 ? "" : "s"}`;
   if (isNew && list.firstElementChild !== thread) list.prepend(thread);
+}
+
+function upsertMessage(message) {
+  state.messages.set(message.sid, message);
+  upsertItem(remoteOf(message), `msg-${message.sid}`, (li) => {
+    li.dataset.sid = message.sid;
+    renderBubble(li, message);
+  });
   document.getElementById("count-messages").textContent = state.messages.size || "";
+}
+
+// --- calls on their caller's thread: missed, answered, rejected, voicemails -------------
+
+// What an incoming call amounts to for the app's user, in a word and a tone.
+function callOutcome(call) {
+  const dialed = call.dialed || [];
+  const done = ["completed", "busy", "no-answer", "failed", "canceled"].includes(call.status);
+  if (!done) return ["Incoming call…", "info"];
+  const bridged = dialed.find((d) => d.status === "completed");
+  if (bridged) return [`Answered call · ${bridged.duration} s`, "good"];
+  if (dialed.length) return [`Missed call (${dialed.map((d) => d.status).join(", ")})`, "bad"];
+  if (call.status !== "completed") return [`Rejected call (${call.status})`, "bad"];
+  return [`Call · ${call.duration} s`, "good"];
+}
+
+function transcriptOf(recording) {
+  if (recording.transcription_status === "completed") return h("q", {class: "transcript"}, maskText(recording.transcription));
+  if (recording.transcription_status === "failed") return h("em", {class: "transcript"}, "transcription failed");
+  return null;
+}
+
+function renderVoicemail(recording) {
+  // Played from the sandbox's own path: the page never holds the account's credentials.
+  return h("div", {class: "voicemail", "data-sid": recording.sid},
+    h("p", {class: "label"}, `Voicemail · ${recording.duration} s`),
+    h("audio", {controls: true, preload: "none", src: `/_sandbox/recordings/${recording.sid}`,
+                "aria-label": `Voicemail ${recording.sid}`}),
+    transcriptOf(recording));
+}
+
+function renderCallItem(li, call) {
+  const [text, tone] = callOutcome(call);
+  const started = (call.steps[0] || {}).at;
+  li.className = "bubble in call-item";
+  li.dataset.sid = call.sid;
+  li.dataset.status = call.status;
+  const content = li.querySelector(".content") || li.appendChild(h("div", {class: "content"}));
+  fill(content, [
+    h("p", {class: `body outcome ${tone}`}, text),
+    (call.recordings || []).map(renderVoicemail),
+    h("p", {class: "meta"}, h("span", {class: "dir"}, `to ${number(call.to)}`), " · ",
+      h("time", {datetime: started}, clock(started)), " ", badge(call.status)),
+  ]);
+}
+
+// A phone's call to a Twilio number belongs on the caller's thread (an SDK call does not).
+function isPhoneCall(call) {
+  return call.direction === "inbound" && !(call.from || "").startsWith("client:");
+}
+
+// The audio elements of a call item stay while it is redrawn (a playing one goes on).
+function upsertCallItem(call) {
+  const id = `callitem-${call.sid}`;
+  const playing = [...(document.getElementById(id)?.querySelectorAll("audio") || [])];
+  if (playing.some((audio) => !audio.paused)) return;
+  upsertItem(call.from, id, (li) => renderCallItem(li, call));
 }
 
 // --- calls: one timeline each ---------------------------------------------------------
@@ -302,6 +373,10 @@ function renderCall(card, call) {
       w.ms !== null ? ` in ${w.ms} ms` : "")),
     call.heard && call.heard.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "The callee heard"),
       h("ol", {}, call.heard.map(heardItem))) : null,
+    call.dialed && call.dialed.length ? h("div", {class: "heard dialed"}, h("p", {class: "label"}, "Dialed"),
+      h("ol", {}, call.dialed.map((d) => h("li", {}, `${d.kind} ${d.kind === "number" ? number(d.to) : d.to}`,
+        d.status ? [" ", badge(d.status), d.status === "completed" ? ` ${d.duration} s` : ""] : null)))) : null,
+    (call.recordings || []).map(renderVoicemail),
     call.actions && call.actions.length ? h("div", {class: "heard"}, h("p", {class: "label"}, "What the call did"),
       h("ol", {}, call.actions.map((action) => h("li", {}, maskText(action))))) : null,
     call.error ? h("p", {class: "error"}, codedError(maskText(call.error))) : null,
@@ -322,6 +397,7 @@ function cardFor(id, className, listId) {
 function upsertCall(call) {
   state.calls.set(call.sid, call);
   renderCall(cardFor(`call-${call.sid}`, "call", "calls"), call);
+  if (isPhoneCall(call)) upsertCallItem(call);
   document.getElementById("count-calls").textContent = state.calls.size || "";
 }
 
@@ -496,7 +572,8 @@ async function formData(form) {
       continue;
     }
     if (value === "") continue;
-    data[name] = name === "media_url" ? [value] : value;
+    const number = form.elements[name] && form.elements[name].type === "number";
+    data[name] = name === "media_url" ? [value] : number ? Number(value) : value;
   }
   return data;
 }
@@ -531,7 +608,10 @@ function describe(form, result) {
       (result.advanced_opt_out ? "on (webhooks carry OptOutType)" : "off"), "good"];
   }
   if (form.id === "inbound-call") {
-    return [`Call ${result.call.sid} ${result.call.status}`, result.call.status === "failed" ? "bad" : "good"];
+    const voicemails = result.call.recordings.length;
+    return [`Call ${result.call.sid} ${result.call.status}: ${callOutcome(result.call)[0]}` +
+      (voicemails ? `, ${voicemails} voicemail${voicemails === 1 ? "" : "s"}` : ""),
+    result.call.status === "failed" ? "bad" : "good"];
   }
   const failed = refusal(result);
   if (failed) return [failed, "bad"];
