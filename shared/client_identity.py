@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 import azure.functions as func
 
-from shared.identity import PRINCIPAL_ID, PRINCIPAL_IDP, Caller, read_caller
+from shared.identity import ANONYMOUS_OWNER, PRINCIPAL_ID, PRINCIPAL_IDP, Caller, read_caller
 from shared.problems import Problem, sign_in_required
 from shared.settings import CLIENT_IDENTITY, Settings
 
@@ -59,6 +59,18 @@ def identity_for(caller: Caller, settings: Settings) -> str:
         raise Problem(403, "identity-unusable", "this user's ID is too long for a Voice SDK "
                       "identity (121 characters)", title="No Voice SDK identity")
     return identity
+
+
+def identity_of(owner: str, settings: Settings) -> str | None:
+    """The identity whose token ``owner`` holds now (``voice_token`` would issue it): what
+    rings them. None when they can hold none (a user while Easy Auth is off, the
+    anonymous owner without ``VOICE_SINGLE_USER_IDENTITY``, an ID too long)."""
+    identity = (settings.voice_single_user_identity if owner == ANONYMOUS_OWNER
+                else _escape(owner))
+    if identity is None or not CLIENT_IDENTITY.fullmatch(identity):
+        return None
+    caller = caller_of(identity, settings)
+    return identity if caller is not None and caller.owner == owner else None
 
 
 def client_identity(address: str | None) -> str | None:

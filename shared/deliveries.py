@@ -16,7 +16,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared.delivery_status import Delivery, Event, Kind, StatusReport
+from shared import contacts, threads
+from shared.delivery_status import TERMINAL, Delivery, Event, Kind, StatusReport
 from shared.identity import Caller
 from shared.problems import misconfigured, not_found, store_unavailable
 from shared.settings import Settings
@@ -66,6 +67,28 @@ async def remember_sent(settings: Settings, caller: Caller, kind: Kind,
                      "not be tracked", delivery.sid, kind, str(error).replace(" ", "_"))
 
 
+async def record_placed(settings: Settings, owner: str, placed: dict[str, Any], line: str,
+                        now: datetime) -> None:
+    """Put a call the owner placed (``make_call``, or from the app through ``voice``) on
+    their thread with the callee, and make the callee's calls and texts back theirs
+    (``contacts.note_sent``). Its status and duration follow from ``status_callback``.
+
+    Never raises: the call is placed whatever happens here, so a store failure is logged
+    with the SID.
+    """
+    store = store_for(settings)
+    if store is None:
+        return
+    item = threads.Item(placed["sid"], "call", "outgoing", placed["to"], line, now,
+                        status=placed.get("status") or "queued")
+    try:
+        await asyncio.gather(threads.keep(store, owner, item, unread=False),
+                             contacts.note_sent(store, line, placed["to"], owner, now))
+    except StoreUnavailable as error:
+        logger.error("store=unavailable sid=%s cause=%s: the call is missing from its "
+                     "thread", item.sid, str(error).replace(" ", "_"))
+
+
 async def record_report(settings: Settings, report: StatusReport) -> Outcome:
     """Apply a status callback to its delivery; 503 problem if the store cannot be reached."""
     store = store_for(settings)
@@ -88,6 +111,9 @@ async def _record(store: Store, report: StatusReport) -> Outcome:
         delivery = _delivery(row)
         if not delivery.apply(report, datetime.now(UTC)):
             return "duplicate"
+        if _ends_call(delivery, report):  # before the delivery: a retry finds it again
+            await threads.update(store, delivery.sid, {"status": delivery.status,
+                                                       "duration": delivery.duration})
         try:
             await store.replace(TABLE, _row(delivery, row.etag))
         except Conflict:
@@ -96,6 +122,13 @@ async def _record(store: Store, report: StatusReport) -> Outcome:
             continue
         return "recorded"
     raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on {report.sid}")
+
+
+def _ends_call(delivery: Delivery, report: StatusReport) -> bool:
+    """The call's own report of its final status: the one that updates its thread item
+    (status and duration), so a call costs its thread one write, not one per step."""
+    return (delivery.kind == "call" and not report.leg and report.status in TERMINAL
+            and delivery.status == report.status)
 
 
 async def find(settings: Settings, caller: Caller, sid: str) -> Delivery:

@@ -1,4 +1,5 @@
-"""The media of incoming MMS, passed on from Twilio to their owner (the ``media`` function).
+"""The media of incoming MMS, and voicemails' recordings, passed on from Twilio to their
+owner (the ``media`` function).
 
 Twilio keeps what a texter sends and "enforces HTTP Basic Authentication for all media
 URLs" (https://www.twilio.com/docs/messaging/api/media-resource), so the ``MediaUrl``
@@ -18,6 +19,11 @@ account's credentials:
    API's origin only. At most ``MEDIA_MAX_BYTES`` are read, each request within
    ``TWILIO_TIMEOUT_SECONDS``.
 
+A voicemail's recording (``media/{RE...}/0``) is found on the caller's thread by its SID
+(``threads.find``), and its WAV fetched from the account's Recording resource on
+``TWILIO_API_BASE_URL`` in step 3's way: with the "Enforce HTTP Auth on Media URLs" voice
+setting Twilio requires the credentials for recordings too.
+
 The answer is its owner's alone (``Cache-Control: private``), never sniffed, and in a
 CSP sandbox. Nothing Twilio kept is refused for its type (a texter may send a PDF or a
 contact card), but a type a browser would run (HTML, SVG, XML, script) goes out as an
@@ -26,10 +32,11 @@ contact card), but a type a browser would run (HTML, SVG, XML, script) goes out 
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
@@ -38,12 +45,20 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from yarl import URL
 
-from shared import conversations
+from shared import conversations, threads
 from shared.conversations import MediaLink
 from shared.identity import Caller
 from shared.logs import log_outcome
-from shared.problems import Problem, invalid_field, invalid_request, not_found
+from shared.problems import (
+    Problem,
+    invalid_field,
+    invalid_request,
+    misconfigured,
+    not_found,
+    store_unavailable,
+)
 from shared.settings import Settings
+from shared.store import RETRY_AFTER, StoreUnavailable, store_for
 from shared.twilio_client import client_for
 from shared.twilio_errors import reading_twilio
 from shared.urls import function_url
@@ -55,6 +70,9 @@ MAX_REDIRECTS = 3
 _MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
 _INDEX = re.compile(r"[0-9]")
 _MEDIA_SID = re.compile(r"ME[0-9a-fA-F]{32}")
+_RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
+#: What Twilio's Recording resource answers without an extension.
+WAV = "audio/x-wav"
 #: Types passed on as Twilio gave them: what a browser shows and never runs.
 _INERT = re.compile(r"(image/(?!svg)|audio/|video/)[a-z0-9][a-z0-9.+-]{0,126}"
                     r"|text/(plain|vcard|x-vcard|csv|calendar|directory)|application/pdf")
@@ -78,14 +96,55 @@ class Media:
 
 
 def read_media_ref(route: Mapping[str, str]) -> MediaRef:
-    """``{message_sid}/{n}`` of the route; 400 naming the field that is not one."""
+    """``{message_sid}/{n}`` of the route (a voicemail's recording SID, file 0); 400
+    naming the field that is not one."""
     sid, index = route.get("message_sid", ""), route.get("n", "")
-    if not _MESSAGE_SID.fullmatch(sid):
+    if not (_MESSAGE_SID.fullmatch(sid) or _RECORDING_SID.fullmatch(sid)):
         raise invalid_field("message_sid", "must be a Twilio message SID (SM or MM and 32 "
-                            "hexadecimal digits)")
-    if not _INDEX.fullmatch(index):
-        raise invalid_field("n", f"must be the media's position, 0 to {MAX_MEDIA - 1}")
+                            "hexadecimal digits) or a voicemail's recording SID (RE)")
+    if not _INDEX.fullmatch(index) or (sid.startswith("RE") and index != "0"):
+        raise invalid_field("n", f"must be the media's position, 0 to {MAX_MEDIA - 1} "
+                            "(0 for a recording)")
     return MediaRef(sid, int(index))
+
+
+async def find_source(settings: Settings, caller: Caller, ref: MediaRef,
+                      now: datetime) -> Callable[[], Awaitable[Media]]:
+    """How to fetch the caller's media or recording from Twilio, once it is found to be
+    theirs; 404 alike for another user's and none at all, before anything is fetched."""
+    if ref.sid.startswith("RE"):
+        await find_recording(settings, caller, ref, now)
+        return functools.partial(fetch_recording, settings, ref)
+    sid = media_sid(await find_media_url(settings, caller, ref, now), settings, ref)
+    return functools.partial(fetch_media, settings, ref, sid)
+
+
+async def find_recording(settings: Settings, caller: Caller, ref: MediaRef,
+                         now: datetime) -> None:
+    """404 unless the recording is a voicemail on one of the caller's threads, within
+    ``MESSAGE_RETENTION_DAYS``."""
+    store = store_for(settings)
+    if store is None:
+        raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "
+                            "voicemails")
+    try:
+        item = await threads.find(store, caller.owner, ref.sid)
+    except StoreUnavailable:
+        raise store_unavailable(RETRY_AFTER, "the store cannot be reached; retry later") from None
+    retained = now - timedelta(days=settings.message_retention_days)
+    if item is None or item.kind != "voicemail" or item.at <= retained:
+        raise not_found(f"no voicemail {ref.sid} for this caller")
+
+
+async def fetch_recording(settings: Settings, ref: MediaRef) -> Media:
+    """The voicemail's recording from Twilio, as WAV: the Recording resource without
+    extension (https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-media-file),
+    fetched as media are (credentials for the API's origin only, redirects, size)."""
+    client = client_for(settings)
+    url = (f"{settings.api_base_url}/2010-04-01/Accounts/{settings.account_sid}/Recordings/"
+           f"{ref.sid}")
+    body, _ = await reading_twilio(_content(settings, client, url), _gone())
+    return Media(body, WAV)
 
 
 async def find_media_url(settings: Settings, caller: Caller, ref: MediaRef,

@@ -266,10 +266,15 @@ def _greeting(raw: str) -> str:
 
 
 def _audio_url(raw: str) -> str:
-    from shared.urls import is_public_url  # shared.urls needs these settings: no cycle
-
-    if not is_public_url(raw):
-        raise ValueError("must be an https URL Twilio can fetch, without credentials")
+    refusal = "must be an https URL Twilio can fetch, without credentials"
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname
+    except ValueError:  # unbalanced [ ] in the host
+        raise ValueError(refusal) from None
+    if (parts.scheme != "https" or not host or parts.username is not None
+            or len(raw) > 2048 or any(char.isspace() for char in raw)):
+        raise ValueError(refusal)
     return raw
 
 

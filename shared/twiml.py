@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from twilio.twiml import TwiML
 from twilio.twiml.messaging_response import MessagingResponse
@@ -29,6 +31,15 @@ _INDEXED = re.compile(r"Message\[([0-9]{1,3})\]")  # ASCII: int() reads any scri
 def is_incoming_sms(params: Mapping[str, str]) -> bool:
     """Twilio's messaging webhooks carry a MessageSid (SmsSid in older ones)."""
     return "MessageSid" in params or "SmsSid" in params
+
+
+def is_incoming_call(params: Mapping[str, str]) -> bool:
+    """A call from a phone to the number: ``Direction=inbound``, not from an SDK client
+    (https://www.twilio.com/docs/voice/twiml#request-parameters). A call ``make_call``
+    placed is ``outbound-api``: it plays its message."""
+    return (params.get("Direction") == "inbound" and "CallSid" in params
+            and bool(params.get("From")) and bool(params.get("To"))
+            and not params["From"].startswith("client:"))
 
 
 def reply_document(reply: str | None) -> str:
@@ -111,4 +122,87 @@ def dial_document(*, number: str | None = None, client: str | None = None,
         dial.number(number, **reports)
     if client is not None:
         dial.client(client, **reports)
+    return _document(response)
+
+
+# --- incoming calls (shared.incoming_calls) -------------------------------------------
+# Only attributes Twilio's TwiML pages document: <Reject>
+# (https://www.twilio.com/docs/voice/twiml/reject), <Dial> action/method/timeout/
+# answerOnBridge (https://www.twilio.com/docs/voice/twiml/dial), <Client>
+# (https://www.twilio.com/docs/voice/twiml/client), <Redirect> method
+# (https://www.twilio.com/docs/voice/twiml/redirect), <Play>
+# (https://www.twilio.com/docs/voice/twiml/play), <Record> action/method/maxLength/
+# playBeep/recordingStatusCallback*/transcribe/transcribeCallback
+# (https://www.twilio.com/docs/voice/twiml/record), <Hangup>
+# (https://www.twilio.com/docs/voice/twiml/hangup).
+
+
+def reject_document() -> str:
+    """``<Reject/>`` as the first verb: the call is never answered, so never billed."""
+    response = VoiceResponse()
+    response.reject()
+    return _document(response)
+
+
+def hangup_document() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return _document(response)
+
+
+def ring_document(identity: str, *, timeout: int, action: str) -> str:
+    """Ring one Voice SDK client for ``timeout`` seconds; Twilio then posts the outcome
+    (``DialCallStatus``) to ``action`` and plays what it answers. ``answerOnBridge``: the
+    caller hears ringing, and the call is not answered, until the client picks up."""
+    response = VoiceResponse()
+    dial = response.dial(action=action, method="POST", timeout=timeout, answer_on_bridge=True)
+    dial.client(identity)
+    return _document(response)
+
+
+def redirect_document(url: str) -> str:
+    """Carry on with the TwiML at ``url`` (POST), the call's parameters sent along."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return _document(response)
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """What a caller hears before the beep: ``text`` in ``voice``, or the audio at ``url``."""
+
+    text: str
+    voice: str
+    language: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where Twilio reports a voicemail: when it ends (``action``, TwiML), when its file
+    is ready (``status_callback``), and its transcription (``transcribe_callback``: only
+    when transcribing)."""
+
+    max_seconds: int
+    action: str
+    status_callback: str
+    transcribe_callback: str | None = None
+
+
+def voicemail_document(greeting: Greeting, recording: Recording) -> str:
+    """The greeting, then ``<Record>`` after a beep. The ``action`` is required: without
+    one Twilio requests the current document again, which would ring the user again."""
+    response = VoiceResponse()
+    if greeting.url is not None:
+        response.play(greeting.url)
+    else:
+        options = {"voice": greeting.voice, "language": greeting.language}
+        response.say(greeting.text, **{k: v for k, v in options.items() if v is not None})
+    transcription: dict[str, Any] = {}
+    if recording.transcribe_callback is not None:
+        transcription = {"transcribe": True, "transcribe_callback": recording.transcribe_callback}
+    response.record(action=recording.action, method="POST", max_length=recording.max_seconds,
+                    play_beep=True, recording_status_callback=recording.status_callback,
+                    recording_status_callback_method="POST",
+                    recording_status_callback_event="completed", **transcription)
     return _document(response)

@@ -10,17 +10,22 @@ ID; to another app user (again an identity ``voice_token`` issues) only when
 ``VOICE_ALLOW_CLIENT_TO_CLIENT``.
 A call the app will not connect is told so aloud and hung up (Twilio would
 otherwise read an error answer as "application error" to the caller), and
-logged. A call to the Twilio number from a phone rings ``VOICE_INCOMING_IDENTITY``.
+logged. A call to the Twilio number from a phone is routed as the number's own voice URL
+routes it (``shared.incoming_calls``). A call from the app goes on its caller's thread
+with the number (``shared.calls.record_placed``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from shared import incoming_calls
 from shared.client_identity import CLIENT_PREFIX, caller_of, client_identity
-from shared.deliveries import remember_sent, status_callback_url
+from shared.deliveries import record_placed, remember_sent, status_callback_url
 from shared.delivery_status import CALL_ORDER, is_sid
 from shared.limits import admit
 from shared.logs import mask
@@ -38,7 +43,6 @@ NOT_A_NUMBER = "That is not a phone number this app can call. Goodbye."
 NO_CLIENTS = "Calls between app users are not enabled. Goodbye."
 TOO_MANY = "You have placed too many calls. Please try again later. Goodbye."
 UNAVAILABLE = "Calls cannot be placed right now. Please try again later. Goodbye."
-NO_INCOMING = "This number does not take calls. Goodbye."
 _ADDRESS_LENGTH = 160  # client: plus 121 characters, or a number, with room to spare
 
 
@@ -87,14 +91,14 @@ async def connect(call: VoiceCall, settings: Settings, request_url: str) -> str:
     A call from the app to a number has its dialed leg report to ``status_callback``
     (found by ``ParentCallSid``), so its ``status/{sid}`` history shows it answered.
     """
+    now = datetime.now(UTC)
     if call.from_.startswith(CLIENT_PREFIX):
-        return await _from_app(call, settings, request_url)
-    if settings.voice_incoming_identity is None:
-        return spoken_document(NO_INCOMING, hang_up=True)
-    return dial_document(client=settings.voice_incoming_identity)
+        return await _from_app(call, settings, request_url, now)
+    return (await incoming_calls.answer(settings, call.from_, call.to, request_url, now)).document
 
 
-async def _from_app(call: VoiceCall, settings: Settings, request_url: str) -> str:
+async def _from_app(call: VoiceCall, settings: Settings, request_url: str,
+                    now: datetime) -> str:
     identity = client_identity(call.from_)
     caller = caller_of(identity, settings) if identity else None
     if identity is None or caller is None:
@@ -119,6 +123,7 @@ async def _from_app(call: VoiceCall, settings: Settings, request_url: str) -> st
     except Problem as problem:
         spoken = TOO_MANY if problem.status == 429 else UNAVAILABLE
         raise CallRefused(spoken, problem.type.rsplit(":", 1)[-1], number) from None
-    await remember_sent(settings, caller, "call", {"sid": call.sid, "to": number,
-                                                   "status": call.status})
+    placed = {"sid": call.sid, "to": number, "status": call.status}
+    await asyncio.gather(remember_sent(settings, caller, "call", placed),  # neither raises
+                         record_placed(settings, caller.owner, placed, caller_id, now))
     return dial_document(number=number, caller_id=caller_id, report_to=report_to)

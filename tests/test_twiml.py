@@ -241,3 +241,92 @@ def test_twimlet_indexes_take_ascii_digits_only(app_env, index):
     url = f"{URL}?{urlencode(query)}"
     root = document(get(url, sign(url)))
     assert [(e.tag, e.text) for e in root] == [("Say", "first")]
+
+
+#: The attributes each verb and noun takes, as Twilio's TwiML pages list them: a document
+#: the app writes may use these and nothing else (Twilio ignores, or warns of, the rest).
+DOCUMENTED = {
+    "Response": set(),
+    # https://www.twilio.com/docs/messaging/twiml/message
+    "Message": {"to", "from", "action", "method", "statusCallback"},
+    # https://www.twilio.com/docs/voice/twiml/say
+    "Say": {"voice", "language", "loop"},
+    # https://www.twilio.com/docs/voice/twiml/play
+    "Play": {"loop", "digits"},
+    # https://www.twilio.com/docs/voice/twiml/hangup
+    "Hangup": set(),
+    # https://www.twilio.com/docs/voice/twiml/reject
+    "Reject": {"reason"},
+    # https://www.twilio.com/docs/voice/twiml/redirect
+    "Redirect": {"method"},
+    # https://www.twilio.com/docs/voice/twiml/dial
+    "Dial": {"action", "answerOnBridge", "callerId", "callReason", "hangupOnStar", "method",
+             "record", "recordingStatusCallback", "recordingStatusCallbackMethod",
+             "recordingStatusCallbackEvent", "recordingTrack", "referUrl", "referMethod",
+             "ringTone", "timeLimit", "timeout", "trim", "sequential"},
+    # https://www.twilio.com/docs/voice/twiml/client
+    "Client": {"url", "method", "statusCallbackEvent", "statusCallback",
+               "statusCallbackMethod"},
+    # https://www.twilio.com/docs/voice/twiml/number
+    "Number": {"sendDigits", "url", "method", "statusCallbackEvent", "statusCallback",
+               "statusCallbackMethod", "byoc", "machineDetection"},
+    # https://www.twilio.com/docs/voice/twiml/record
+    "Record": {"action", "method", "timeout", "finishOnKey", "maxLength", "playBeep",
+               "trim", "recordingStatusCallback", "recordingStatusCallbackMethod",
+               "recordingStatusCallbackEvent", "storageUrl", "storageUrlMethod",
+               "transcribe", "transcribeCallback"},
+}
+
+
+def _every_document():
+    from shared.twiml import (
+        Greeting,
+        Recording,
+        dial_document,
+        hangup_document,
+        redirect_document,
+        reject_document,
+        reply_document,
+        ring_document,
+        spoken_document,
+        voice_document,
+        voicemail_document,
+    )
+
+    events = "https://contoso.azurewebsites.net/api/call_events?step={}#rp=5xx,ct"
+    recording = Recording(120, events.format("recorded"), events.format("recording"))
+    transcribed = Recording(120, events.format("recorded"), events.format("recording"),
+                            events.format("transcribed"))
+    return {
+        "reply": reply_document("Thanks"),
+        "voice": voice_document({"Message[0]": "hi", "Message[1]": "https://e.com/a.mp3"}),
+        "spoken": spoken_document("Goodbye", hang_up=True),
+        "dial number": dial_document(number="+14155552671", caller_id=FROM,
+                                     report_to="https://e.com/cb"),
+        "dial client": dial_document(client="solo"),
+        "ring": ring_document("user_3aaad_3ax", timeout=25, action=events.format("dialed")),
+        "redirect": redirect_document(events.format("dialed")),
+        "reject": reject_document(),
+        "hangup": hangup_document(),
+        "voicemail": voicemail_document(Greeting("Leave a message", "Polly.Celine", "fr-FR"),
+                                        recording),
+        "voicemail played, transcribed": voicemail_document(
+            Greeting("x", "woman", url="https://e.com/greeting.mp3"), transcribed),
+    }
+
+
+FROM = "+15005550006"
+
+
+@pytest.mark.parametrize(("name", "document"), list(_every_document().items()))
+def test_every_document_uses_only_what_twilio_documents(name, document):
+    root = ET.fromstring(document.removeprefix('<?xml version="1.0" encoding="UTF-8"?>'))
+    assert root.tag == "Response"
+    for element in root.iter():
+        assert element.tag in DOCUMENTED, f"{name}: <{element.tag}> is no verb the app uses"
+        assert set(element.attrib) <= DOCUMENTED[element.tag], (name, element.tag,
+                                                                element.attrib)
+    for record in root.iter("Record"):  # without an action Twilio loops to the same URL
+        assert record.get("action"), name
+    for dial in root.iter("Dial"):
+        assert 5 <= int(dial.get("timeout", "30")) <= 600, name

@@ -157,7 +157,7 @@ def test_the_single_user_identity_may_call(monkeypatch):
 
 
 def test_a_call_to_the_twilio_number_rings_the_incoming_identity(monkeypatch):
-    from_phone = params(ALLOWED, FROM_NUMBER)
+    from_phone = params(unique.number(), FROM_NUMBER)  # a caller no test's user texted
     assert_refused(post(from_phone), "does not take calls")
     monkeypatch.setenv("VOICE_INCOMING_IDENTITY", "solo")
     [dial] = verbs(post(from_phone))
