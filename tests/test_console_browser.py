@@ -10,6 +10,7 @@ Without Chromium the tests skip, saying why; in CI (``CI=true``) they fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -65,10 +66,9 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def console(app: LiveApp, browser: Browser) -> Iterator[Page]:
-    """The console at 1280x720, live; fails the test on any JavaScript error."""
-    app.sandbox("POST", "/_sandbox/reset")
+@contextlib.contextmanager
+def page_at(browser: Browser, url: str) -> Iterator[Page]:
+    """A 1280x720 page at ``url``; fails the test on any JavaScript error it logged."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     errors: list[str] = []
@@ -79,13 +79,21 @@ def console(app: LiveApp, browser: Browser) -> Iterator[Page]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(f"page: {error}"))
-    page.goto(f"{app.sandbox_url}/console/")
-    expect(page.locator("#live")).to_have_text("live")
-    page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+    page.goto(url)
     yield page
-    assert page.evaluate("window.loadedOnce") is True, "the page reloaded"
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def console(app: LiveApp, browser: Browser) -> Iterator[Page]:
+    """The console at 1280x720, live; fails the test on any JavaScript error."""
+    app.sandbox("POST", "/_sandbox/reset")
+    with page_at(browser, f"{app.sandbox_url}/console/") as page:
+        expect(page.locator("#live")).to_have_text("live")
+        page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+        yield page
+        assert page.evaluate("window.loadedOnce") is True, "the page reloaded"
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

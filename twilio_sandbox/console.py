@@ -53,6 +53,8 @@ ASSETS = {
     "index.html": "text/html",
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "devices.css": "text/css",  # the Devices view: push_sandbox's devices and their pushes
+    "devices.js": "text/javascript",
 }
 #: The body an action may send but for inbound/sms's (aiohttp's default cap).
 MAX_ACTION_BYTES = 1024 * 1024
