@@ -19,9 +19,10 @@ Every URL it prints names the host ``localhost`` (the signed twiml URL too:
 the host name is part of what Twilio signs), and a setting the app cannot
 parse is reported here, at start, rather than by the first request.
 
-Delivery status needs Table Storage: unless a storage connection is
-configured, Azurite (the emulator) starts too, keeping its data in
-``.azurite/`` so a restart keeps the history, and the rate limits' counts
+Delivery status needs Table Storage, queue-triggered functions Queue
+Storage: unless a storage connection is configured, Azurite (the emulator)
+starts too (both services; ``STATE_STORAGE`` and ``AzureWebJobsStorage`` name
+it), keeping its data in ``.azurite/`` so a restart keeps the history, and the rate limits' counts
 with it: ``--reset-limits`` clears those counts (``devhost.local_store``), as
 does the host's ``POST /_devhost/reset-limits``, whose URL the sandbox's console
 gets. ``--auth`` emulates App Service Authentication (``devhost.easy_auth``).
@@ -193,9 +194,15 @@ def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite |
     then that one, which this run neither starts nor stops (two over the same files
     would overwrite each other's data). ``UseDevelopmentStorage=true``: on its
     well-known port, unless something (the developer's own Azurite) already listens there.
+    Either way ``AzureWebJobsStorage`` and ``STATE_STORAGE`` name it (``_use_storage``);
+    only ``STATE_STORAGE`` configured, the host's queues are in that account too, where
+    the app enqueues (``shared.settings``: a local run keeps one account for both).
     """
     given = {name: configured(name, file_values) for name in STORAGE_SETTINGS}
     development = any(v.lower() == "usedevelopmentstorage=true" for v in given.values())
+    host_storage = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri")
+    if given["STATE_STORAGE"] and not any(configured(n, file_values) for n in host_storage):
+        _use_storage(given["STATE_STORAGE"])
     if any(given.values()) and not development:
         return None
     if development and azurite.port_in_use(azurite.DEFAULT_PORT):
@@ -205,17 +212,25 @@ def start_store(file_values: dict[str, str], app_dir: Path) -> azurite.Azurite |
     if running is not None:
         print(f"Using the Azurite that already serves {AZURITE_DATA}/ (another `make run`?); "
               "it stops with what started it.", file=sys.stderr)
-        os.environ["STATE_STORAGE"] = running
+        _use_storage(running)
         return None
     if not azurite.is_installed():
         print(f"Azurite is not installed ({azurite.INSTALL} needs node and npm): delivery "
               "status is OFF (no status callbacks, status answers 500)", file=sys.stderr)
         return None
-    port = azurite.DEFAULT_PORT if development else 0
-    store = azurite.Azurite.start(location=location, port=port, log=location / "azurite.log")
+    port, queue_port = (azurite.DEFAULT_PORT, azurite.DEFAULT_QUEUE_PORT) if development else (0, 0)
+    store = azurite.Azurite.start(location=location, port=port, queue_port=queue_port,
+                                  log=location / "azurite.log")
     if not development:
-        os.environ["STATE_STORAGE"] = store.connection_string
+        _use_storage(store.connection_string)
     return store
+
+
+def _use_storage(connection: str) -> None:
+    """Point the app and the host at this run's Azurite: ``STATE_STORAGE`` (the app's tables)
+    and ``AzureWebJobsStorage`` (the host's storage, whose queues the queue triggers read and
+    the app enqueues to), one connection string with ``TableEndpoint`` and ``QueueEndpoint``."""
+    os.environ["STATE_STORAGE"] = os.environ["AzureWebJobsStorage"] = connection  # noqa: SIM112
 
 
 def try_it(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import time
 import uuid
@@ -23,12 +24,15 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from storage import shared_azurite
 from test_devhost_host import HANG_GUARD_SECONDS, HostProcess
 
+from devhost import launcher
 from devhost.app_index import AppIndexError
+from devhost.local_store import STORAGE_SETTINGS
 from devhost.queues import read_queue_options
 
 PROJECT = Path(__file__).resolve().parent.parent
 QUEUE_APP = PROJECT / "tests" / "fixtures" / "queueapp"
 POLL_SECONDS = 0.05
+HOST_STORAGE = "AzureWebJobsStorage"
 
 
 def unique(prefix: str) -> str:
@@ -94,7 +98,7 @@ class QueueRun:
 def queue_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueRun]:
     work, reports = unique("work"), unique("reports")
     client(reports).create_queue()
-    monkeypatch.setenv("AzureWebJobsStorage", shared_azurite().connection_string)
+    monkeypatch.setenv(HOST_STORAGE, shared_azurite().connection_string)
     monkeypatch.setenv("WORK_QUEUE", work.upper())  # %WORK_QUEUE%, lower-cased by the host
     monkeypatch.setenv("REPORT_QUEUE", reports)
     host = HostProcess(QUEUE_APP, log_dir=tmp_path)
@@ -184,7 +188,7 @@ def test_an_unresolved_queue_setting_fails_that_function_only(
     document["bindings"][0]["queueName"] = "%QUEUE_TEST_NEVER_SET%"
     binding_file.write_text(json.dumps(document))
     monkeypatch.delenv("QUEUE_TEST_NEVER_SET", raising=False)
-    monkeypatch.setenv("AzureWebJobsStorage", shared_azurite().connection_string)
+    monkeypatch.setenv(HOST_STORAGE, shared_azurite().connection_string)
     work, reports = unique("work"), unique("reports")
     monkeypatch.setenv("WORK_QUEUE", work)
     monkeypatch.setenv("REPORT_QUEUE", reports)
@@ -218,3 +222,33 @@ def test_azurite_serves_queues_beside_tables() -> None:
     azurite = shared_azurite()
     assert azurite.queue_port is not None
     assert f"QueueEndpoint={azurite.queue_endpoint};" in azurite.connection_string
+
+
+def no_storage_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every storage setting, each restored after the test (start_store sets them)."""
+    for name in (*STORAGE_SETTINGS, f"{HOST_STORAGE}__queueServiceUri"):
+        monkeypatch.setenv(name, "")  # so that the removal below is undone
+        monkeypatch.delenv(name)
+
+
+def test_make_run_hands_the_app_and_host_one_connection_with_both_endpoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_storage_settings(monkeypatch)
+    store = launcher.start_store({}, tmp_path)
+    assert store is not None
+    try:
+        given = os.environ[HOST_STORAGE]
+        assert given == os.environ["STATE_STORAGE"] == store.connection_string
+        assert f"QueueEndpoint={store.queue_endpoint};" in given
+        reached = QueueClient.from_connection_string(given, unique("reach"))
+        reached.create_queue()  # the queue service answers at that endpoint
+    finally:
+        store.stop()
+
+
+def test_make_run_puts_the_host_queues_in_a_configured_state_storage(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_storage_settings(monkeypatch)
+    connection = shared_azurite().connection_string
+    assert launcher.start_store({"STATE_STORAGE": connection}, tmp_path) is None
+    assert os.environ[HOST_STORAGE] == connection
