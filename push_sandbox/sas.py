@@ -75,7 +75,8 @@ def authorize(header: str | None, url: str, rules: Mapping[str, Rule], needed: R
     for part in header[len(SCHEME):].split("&"):
         name, _, value = part.partition("=")
         fields[name.strip()] = value.strip()
-    sr, sig, se, skn = (fields.get(name, "") for name in ("sr", "sig", "se", "skn"))
+    sr, sig, se = (fields.get(name, "") for name in ("sr", "sig", "se"))
+    skn = unquote(fields.get("skn", ""))  # clients may encode the rule's name
     if not (sr and sig and se.isdigit() and skn):
         raise HubError(401, "MalformedToken: the token needs sr, sig, se and skn.")
     rule = rules.get(skn)

@@ -27,6 +27,7 @@ from push_sandbox import (
     LISTEN_RULE,
     PREFIX,
     NotificationHubsDouble,
+    Rule,
     build_app,
 )
 from twilio_sandbox import TwilioSandbox
@@ -516,3 +517,14 @@ def test_make_run_leaves_a_configured_hub_alone() -> None:
         assert "NOTIFICATION_HUBS_CONNECTION" not in run.settings
         assert os.environ["NOTIFICATION_HUBS_CONNECTION"] == own
     asyncio.run(scenario())
+
+
+def test_a_rule_name_may_come_url_encoded() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        hub.rule = "send rule"
+        token = hub.auth()["Authorization"]
+        encoded = token.replace("skn=send rule", "skn=send%20rule")
+        status, _, _ = await hub.call("POST", f"/messages/?{API}", FCM, {
+            "ServiceBusNotification-Format": "fcmv1", "Authorization": encoded})
+        assert status == 201
+    run(scenario, rules={"send rule": Rule("k" * 44, frozenset({"Send"}))})
