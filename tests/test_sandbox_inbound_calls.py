@@ -191,7 +191,7 @@ def test_a_dial_without_action_goes_on_with_the_next_verb() -> None:
         assert [h.get("text") for h in call["heard"] if h["verb"] == "Say"] == ["Nobody came"]
         assert call["dialed"][0]["status"] == "no-answer"
         assert int(call["duration"]) == 10 + 1  # answered at once: the ringing counts
-        assert "no answer after 10 s" in call["actions"]
+        assert call["actions"][0] == "dialed +1415•••0162 with caller ID (none)"
 
     run(App(twiml=document), scenario)
 

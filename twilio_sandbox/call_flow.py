@@ -335,11 +335,8 @@ class Flow:
             self.clock += timeout if self.answered else 0
         for dialed in rung:
             dialed.update(status=status, duration=seconds, call_sid=leg_sid)
+        # How each ended is on its ``dialed`` entry (the console shows it there).
         call["dialed"] = [*call["dialed"], *rung]
-        if rung:
-            step(call, {"completed": f"answered, talked {seconds} s",
-                        "busy": "declined (busy)",
-                        "no-answer": f"no answer after {timeout} s"}[status])
         action = verb.get("action")
         if not action:
             return None
