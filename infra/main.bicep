@@ -85,6 +85,61 @@ param githubRepository string = ''
 @description('Most instances Flex Consumption may run (40 to 1000): caps cost and the rate a leaked key can spend at.')
 param maximumInstanceCount int = 40
 
+// Push notifications (Azure Notification Hubs; docs/deploy.md, "Push notifications").
+@allowed([
+  'Free'
+  'Basic'
+  'Standard'
+])
+@description('NOTIFICATION_HUBS_SKU: the Notification Hubs tier. Free: 1 million pushes and 500 devices a month, no SLA; Basic or Standard for more.')
+param notificationHubsSku string = 'Free'
+
+@allowed([
+  'none'
+  'sender'
+  'body'
+])
+@description('PUSH_PREVIEW: what a push shows on the lock screen: none, the sender, or the start of the text.')
+param pushPreview string = 'none'
+
+@allowed([
+  'sandbox'
+  'production'
+])
+@description('APNS_ENVIRONMENT: APNs endpoint: sandbox for development builds, production for TestFlight and App Store builds.')
+param apnsEnvironment string = 'production'
+
+@description('APNS_KEY_ID: Key ID of the APNs auth key (.p8). Empty (and no certificate): no APNs credential, pushes to iOS devices fail.')
+param apnsKeyId string = ''
+
+@description('APNS_TEAM_ID: your Apple Developer Team ID (with APNS_KEY_ID).')
+param apnsTeamId string = ''
+
+@description('APNS_BUNDLE_ID: the iOS app\'s bundle ID (with APNS_KEY_ID).')
+param apnsBundleId string = ''
+
+@secure()
+@description('APNS_TOKEN: the .p8 key\'s body without its BEGIN/END lines. Set it with `azd env set-secret` (docs/deploy.md).')
+param apnsToken string = ''
+
+@secure()
+@description('APNS_CERTIFICATE: instead of a token key, a .p12 APNs certificate, base64. Set it with `azd env set-secret`.')
+param apnsCertificate string = ''
+
+@secure()
+@description('APNS_CERTIFICATE_KEY: that certificate\'s password.')
+param apnsCertificateKey string = ''
+
+@description('FIREBASE_PROJECT_ID: the Firebase project ID. Empty: no FCM v1 credential, pushes to Android devices fail.')
+param fcmV1ProjectId string = ''
+
+@description('FIREBASE_CLIENT_EMAIL: the Firebase service account\'s client_email (with FIREBASE_PROJECT_ID).')
+param fcmV1ClientEmail string = ''
+
+@secure()
+@description('FIREBASE_PRIVATE_KEY: the service account\'s private_key, as in its JSON file. Set it with `azd env set-secret`.')
+param fcmV1PrivateKey string = ''
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -128,6 +183,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     deploymentContainerName: 'app-package'
     appPrincipalId: identity.outputs.principalId
+    pushQueueName: 'push-events'
   }
 }
 
@@ -141,6 +197,29 @@ module vault 'app/vault.bicep' = {
     readerPrincipalId: identity.outputs.principalId
     officerPrincipalId: principalId
     officerPrincipalType: principalType
+  }
+}
+
+module notificationHubs 'app/notification-hubs.bicep' = {
+  name: 'notification-hubs'
+  scope: resourceGroup
+  params: {
+    namespaceName: 'ntfns-${resourceToken}'
+    hubName: 'ntf-${resourceToken}'
+    location: location
+    tags: tags
+    sku: notificationHubsSku
+    keyVaultName: vault.outputs.name
+    apnsEnvironment: apnsEnvironment
+    apnsKeyId: apnsKeyId
+    apnsTeamId: apnsTeamId
+    apnsBundleId: apnsBundleId
+    apnsToken: apnsToken
+    apnsCertificate: apnsCertificate
+    apnsCertificateKey: apnsCertificateKey
+    fcmV1ProjectId: fcmV1ProjectId
+    fcmV1ClientEmail: fcmV1ClientEmail
+    fcmV1PrivateKey: fcmV1PrivateKey
   }
 }
 
@@ -174,6 +253,9 @@ module functionApp 'app/function-app.bicep' = {
     authClientId: authClientId
     authMobileClientIds: authMobileClientIds
     authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
+    notificationHubName: notificationHubs.outputs.hubName
+    notificationHubsVaultEntry: notificationHubs.outputs.connectionVaultEntry
+    pushPreview: pushPreview
   }
 }
 
@@ -201,4 +283,8 @@ output PUBLIC_ORIGIN string = functionApp.outputs.publicOrigin
 // Names of the Key Vault entries the app's Key Vault references point at (names, not values).
 output TWILIO_AUTH_TOKEN_KV_NAME string = functionApp.outputs.authTokenVaultEntry
 output TWILIO_API_KEY_KV_NAME string = functionApp.outputs.apiKeyVaultEntry
+output NOTIFICATION_HUBS_NAMESPACE string = notificationHubs.outputs.namespaceName
+output NOTIFICATION_HUBS_HUB string = notificationHubs.outputs.hubName
+output NOTIFICATION_HUBS_RULE string = notificationHubs.outputs.ruleName
+output PUSH_QUEUE_NAME string = storage.outputs.pushQueueName
 output AZURE_DEPLOY_CLIENT_ID string = empty(githubRepository) ? '' : deployIdentity.outputs.clientId

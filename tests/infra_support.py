@@ -112,12 +112,18 @@ def evaluate(node: Any, tree: dict[str, Any], params: dict[str, Any]) -> Any:
         kind = inner["type"]
         if kind == "conditional":
             return value(args[1]) if value(args[0]) else value(args[2])
-        if kind in ("index_accessor", "property_accessor"):
+        if kind == "property_accessor":  # `a.b`: b is a name, not a value
+            key = args[1]["identifier"] if isinstance(args[1], dict) and set(args[1]) == {
+                "identifier"} else args[1]
+            return value(args[0])[key if isinstance(key, str) else value(key)]
+        if kind == "index_accessor":
             key = args[1] if isinstance(args[1], str) else value(args[1])
             return value(args[0])[key]
         evaluated = [value(a) for a in args if a is not None]
         simple = {
             "not": lambda a: not a,
+            "and": lambda a, b: a and b,
+            "or": lambda a, b: a or b,
             "empty": lambda a: not a,
             "equals": lambda a, b: a == b,
             "concat": lambda *a: ([x for part in a for x in part] if isinstance(a[0], list)

@@ -35,6 +35,16 @@ param authClientId string
 @description('Other client IDs of the mobile app, comma-separated (main.bicep\'s authMobileClientIds).')
 param authMobileClientIds string
 param authTenantId string
+@description('Name of the notification hub the app pushes through.')
+param notificationHubName string
+@description('Key Vault entry holding the hub\'s Listen+Send connection string (written by notification-hubs.bicep).')
+param notificationHubsVaultEntry string
+@allowed([
+  'none'
+  'sender'
+  'body'
+])
+param pushPreview string
 
 // Key Vault entries holding the Twilio secrets (names only; the values are set
 // by whoever deploys, docs/deploy.md).
@@ -48,6 +58,7 @@ var twilioWebhookPaths = [
   '/api/twiml'
   '/api/status_callback'
   '/api/voice'
+  '/api/call_events'
 ]
 
 // The mobile app's sign-in: it signs the user in with the provider's own SDK
@@ -236,6 +247,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SMS_REPLY_MESSAGE: smsReplyMessage
     TWILIO_TWIML_APP_SID: twilioTwimlAppSid
     TWILIO_PUSH_CREDENTIAL_SID: twilioPushCredentialSid
+    NOTIFICATION_HUBS_CONNECTION: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${notificationHubsVaultEntry})'
+    NOTIFICATION_HUBS_HUB: notificationHubName
+    PUSH_PREVIEW: pushPreview
   }, empty(twilioApiKeySid) ? {} : {
     TWILIO_API_KEY_SID: twilioApiKeySid
     TWILIO_API_KEY_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${apiKeyVaultEntry})'
