@@ -229,6 +229,12 @@ class QueueListener:
 
     def start(self) -> None:
         self._poller = asyncio.create_task(self._poll(), name=f"queue listener {self.name}")
+        self._poller.add_done_callback(self._ended)
+
+    def _ended(self, poller: asyncio.Task[None]) -> None:
+        if not poller.cancelled() and (error := poller.exception()) is not None:
+            logger.error("The listener of function '%s' on queue '%s' stopped: %r", self.name,
+                         self.queue_name, error, exc_info=error)
 
     async def _poll(self) -> None:
         backoff = 0
@@ -295,7 +301,13 @@ class QueueListener:
             if body is None:
                 await self._to_poison(message, "its body is not base64 (messageEncoding)")
                 return
-            if await self._run(message, body):
+            try:
+                succeeded = await self._run(message, body)
+            except Exception:  # the host's own failure: the message is retried all the same
+                logger.exception("Message '%s' of queue '%s' could not be run", message.id,
+                                 self.queue_name)
+                succeeded = False
+            if succeeded:
                 await self._queue.delete_message(message.id, message.pop_receipt)
             elif self._poison is None:
                 pass  # no poison queue: left invisible, as the extension leaves it
