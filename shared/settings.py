@@ -137,12 +137,19 @@ def _connection_string(raw: str) -> str:
     return raw
 
 
-def _service_uri(raw: str) -> str:
-    uri = _api_origin(raw)
-    if urlsplit(uri).path not in ("", "/"):
-        raise ValueError("must be the table service's origin, like "
-                         "https://<account>.table.core.windows.net")
-    return uri
+def _service_origin(service: str) -> Callable[[str], str]:
+    """A storage service's URI (``table``, ``queue``): an origin, https off loopback."""
+    def parse(raw: str) -> str:
+        uri = _api_origin(raw)
+        if urlsplit(uri).path not in ("", "/"):
+            raise ValueError(f"must be the {service} service's origin, like "
+                             f"https://<account>.{service}.core.windows.net")
+        return uri
+
+    return parse
+
+
+_service_uri = _service_origin("table")
 
 
 def _client_id(raw: str) -> str:
@@ -308,6 +315,27 @@ class Declaration:
     default: str | None = None
     # What local.settings.json.example suggests, where the safe choice is not the default.
     example: str | None = None
+
+
+def _preview(raw: str) -> str:
+    if raw.lower() not in PUSH_PREVIEWS:
+        raise ValueError("must be " + ", ".join(PUSH_PREVIEWS[:-1]) + " or " + PUSH_PREVIEWS[-1])
+    return raw.lower()
+
+
+def _hub_name(raw: str) -> str:
+    # Notification Hubs' naming rule (Microsoft.NotificationHubs resource name rules):
+    # 1-260 characters, alphanumerics, periods, hyphens and underscores, starting and
+    # ending with a letter or digit.
+    if not _HUB_NAME.fullmatch(raw):
+        raise ValueError("must be the hub's name: letters, digits, '.', '-' and '_', "
+                         "starting and ending with a letter or digit")
+    return raw
+
+
+#: ``PUSH_PREVIEW``'s choices (``shared.push``): how much a push shows on the lock screen.
+PUSH_PREVIEWS = ("none", "sender", "body")
+_HUB_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,258}[A-Za-z0-9])?")
 
 
 def _connection_declarations(prefix: str, field: str, meaning: str) -> tuple[Declaration, ...]:
@@ -481,6 +509,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "`STATE_STORAGE*` setting is given. Neither set: delivery status is off.",
     ),
     Declaration(
+        "AzureWebJobsStorage__queueServiceUri", "webjobs_storage_queue_uri",
+        "Identity-based `AzureWebJobsStorage`: the queue service URI "
+        "(`https://<account>.queue.core.windows.net`) where push events wait for "
+        "`push_notify`, reached with `AzureWebJobsStorage__credential`/`__clientId`.",
+        _service_origin("queue"),
+    ),
+    Declaration(
         "WEBSITE_AUTH_ENABLED", "website_auth_enabled",
         "Set by Azure to `True` when App Service Authentication is on: only then are its "
         "`X-MS-CLIENT-PRINCIPAL*` headers trusted as the caller's identity. Leave unset locally "
@@ -633,6 +668,27 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _count, default="300",
     ),
     Declaration(
+        "NOTIFICATION_HUBS_CONNECTION", "notification_hubs_connection",
+        "Azure Notification Hubs connection string of a hub-level rule with Listen and Send "
+        "(`Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=...;"
+        "SharedAccessKey=...`): push notifications to the mobile app. Unset (or "
+        "`NOTIFICATION_HUBS_HUB` unset): push is off and `devices` answers 503.",
+        _secret,
+    ),
+    Declaration(
+        "NOTIFICATION_HUBS_HUB", "notification_hubs_hub",
+        "Name of the notification hub in that namespace; set with "
+        "`NOTIFICATION_HUBS_CONNECTION`.",
+        _hub_name,
+    ),
+    Declaration(
+        "PUSH_PREVIEW", "push_preview",
+        "What a push shows on the lock screen: `none` (only what happened: \"New message\"), "
+        "`sender` (and the number) or `body` (and the start of the text). Whatever it "
+        "shows passes through Notification Hubs, Apple and Google.",
+        _preview, default="none",
+    ),
+    Declaration(
         "AZURE_FUNCTIONS_ENVIRONMENT", "functions_environment",
         "Set by the Functions host: the runtime environment, `Production` on Azure unless set; "
         "`python -m devhost` sets `Development`, as Core Tools does. In `Development` a 429 "
@@ -651,6 +707,18 @@ class StorageConnection:
     setting: str
     connection_string: str | None
     table_service_uri: str | None
+    credential: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueConnection:
+    """Where the app's queues are: a connection string, or a queue service URI reached with
+    a managed identity (``client_id`` for a user-assigned one). ``setting`` names it."""
+
+    setting: str
+    connection_string: str | None
+    queue_service_uri: str | None = None
     credential: str | None = None
     client_id: str | None = None
 
@@ -687,6 +755,7 @@ class Settings:
     webjobs_storage_table_uri: str | None
     webjobs_storage_credential: str | None
     webjobs_storage_client_id: str | None
+    webjobs_storage_queue_uri: str | None
     website_auth_enabled: bool | None
     require_signed_in_user: bool
     rate_limit_sms_per_caller: int
@@ -712,6 +781,9 @@ class Settings:
     voicemail_transcribe: bool
     rate_limit_voice_tokens_per_caller: int
     rate_limit_media_per_caller: int
+    notification_hubs_connection: str | None
+    notification_hubs_hub: str | None
+    push_preview: str
     functions_environment: str | None
 
     @property
@@ -738,6 +810,28 @@ class Settings:
             if connection.connection_string or connection.table_service_uri:
                 return connection
         return None
+
+    @property
+    def queue_connection(self) -> QueueConnection | None:
+        """Where push events are queued: ``AzureWebJobsStorage``, the connection
+        ``push_notify``'s trigger reads (a connection string, or its identity-based
+        ``__queueServiceUri``); else a ``STATE_STORAGE`` connection string (a local run
+        keeps one storage account for both)."""
+        if self.webjobs_storage:
+            return QueueConnection("AzureWebJobsStorage", self.webjobs_storage)
+        if self.webjobs_storage_queue_uri:
+            return QueueConnection("AzureWebJobsStorage", None, self.webjobs_storage_queue_uri,
+                                   self.webjobs_storage_credential,
+                                   self.webjobs_storage_client_id)
+        if self.state_storage and not self.webjobs_storage_table_uri:
+            return QueueConnection("STATE_STORAGE", self.state_storage)
+        return None
+
+    @property
+    def push_on(self) -> bool:
+        """Push notifications are configured: a hub, and a queue for their events."""
+        return bool(self.notification_hubs_connection and self.notification_hubs_hub
+                    and self.queue_connection is not None)
 
     @property
     def public_origin(self) -> str | None:
@@ -777,6 +871,11 @@ def app_settings() -> Settings:
             "REQUIRE_SIGNED_IN_USER is true but WEBSITE_AUTH_ENABLED is not: App Service "
             "Authentication looks off, so every request that needs a user gets 401 "
             "sign-in-required (docs/deploy.md, 'Checks after deploying')")
+    if not settings.push_on:
+        logger.info(  # said once: app_settings is parsed once per process
+            "push notifications are off: %s", "no queue for their events (AzureWebJobsStorage)"
+            if settings.notification_hubs_connection else
+            "NOTIFICATION_HUBS_CONNECTION and NOTIFICATION_HUBS_HUB are not set")
     owner = settings.sms_unassigned_owner
     if owner not in (None, ANONYMOUS_READER) and not settings.easy_auth:
         logger.warning(  # nobody is then signed in, so nobody is that user
@@ -816,6 +915,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if (values["api_key_sid"] is None) != (values["api_key_secret"] is None):
         missing = "TWILIO_API_KEY_SID" if values["api_key_sid"] is None else "TWILIO_API_KEY_SECRET"
         raise SettingError(missing, "is required when the other API key setting is set")
+    _check_hub(values["notification_hubs_connection"], values["notification_hubs_hub"])
     if values["sms_unassigned_owner"] == ANONYMOUS_READER and values["website_auth_enabled"]:
         raise SettingError("SMS_UNASSIGNED_OWNER", "is anonymous while App Service "
                            "Authentication is on: anyone holding the function key would read "
@@ -835,3 +935,19 @@ def _check_voicemail(values: dict[str, Any]) -> None:
     reason = voice_refusal(values["voicemail_voice"], values["voicemail_language"])
     if reason is not None:
         raise SettingError("VOICEMAIL_LANGUAGE", reason[1])
+
+
+def _check_hub(connection: str | None, hub: str | None) -> None:
+    """Both Notification Hubs settings or neither, and a connection string that parses
+    (its text is never repeated: it holds the key)."""
+    if (connection is None) != (hub is None):
+        missing = "NOTIFICATION_HUBS_HUB" if hub is None else "NOTIFICATION_HUBS_CONNECTION"
+        raise SettingError(missing, "is required when the other Notification Hubs setting "
+                           "is set")
+    if connection is not None:
+        from shared.notification_hubs import parse_connection  # only when push is on
+
+        try:
+            parse_connection(connection)
+        except ValueError as error:
+            raise SettingError("NOTIFICATION_HUBS_CONNECTION", str(error)) from None

@@ -111,7 +111,8 @@ def test_defaults_apply():
         state_storage_table_uri=None,
         state_storage_credential=None, state_storage_client_id=None, webjobs_storage=None,
         webjobs_storage_table_uri=None, webjobs_storage_credential=None,
-        webjobs_storage_client_id=None, website_auth_enabled=None,
+        webjobs_storage_client_id=None, webjobs_storage_queue_uri=None,
+        website_auth_enabled=None,
         require_signed_in_user=False, rate_limit_sms_per_caller=30,
         rate_limit_calls_per_caller=10, rate_limit_per_destination=10,
         rate_limit_per_country=200, rate_limit_per_account=1000,
@@ -123,7 +124,8 @@ def test_defaults_apply():
         voicemail_greeting_url=None, voicemail_voice="woman", voicemail_language=None,
         voicemail_max_seconds=120, voicemail_transcribe=False,
         rate_limit_voice_tokens_per_caller=60,
-        rate_limit_media_per_caller=300,
+        rate_limit_media_per_caller=300, notification_hubs_connection=None,
+        notification_hubs_hub=None, push_preview="none",
         functions_environment=None,
     )
     assert settings.state_connection is None and not settings.easy_auth
