@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest",
                                      description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=defaults.requests)
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--concurrency", type=int,
+                        help=f"requests in flight (default {defaults.concurrency}; scale-out "
+                        f"{ScaleOutConfig().concurrency})")
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate,
                         help="share of Twilio requests the sandbox fails (0..1)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -44,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"scale-out: sends, each with its own key (default {scaled.sends})")
     args = parser.parse_args(argv)
     if args.profile == "scale-out":
+        args.concurrency = args.concurrency or ScaleOutConfig().concurrency
         if not 1 <= args.instances <= 16 or not 20 <= args.sends <= 20_000:
             parser.error("--instances must be 1..16 and --sends 20..20000")
         scale = run_scale_out(ScaleOutConfig(
@@ -51,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency))
         print(scale.render(), flush=True)
         return 0 if scale.ok else 1
+    args.concurrency = args.concurrency or defaults.concurrency
     if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 1000:
         parser.error("--requests must be 1..100000 and --concurrency 1..1000")
     if not 0.0 <= args.fault_rate < 1.0:
