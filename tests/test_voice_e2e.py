@@ -13,6 +13,7 @@ import urllib.error
 from collections.abc import Iterator
 
 import pytest
+import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import LiveApp
 from test_delivery_e2e import http, wait_for_status
@@ -121,8 +122,9 @@ def test_a_bad_token_is_refused_with_twilios_code(app):
 def test_a_call_to_the_twilio_number_rings_the_incoming_identity(app):
     [twiml_app] = app.state()["twiml_apps"]
     outcome = app.sandbox("POST", "/_sandbox/inbound/call",
-                          {"from": ALLOWED, "application_sid": twiml_app["sid"]})
-    assert outcome["call"]["actions"] == [f"rang client {outcome_identity(app)}"]
+                          {"from": unique.number(), "application_sid": twiml_app["sid"]})
+    # Answered, the call is kept (call_events) and its <Dial> action hangs up.
+    assert outcome["call"]["actions"] == [f"rang client {outcome_identity(app)}", "hung up"]
 
 
 def outcome_identity(app: LiveApp) -> str:
