@@ -27,7 +27,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared import contacts, deliveries, opt_outs, threads
+from shared import contacts, deliveries, opt_outs, push, threads
 from shared.delivery_status import Delivery, iso
 from shared.identity import ANONYMOUS, Caller
 from shared.logs import mask
@@ -216,6 +216,9 @@ async def record_incoming(store: Store, settings: Settings, message: Item,
         await threads.keep(store, UNATTRIBUTED, message, unread=True, listed=False)
     else:
         await threads.keep(store, routing.owner, message, unread=not routing.blocked)
+        if not routing.blocked:
+            await push.enqueue(settings, routing.owner, "sms", message.remote, message.sid,
+                               message.body)
     if not routing.why:
         return "blocked" if routing.blocked else "attributed"
     outcome = "unassigned" if routing.owner else "unattributed"

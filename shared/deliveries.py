@@ -16,7 +16,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared import contacts, threads
+from shared import contacts, push, threads
 from shared.delivery_status import TERMINAL, Delivery, Event, Kind, StatusReport
 from shared.identity import Caller
 from shared.problems import misconfigured, not_found, store_unavailable
@@ -95,12 +95,13 @@ async def record_report(settings: Settings, report: StatusReport) -> Outcome:
     if store is None:
         return "untracked"
     try:
-        return await _record(store, report)
+        return await _record(store, report, settings)
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER) from None
 
 
-async def _record(store: Store, report: StatusReport) -> Outcome:
+async def _record(store: Store, report: StatusReport,
+                  settings: Settings | None = None) -> Outcome:
     for attempt in range(MAX_ATTEMPTS):
         row = await store.get(TABLE, report.sid, ROW_KEY)
         if row is None and attempt == 0:
@@ -120,6 +121,8 @@ async def _record(store: Store, report: StatusReport) -> Outcome:
             # Another instance wrote first: back off a little, at random, and reread.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
             continue
+        if settings and delivery.kind == "sms" and report.status in ("undelivered", "failed"):
+            await push.enqueue(settings, delivery.owner, "failed", delivery.to, delivery.sid)
         return "recorded"
     raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on {report.sid}")
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared import contacts, threads
+from shared import contacts, push, threads
 from shared.client_identity import caller_of, identity_of
 from shared.conversations import ADDRESS, unassigned_owner
 from shared.logs import mask
@@ -212,6 +212,8 @@ async def carry_on(settings: Settings, step: str, context: CallContext,
     item = threads.Item(sid, "call", "incoming", context.remote, context.line, context.at,
                         status="completed" if answered else "missed", duration=duration)
     kept = await _keep(settings, context.owner, item, unread=not answered)
+    if not answered and kept == "kept":
+        await push.enqueue(settings, context.owner, "missed_call", context.remote, sid)
     if answered:
         return Answer(hangup_document(), f"answered_{kept}")
     return Answer(unanswered_document(settings, context, request_url),
@@ -228,7 +230,11 @@ async def record_event(settings: Settings, step: str, context: CallContext,
         return recording, "untracked"
     try:
         if step == "recording":
-            return recording, await _voicemail(store, context, recording, params, now)
+            outcome = await _voicemail(store, context, recording, params, now)
+            if outcome == "kept":
+                await push.enqueue(settings, context.owner, "voicemail", context.remote,
+                                   recording)
+            return recording, outcome
         return recording, await _transcription(store, recording, params)
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER, "the store cannot be reached; retry later") from None

@@ -7,11 +7,13 @@ and the pushes each device received, as Notification Hubs would deliver them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,31 @@ class Hub:
         storage = storage_env()["STATE_STORAGE"]
         return {"NOTIFICATION_HUBS_CONNECTION": self.connection,
                 "NOTIFICATION_HUBS_HUB": DEFAULT_HUB, "AzureWebJobsStorage": storage, **more}
+
+
+class HubThread:
+    """The double served from its own event loop in a background thread (for tests that
+    run the app in another process, or through ``harness.invoke``'s own loops)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._serving = hub_double()
+        self.hub: Hub = self.run(self._serving.__aenter__())
+
+    def run[T](self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def call[T](self, action: Callable[[], T]) -> T:
+        async def act() -> T:
+            return action()
+        return self.run(act())
+
+    def close(self) -> None:
+        self.run(self._serving.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
 
 
 @contextlib.asynccontextmanager
