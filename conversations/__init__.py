@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared import conversations
-from shared.conversations import METHODS, read_action
+from shared.conversations import read_action
 from shared.identity import read_caller
 from shared.media import media_links
-from shared.request_body import require_method
 from shared.responses import answers_problems, done, found
 from shared.settings import app_settings
 
@@ -21,7 +20,6 @@ FUNCTION = "conversations"
 
 @answers_problems(FUNCTION)
 async def main(req: func.HttpRequest) -> func.HttpResponse:
-    require_method(req, METHODS)
     settings = app_settings()
     caller = read_caller(req, settings)
     action = read_action(req)

@@ -99,7 +99,6 @@ class Action:
 _ACTIONS = {("GET", False, None): "list", ("GET", True, None): "thread",
             ("DELETE", True, None): "delete", ("POST", True, "read"): "read",
             ("PUT", True, "block"): "block", ("DELETE", True, "block"): "unblock"}
-METHODS = ("GET", "POST", "PUT", "DELETE")
 
 
 def read_action(req: func.HttpRequest) -> Action:

@@ -160,7 +160,9 @@ def explained_refusal(ctx: CheckContext, response: Response, case: Case) -> bool
     whose percent-encoding overflows the TwiML URL (a byte count, not a
     character count), a language that is not the Google voice's own (the
     schema states it in words), or Twilio refusing a parameter (an unowned
-    ``from``, a magic test number).
+    ``from``, a magic test number). A conversation's cursor and ``up_to`` are
+    opaque to the schema: one of the right shape that no page gave, or no item of
+    the thread, is refused by name.
     """
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
@@ -175,7 +177,8 @@ def explained_refusal(ctx: CheckContext, response: Response, case: Case) -> bool
         and isinstance(sent, str)  # 200: what the origin, path, voice and language can take
         and len(urlencode({"message": sent.strip()})) > MAX_TWIML_URL - 200) or (
         problem["type"] == f"{PROBLEM}invalid-field" and field == "language"
-        and str(_sent(case, "voice")).strip().startswith("Google."))
+        and str(_sent(case, "voice")).strip().startswith("Google.")) or (
+        problem["type"] == f"{PROBLEM}invalid-field" and field in ("cursor", "up_to"))
     assert explained, f"valid data refused for a reason the schema should state: {problem}"
     return None
 
@@ -306,7 +309,9 @@ def test_the_run_covered_every_operation_both_ways(live_app: LiveApp) -> None:
     assert {operation for operation, _ in RAN} == {
         "POST /make_call", "POST /send_sms", "GET /twiml", "POST /twiml", "GET /status/{sid}",
         "POST /status_callback", "GET /conversations", "GET /conversations/{number}",
-        "POST /voice_token", "GET /media/{message_sid}/{n}"}
+        "POST /voice_token", "GET /media/{message_sid}/{n}",
+        "DELETE /conversations/{number}", "POST /conversations/{number}/read",
+        "PUT /conversations/{number}/block", "DELETE /conversations/{number}/block"}
     assert {mode for _, mode in RAN} == {"positive", "negative"}
     state = live_app.wait_for(lambda s: all(c["status"] in ("completed", "failed")
                                             for c in s["calls"]))
