@@ -85,9 +85,10 @@ def test_a_table_deleted_while_the_app_runs_is_created_again(app, azurite, caplo
     assert "store table=deliveries missing: creating it again" in caplog.text
 
 
-@pytest.mark.parametrize("operation", ["get", "insert", "replace", "upsert", "rows"])
+@pytest.mark.parametrize("operation", ["get", "insert", "replace", "upsert", "rows",
+                                       "rows_keyed", "transact"])
 def test_every_store_operation_recreates_a_missing_table_once(azurite, operation):
-    table = f"heal{operation}"
+    table = f"heal{operation.replace('_', '')}"
 
     async def steps():
         store = connect(StorageConnection("STATE_STORAGE", azurite.connection_string, None))
@@ -108,6 +109,10 @@ def test_every_store_operation_recreates_a_missing_table_once(azurite, operation
                     await store.upsert(table, Row("p", "r", {"Value": 3}))
                 case "rows":
                     assert await store.rows(table, "p") == []
+                case "rows_keyed":
+                    assert await store.rows_keyed(table, "p", ["r", "t"]) == []
+                case "transact":
+                    await store.transact(table, "p", [("insert", Row("p", "r", {"Value": 5}))])
             await store.upsert(table, Row("p", "s", {"Value": 4}))  # the table is back
             return [found.key for found in await store.rows(table, "p")]
         finally:
