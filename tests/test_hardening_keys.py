@@ -70,7 +70,7 @@ def thread(remote: str, headers: dict[str, str]) -> func.HttpResponse:
 
 def bodies(response: func.HttpResponse) -> list[str]:
     assert response.status_code == 200, response.get_body()
-    return [message["body"] for message in json.loads(response.get_body())["messages"]]
+    return [message["body"] for message in json.loads(response.get_body())["items"]]
 
 
 # --- 3: a principal the app cannot key on is refused, never anonymous -----------------
