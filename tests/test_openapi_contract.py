@@ -311,7 +311,8 @@ def test_the_run_covered_every_operation_both_ways(live_app: LiveApp) -> None:
         "POST /status_callback", "GET /conversations", "GET /conversations/{number}",
         "POST /voice_token", "GET /media/{message_sid}/{n}",
         "DELETE /conversations/{number}", "POST /conversations/{number}/read",
-        "PUT /conversations/{number}/block", "DELETE /conversations/{number}/block"}
+        "PUT /conversations/{number}/block", "DELETE /conversations/{number}/block",
+        "PUT /devices/{installation_id}", "DELETE /devices/{installation_id}"}
     assert {mode for _, mode in RAN} == {"positive", "negative"}
     state = live_app.wait_for(lambda s: all(c["status"] in ("completed", "failed")
                                             for c in s["calls"]))
