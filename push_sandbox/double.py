@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 DEFAULT_HUB = "local-hub"
 #: Pushes kept (the oldest are forgotten), by default.
 DEFAULT_HISTORY = 1000
-#: Installations a hub keeps: past it, 403 as Notification Hubs answers a spent quota
-#: (https://learn.microsoft.com/en-us/rest/api/notificationhubs/create-overwrite-installation).
-MAX_INSTALLATIONS = 10_000
-#: Tiers (https://learn.microsoft.com/en-us/azure/notification-hubs/notification-hubs-push-notification-faq):
-#: only Standard answers a send with the notification's id in ``Location``.
-TIERS = ("Free", "Basic", "Standard")
+#: Tiers (https://learn.microsoft.com/en-us/azure/notification-hubs/notification-hubs-push-notification-faq,
+#: "What is the price model"): the devices each includes per namespace, Free 500, Basic
+#: 200,000, Standard 10 million; a namespace past its tier's devices refuses the next
+#: new installation with 403, as Notification Hubs answers a spent quota
+#: (https://learn.microsoft.com/en-us/rest/api/notificationhubs/create-overwrite-installation,
+#: "Response codes"). Only Standard answers a send with the notification's id in ``Location``.
+DEVICE_LIMITS = {"Free": 500, "Basic": 200_000, "Standard": 10_000_000}
+TIERS = tuple(DEVICE_LIMITS)
 
 
 def now() -> str:
@@ -70,6 +72,8 @@ class NotificationHubsDouble:
         self.requests: dict[str, int] = {"send": 0, "installation": 0}
         self._ids = itertools.count(1)
         self._changed: asyncio.Event | None = None
+        #: Set once a caller waits in :meth:`wait_for_pushes` (a test can see it is waited on).
+        self.waited = asyncio.Event()
 
     # --- what the app is told ---------------------------------------------------------
 
@@ -90,13 +94,18 @@ class NotificationHubsDouble:
     def put(self, hub: str, installation: dict[str, Any]) -> None:
         kept = self.installations(hub)
         installation_id = installation["installationId"]
-        if installation_id not in kept and len(kept) >= MAX_INSTALLATIONS:
-            raise HubError(403, f"QuotaExceeded: this hub keeps {MAX_INSTALLATIONS} "
-                                "installations at most.")
+        limit = DEVICE_LIMITS[self.tier]
+        if installation_id not in kept and self.devices() >= limit:
+            raise HubError(403, f"QuotaExceeded: a {self.tier} namespace holds {limit:,} "
+                                "devices at most.")
         kept[installation_id] = {**installation, "lastUpdate": now()}
         log.info("installation %s (%s) registered on %s", installation_id,
                  installation["platform"], hub)
         self.events.publish("device", self.device_view(hub, kept[installation_id]))
+
+    def devices(self) -> int:
+        """Installations in all the namespace's hubs (what a tier's limit counts)."""
+        return sum(len(kept) for kept in self.hubs.values())
 
     def delete(self, hub: str, installation_id: str) -> None:
         if self.installations(hub).pop(installation_id, None) is not None:
@@ -166,6 +175,7 @@ class NotificationHubsDouble:
         while len(found := self.received(installation_id)) < count:
             if self._changed is None:
                 self._changed = asyncio.Event()
+            self.waited.set()
             await self._changed.wait()
         return found
 

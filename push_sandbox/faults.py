@@ -26,6 +26,8 @@ STATUSES = {
 OPERATIONS = ("send", "installation", "any")
 MAX_COUNT = 10_000
 MAX_RETRY_AFTER = 3600
+#: Faults in force at once (sandbox-only bound: the list is the double's memory).
+MAX_FAULTS = 100
 
 
 @dataclass
@@ -75,6 +77,10 @@ class Faults:
         self.pending: list[Fault] = []
 
     def add(self, fault: Fault) -> None:
+        """ValueError once ``MAX_FAULTS`` are in force (clear them, or let them run out)."""
+        if len(self.pending) >= MAX_FAULTS:
+            raise ValueError(f"at most {MAX_FAULTS} faults are in force at once: clear them "
+                             "(DELETE /_control/faults) first")
         self.pending.append(fault)
 
     def clear(self) -> None:

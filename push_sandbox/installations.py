@@ -59,7 +59,7 @@ def validate(body: Any, installation_id: str) -> dict[str, Any]:
         raise HubError(400, f"pushChannel is required: {shape}.")
     installation: dict[str, Any] = {"installationId": installation_id, "platform": platform,
                                     "pushChannel": channel,
-                                    "tags": check_tags(body.get("tags") or [])}
+                                    "tags": check_tags(body.get("tags"))}
     user_id = body.get("userId")
     if user_id is not None:
         if not isinstance(user_id, str) or not ID.fullmatch(user_id):
@@ -86,7 +86,7 @@ def _templates(templates: Any) -> dict[str, Any]:
                 isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise HubError(400, f"templates.{name[:40]}.headers must map names to text.")
         kept[name] = {"body": body, "headers": headers,
-                      "tags": check_tags(template.get("tags") or [], f"templates.{name[:40]}")}
+                      "tags": check_tags(template.get("tags"), f"templates.{name[:40]}.tags")}
     return kept
 
 

@@ -12,7 +12,8 @@
   the body is an object of text properties; each template of each matching
   device is expanded, ``$(name)`` by the property's value (JSON-escaped, as
   it stands inside a JSON string) and ``#(name)`` by it as is (a number), and
-  sent as that device's platform's payload. The templates page's ``{...}``
+  sent as that device's platform's payload; "property names are not
+  case-sensitive" (the page's expression table). The templates page's ``{...}``
   expressions and ``.(name)`` are not played.
 """
 
@@ -62,9 +63,12 @@ def native(kind: Format, document: Mapping[str, Any], channel: str) -> dict[str,
 
 
 def expand(template: str, properties: Mapping[str, str]) -> str:
-    """The template's body with the send's properties in it (missing ones: empty)."""
+    """The template's body with the send's properties in it (missing ones: empty; names
+    matched whatever their case)."""
+    folded = {name.casefold(): text for name, text in properties.items()}
+
     def value(found: re.Match[str]) -> str:
-        text = properties.get(found.group(2), "")
+        text = folded.get(found.group(2).casefold(), "")
         return json.dumps(text)[1:-1] if found.group(1) == "$" else text
     return _PROPERTY.sub(value, template)
 

@@ -82,7 +82,10 @@ def authorize(header: str | None, url: str, rules: Mapping[str, Rule], needed: R
     rule = rules.get(skn)
     if rule is None:
         raise HubError(401, f"InvalidSignature: no shared access policy is named {skn[:64]!r}.")
-    if not hmac.compare_digest(_signature(rule.key, f"{sr}\n{se}"), unquote(sig)):
+    # Bytes, not text: compare_digest refuses a str with non-ASCII characters (TypeError),
+    # and a forged token may hold any.
+    expected = _signature(rule.key, f"{sr}\n{se}").encode("ascii")
+    if not hmac.compare_digest(expected, unquote(sig).encode("utf-8", "surrogatepass")):
         raise HubError(401, "InvalidSignature: the token's signature does not match its "
                             "policy's key.")
     if int(se) <= (time.time() if now is None else now):

@@ -6,8 +6,8 @@ https://learn.microsoft.com/en-us/rest/api/notificationhubs/installation-operati
 ==============================================  ===========================================
 ``PUT    /{hub}/installations/{id}``            create or overwrite: 200
 ``GET    /{hub}/installations/{id}``            200 with the installation, 404 if none
-``PATCH  /{hub}/installations/{id}``            JSON-Patch: 200 (the REST page says 204;
-                                                the Node SDK reads 200), 404 if none
+``PATCH  /{hub}/installations/{id}``            JSON-Patch: 204, as the REST page says
+                                                (update-installation), 404 if none
 ``DELETE /{hub}/installations/{id}``            204, whether or not it existed
 ``POST   /{hub}/messages/``                     send: 201 (``Location`` on Standard)
 ==============================================  ===========================================
@@ -162,7 +162,9 @@ async def patch_installation(request: web.Request) -> web.Response:
     installation = _found(double, request)
     operations = await _json_body(request, MAX_INSTALLATION_BYTES)
     double.put(request.match_info["hub"], installations.patch(installation, operations))
-    return web.Response(status=200)
+    # https://learn.microsoft.com/en-us/rest/api/notificationhubs/update-installation,
+    # "Response codes": 204 No Content.
+    return web.Response(status=204)
 
 
 async def delete_installation(request: web.Request) -> web.Response:
@@ -263,9 +265,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def add_fault(request: web.Request) -> web.Response:
     try:
         fault = Fault.from_json(await _control_json(request))
+        request.app[DOUBLE].add_fault(fault)
     except ValueError as error:
         return problem_response(400, str(error), title="Invalid body")
-    request.app[DOUBLE].add_fault(fault)
     return web.json_response(fault.to_json(), status=201)
 
 

@@ -4,8 +4,10 @@ https://learn.microsoft.com/en-us/azure/notification-hubs/notification-hubs-tags
 ("Routing and tag expressions"): a tag is up to 120 characters of letters,
 digits and ``_ @ # . : -``; a device has up to 60; a send targets a boolean
 expression of tags with ``&&``, ``||``, ``!`` and parentheses, of at most 20
-tags if it has only ORs, else 6. Each installation also carries
-``$InstallationId:{id}`` (and ``$UserId:{userId}`` when it has one)
+tags if it has only ORs, else 6 (how deep ``!`` and parentheses may nest is not
+documented: this double reads ``MAX_DEPTH`` levels and ``MAX_TOKENS`` tokens,
+refusing deeper or longer ones with 400 rather than recursing without end). Each
+installation also carries ``$InstallationId:{id}`` (and ``$UserId:{userId}`` when it has one)
 (https://learn.microsoft.com/en-us/azure/notification-hubs/notification-hubs-push-notification-registration-management,
 "Installations").
 """
@@ -13,7 +15,7 @@ tags if it has only ORs, else 6. Each installation also carries
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from .errors import HubError
 
@@ -26,12 +28,23 @@ _TOKEN = re.compile(r"\s*(?:(\$(?:InstallationId|UserId):\{[^{}]{1,256}\})|([A-Z
                     r"|(&&|\|\||!|\(|\)))")
 #: Longest expression read.
 MAX_EXPRESSION = 4096
+#: Deepest nesting of ``!`` and ``(`` read, and most tokens (sandbox-only bounds).
+MAX_DEPTH = 32
+MAX_TOKENS = 256
 
 Match = Callable[[frozenset[str]], bool]
 
 
-def check_tags(tags: Iterable[object], where: str = "tags") -> list[str]:
-    """``tags`` as a list, or HubError 400 if one breaks the rules above."""
+def check_tags(tags: object, where: str = "tags") -> list[str]:
+    """``tags`` (a JSON array of strings; None: none) as a list, or HubError 400 if it is
+    no array or one breaks the rules above. A string or an object is refused, not read
+    letter by letter or key by key: the REST page types ``tags`` as an array of strings
+    (https://learn.microsoft.com/en-us/rest/api/notificationhubs/create-overwrite-installation)."""
+    if tags is None:
+        return []
+    if not isinstance(tags, list):
+        raise HubError(400, f"{where} must be an array of tags (strings), not "
+                            f"{type(tags).__name__}.")
     kept = list(tags)
     if len(kept) > MAX_TAGS:
         raise HubError(400, f"{where}: at most {MAX_TAGS} tags, not {len(kept)}.")
@@ -56,6 +69,8 @@ def parse(expression: str) -> Match:
     if len(expression) > MAX_EXPRESSION:
         raise HubError(400, "ServiceBusNotification-Tags is too long.")
     tokens = _tokens(expression)
+    if len(tokens) > MAX_TOKENS:
+        raise HubError(400, f"ServiceBusNotification-Tags has more than {MAX_TOKENS} tokens.")
     named = sum(1 for kind, _ in tokens if kind == "tag")
     or_only = {value for kind, value in tokens if kind == "op"} <= {"||"}
     limit = MAX_OR_ONLY if or_only else MAX_MIXED
@@ -95,7 +110,13 @@ class _Parser:
     """Recursive descent: ``!`` binds tighter than ``&&``, which binds tighter than ``||``."""
 
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
-        self.tokens, self.position = tokens, 0
+        self.tokens, self.position, self.depth = tokens, 0, 0
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise HubError(400, f"ServiceBusNotification-Tags nests ! and ( ) more than "
+                                f"{MAX_DEPTH} deep.")
 
     def _peek(self) -> str | None:
         if self.position < len(self.tokens):
@@ -120,7 +141,9 @@ class _Parser:
     def _not(self) -> Match:
         if self._peek() == "!":
             self.position += 1
+            self._deeper()
             inner = self._not()
+            self.depth -= 1
             return lambda tags: not inner(tags)
         return self._atom()
 
@@ -132,7 +155,9 @@ class _Parser:
         if kind == "tag":
             return lambda tags: value in tags
         if value == "(":
+            self._deeper()
             inner = self.expression()
+            self.depth -= 1
             if self._peek() != ")":
                 raise HubError(400, "ServiceBusNotification-Tags has an unclosed parenthesis.")
             self.position += 1

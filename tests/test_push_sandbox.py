@@ -140,7 +140,7 @@ def test_a_patch_adds_and_removes_tags_and_a_missing_installation_is_404() -> No
             {"op": "add", "path": "/tags", "value": "new"},
             {"op": "remove", "path": "/tags/old"},
             {"op": "replace", "path": "/pushChannel", "value": "fresh"}])
-        assert status == 200
+        assert status == 204  # update-installation's "Response codes"
         kept = double.installations(DEFAULT_HUB)[device]
         assert (kept["tags"], kept["pushChannel"]) == (["new"], "fresh")
         assert (await hub.call("PATCH", path, [{"op": "move", "path": "/tags"}]))[0] == 400
@@ -157,6 +157,13 @@ def test_a_patch_adds_and_removes_tags_and_a_missing_installation_is_404() -> No
     ({"tags": ["owner abc"]}, "no tag"),
     ({"installationId": "another"}, "match"),
     ({"colour": "red"}, "Unknown"),
+    # tags is an array of strings: not a number, nor text read letter by letter, nor an
+    # object read key by key; a template's tags alike.
+    ({"tags": 5}, "array of tags"),
+    ({"tags": "owner:abc"}, "array of tags"),
+    ({"tags": {"owner:abc": True}}, "array of tags"),
+    ({"tags": ""}, "array of tags"),
+    ({"templates": {"main": {"body": "{}", "tags": "abc"}}}, "templates.main.tags must be"),
 ])
 def test_an_installation_that_breaks_the_rules_is_400_in_xml(fields: dict[str, Any],
                                                               said: str) -> None:
@@ -405,8 +412,8 @@ def test_a_test_in_another_process_waits_for_a_devices_pushes() -> None:
         await hub.put(device)
         waiting = asyncio.ensure_future(control(
             session, "GET", f"pushes?installation_id={device}&at_least=1&wait=20", None, {}))
-        await asyncio.sleep(0)
-        assert not waiting.done()
+        await asyncio.wait_for(double.waited.wait(), 10)  # the control waits on the double
+        assert not waiting.done()  # it waits for the push, not answering what it has
         await hub.send("fcmv1", FCM)
         status, body = await waiting
         assert status == 200 and [p["installationId"] for p in body["pushes"]] == [device]
@@ -528,3 +535,78 @@ def test_a_rule_name_may_come_url_encoded() -> None:
             "ServiceBusNotification-Format": "fcmv1", "Authorization": encoded})
         assert status == 201
     run(scenario, rules={"send rule": Rule("k" * 44, frozenset({"Send"}))})
+
+
+# --- hostile input: refusals, never a 500 ------------------------------------------------------
+
+
+def test_a_signature_with_non_ascii_characters_is_401() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        token = hub.auth()["Authorization"]
+        signature = token.split("sig=", 1)[1].split("&", 1)[0]
+        for forged in ("%C3%A9", "%C3%A9" * 30, "%FF%FE", "\u00e9"):
+            status, text, _ = await hub.call("GET", f"/installations/{unique()}?{API}",
+                                             headers={"Authorization": token.replace(
+                                                 signature, forged)})
+            assert status == 401 and "InvalidSignature" in text, (forged, text)
+    run(scenario)
+
+
+@pytest.mark.parametrize("expression", [
+    "(" * 1500 + "a" + ")" * 1500, "!" * 3000 + "a", "!(" * 700 + "a" + ")" * 700,
+    "(" * 33 + "a" + ")" * 33])
+def test_a_tag_expression_nested_too_deep_is_400(expression: str) -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        await hub.put(unique(), tags=["a"])
+        status, text, _ = await hub.send("fcmv1", FCM, expression)
+        assert status == 400 and "<Code>400</Code>" in text, text[:200]
+        assert not double.pushes
+    run(scenario)
+
+
+def test_a_tag_expression_nested_32_deep_is_read() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        device = unique()
+        await hub.put(device, tags=["a"])
+        assert (await hub.send("fcmv1", FCM, "(" * 32 + "a" + ")" * 32))[0] == 201
+        assert (await hub.send("fcmv1", FCM, "!" * 32 + "a"))[0] == 201  # even: a
+        assert len(double.received(device)) == 2
+    run(scenario)
+
+
+def test_a_hundred_faults_are_kept_and_the_next_is_refused() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble,
+                       session: aiohttp.ClientSession) -> None:
+        for _ in range(100):
+            assert (await control(session, "POST", "faults", {"status": 500}))[0] == 201
+        status, problem = await control(session, "POST", "faults", {"status": 503})
+        assert (status, problem["status"]) == (400, 400) and "100" in problem["detail"]
+        assert len(double.faults.pending) == 100
+    run(scenario)
+
+
+# --- the tier's limits and templates, as documented ---------------------------------------------
+
+
+def test_a_free_namespace_holds_500_devices() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        kept = [unique() for _ in range(500)]
+        for device in kept:  # straight in: 500 requests would only cost time
+            double.put(DEFAULT_HUB, {"installationId": device, "platform": "fcmv1",
+                                     "pushChannel": "t", "tags": []})
+        status = await hub.put(unique())
+        assert status == 403
+        assert await hub.put(kept[0], tags=["still:mine"]) == 200  # an update is no new device
+        assert double.devices() == 500
+    run(scenario)
+
+
+def test_template_property_names_match_whatever_their_case() -> None:
+    async def scenario(hub: Hub, double: NotificationHubsDouble, _: Any) -> None:
+        device = unique()
+        await hub.put(device, templates={"main": {
+            "body": '{"message": {"data": {"a": "$(Text)", "b": "$(TEXT)"}}}'}})
+        assert (await hub.send("template", {"text": "hello"}))[0] == 201
+        [push] = double.received(device)
+        assert push["payload"]["data"] == {"a": "hello", "b": "hello"}
+    run(scenario)
