@@ -101,7 +101,10 @@ async def answer(settings: Settings, from_: str, to: str, request_url: str,
         return _untracked(settings, "no store" if store is None else "no caller number")
     try:
         if settings.voice_route_to_contact:
-            routing = await contacts.route(store, settings, line, remote, now, fallback)
+            # Texts sent through the Messaging Service are noted under its SID: a texter
+            # who calls back reaches its sender all the same (still one partition query).
+            routing = await contacts.route(store, settings, line, remote, now, fallback,
+                                           service=settings.messaging_service_sid)
         else:  # nobody is rung for being a contact: only the fallback's block counts
             blocked = fallback is not None and await contacts.is_blocked(store, fallback,
                                                                           remote)

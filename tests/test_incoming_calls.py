@@ -358,3 +358,13 @@ def test_voicemail_settings_twilio_would_not_honour_are_refused(env, name):
     with pytest.raises(SettingError) as raised:
         load_settings({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, **env})
     assert raised.value.name == name
+
+
+def test_a_contact_texted_through_the_messaging_service_rings_its_sender(monkeypatch):
+    """send_sms notes a text sent through the service under the service's SID."""
+    service = "MG" + secrets.token_hex(16)
+    monkeypatch.setenv("TWILIO_MESSAGING_SERVICE_SID", service)
+    alice, caller = new_user(), unique.number()
+    talked(alice, caller, line=service)
+    [dial] = incoming(caller)
+    assert (dial.tag, dial[0].text) == ("Dial", identity_for(alice, load_settings()))
