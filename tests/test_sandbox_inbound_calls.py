@@ -24,13 +24,23 @@ import pytest
 from aiohttp import web
 from installs import CACHE, ROOT, require_install
 from stub_server import serve
-from test_twilio_sandbox import ACCOUNT_PATH, ACCOUNT_SID, AUTH_TOKEN, auth_headers, in_thread
+from test_twilio_sandbox import (
+    ACCOUNT_PATH,
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    OTHER_ACCOUNT_SID,
+    OTHER_AUTH_TOKEN,
+    auth_headers,
+    in_thread,
+)
 from test_twilio_sandbox import run as run_sandbox
 from test_twilio_sandbox import twilio as twilio_client
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from twilio_sandbox import VALID_FROM, TwilioSandbox
+from twilio_sandbox import VALID_FROM, TwilioSandbox, call_flow
+from twilio_sandbox.recordings import RecordingStore
+from twilio_sandbox.resources import now
 
 CALLER = "+14155550161"
 JSON = {"Content-Type": "application/json"}
@@ -350,3 +360,113 @@ def test_recording_and_transcription_shapes_are_twilios_openapi_descriptions() -
             "api.v2010.account.transcription"]["properties"])
 
     run(App(twiml=RING, dialed=VOICEMAIL, recorded=HANGUP), scenario)
+
+
+# --- what the reviewers found ---------------------------------------------------------------
+
+
+def test_an_empty_response_is_an_answered_call_that_ends_completed() -> None:
+    """"Any other response [than <Reject> first] will result in an answered call"
+    (https://www.twilio.com/docs/voice/twiml/reject)."""
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        call = (await ok(session, answer="answer"))["call"]
+        assert [s["status"] for s in call["steps"]] == ["ringing", "in-progress", "completed"]
+        assert call["start_time"] is not None and call["duration"] == "1"
+        fetched = await in_thread(twilio_client(sandbox).calls(call["sid"]).fetch)
+        assert fetched.status == "completed"
+
+    run(App(twiml="<Response/>"), scenario)
+
+
+class WatchingApp(App):
+    """Notes, as each action request arrives, which recording callbacks the sandbox has
+    already set going (the tasks it names ``recording callbacks CA...``)."""
+
+    def __init__(self, **answers: str | list[int]) -> None:
+        super().__init__(**answers)
+        self.pending_at_action: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.path == "/recorded":
+            self.pending_at_action = [task.get_name() for task in asyncio.all_tasks()
+                                      if task.get_name().startswith("recording callbacks")]
+        return await super().handle(request)
+
+
+def test_recording_callbacks_start_only_once_the_record_action_has_answered() -> None:
+    app = WatchingApp(twiml=VOICEMAIL, recorded=HANGUP)
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        await ok(session, message=4)
+        assert app.order() == ["twiml", "recorded", "recording", "transcribed"]
+        assert isinstance(app, WatchingApp) and app.pending_at_action == []
+
+    run(app, scenario)
+
+
+def test_a_deleted_recording_takes_its_transcriptions_with_it() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        outcome = await ok(session, answer="no-answer", message=3)
+        [kept] = outcome["recordings"]
+        client = twilio_client(sandbox)
+        [transcription] = await in_thread(client.transcriptions.list)
+        assert transcription.recording_sid == kept["sid"]
+        await in_thread(client.recordings(kept["sid"]).delete)
+        assert await in_thread(client.transcriptions.list) == []
+        assert sandbox.recordings.all_transcriptions() == []
+
+    run(App(twiml=RING, dialed=VOICEMAIL, recorded=HANGUP), scenario)
+
+
+def test_a_forgotten_recording_takes_its_transcriptions_with_it() -> None:
+    store = RecordingStore(history=1)
+    first = store.keep(ACCOUNT_SID, "CA" + "a" * 32, 2, now())
+    store.transcribe(first, "first words", "completed")
+    second = store.keep(ACCOUNT_SID, "CA" + "b" * 32, 2, now())
+    kept = store.transcribe(second, "second words", "completed")
+    assert [r.sid for r in store.all()] == [second.sid]
+    assert store.all_transcriptions() == [kept]
+    store.delete_transcription(kept)
+    assert second.transcriptions == []
+
+
+def test_another_accounts_recordings_are_not_listed() -> None:
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        await ok(session, answer="no-answer", message=3)
+        other = twilio_client(sandbox, OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, OTHER_ACCOUNT_SID)
+        assert await in_thread(other.recordings.list) == []
+        assert len(await in_thread(twilio_client(sandbox).recordings.list)) == 1
+
+    run(App(twiml=RING, dialed=VOICEMAIL, recorded=HANGUP), scenario)
+
+
+class HeldApp(App):
+    """Holds its answer to the call's first request until ``release`` is set."""
+
+    def __init__(self, **answers: str | list[int]) -> None:
+        super().__init__(**answers)
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.path == "/twiml":
+            self.arrived.set()
+            await self.release.wait()
+        return await super().handle(request)
+
+
+def test_an_app_too_slow_for_the_console_request_is_a_504_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(call_flow, "RUN_SECONDS", 0.05)  # the app answers only when told
+    app = HeldApp(twiml=HANGUP)
+
+    async def scenario(sandbox: TwilioSandbox, app: App, session: aiohttp.ClientSession) -> None:
+        assert isinstance(app, HeldApp)
+        try:
+            status, problem = await ring(session)
+        finally:
+            app.release.set()
+        assert (status, problem["status"], problem["title"]) == (504, 504, "App too slow")
+        [call] = sandbox.calls
+        assert call["sid"] in problem["detail"]
+
+    run(app, scenario)

@@ -35,7 +35,7 @@ from urllib.parse import urljoin
 import aiohttp
 import yarl
 
-from .callbacks import answer_document, heard_in, pick_up, signed_request
+from .callbacks import answer_document, first_value, heard_in, pick_up, signed_request
 from .errors import ActionError, TwilioApiError
 from .magic import ACCOUNT_NUMBERS
 from .overrides import split
@@ -57,6 +57,9 @@ DEFAULT_TRANSCRIPT = "Hi, this is a message left in the Twilio sandbox. Please c
 #: Documents one call follows at most: Twilio loops as long as the app answers (a
 #: ``<Redirect>`` to itself), the sandbox stops there and says so (sandbox-only).
 MAX_DOCUMENTS = 25
+#: Seconds a console request waits for its call to end (and its recordings' callbacks to
+#: go out) before it answers 504; the call goes on (sandbox-only).
+RUN_SECONDS = 60.0
 #: Seconds a ``<Say>`` lasts per word: about 150 words a minute (sandbox-only estimate).
 SECONDS_PER_WORD = 0.4
 
@@ -215,7 +218,13 @@ class Flow:
         root = await answer_document(self.session, call, self.auth_token, params)
         if call["error"]:
             step(call, f"TwiML failed: {call['error']}")
-        url = _one(call["request"], "Url") or ""
+        url = first_value(call["request"], "Url") or ""
+        if len(root) == 0:
+            # "Using <Reject> as the first verb in your response is the only way to prevent
+            # Twilio from answering a call. Any other response will result in an answered
+            # call" (https://www.twilio.com/docs/voice/twiml/reject): an empty <Response/>
+            # too, which then ends at once, completed.
+            self.pick_up()
         for _ in range(MAX_DOCUMENTS):
             outcome = await self.document(root, url)
             if not isinstance(outcome, Next):
@@ -378,7 +387,7 @@ class Flow:
                 if parameters:
                     dialed["parameters"] = parameters
                 if noun.get("statusCallback"):  # relative to the document's URL
-                    dialed.update(status_callback=urljoin(_one(call["request"], "Url") or "",
+                    dialed.update(status_callback=urljoin(first_value(call["request"], "Url") or "",
                                                           noun.get("statusCallback", "")),
                                   events=noun.get("statusCallbackEvent") or "completed")
             rung.append(dialed)
@@ -394,8 +403,13 @@ class Flow:
         action URL" and goes on with the next verb (same page). Once the caller has
         hung up the call is over: what the action answers is not played.
 
-        The recordingStatusCallback and transcribeCallback go out after the action,
-        recording first, "the transcription arrives after the recording" (same page).
+        The recordingStatusCallback and transcribeCallback go out once the action has
+        answered, recording first, "the transcription arrives after the recording" (same
+        page).
+
+        The simulated caller always hangs up after ``message_seconds`` (or is cut off at
+        ``maxLength``): the page's other endings, ``timeout`` seconds of silence and
+        ``finishOnKey``, are not played (docs/sandbox.md says so).
         """
         call = self.call
         max_length = _int(verb, "maxLength", 3600, 1, 86400)
@@ -419,13 +433,14 @@ class Flow:
              + (", then the caller hung up" if hung_up else ", cut off at maxLength"))
         if hung_up:
             self.end("completed")
-        self.followups.append(self.spawn(self.after_recording(verb, url, recording,
-                                                               recording_url)))
         action = urljoin(url, verb.get("action") or url)
         method = verb.get("method") or "POST"
         params = {"RecordingUrl": recording_url, "RecordingDuration": str(spoken),
                   "Digits": "hangup" if hung_up else ""}
         answer = await self.follow(action, method, params)
+        # Only once the action has answered, so that the documented order holds by design.
+        self.followups.append(self.spawn(self.after_recording(verb, url, recording,
+                                                               recording_url)))
         return Ended() if hung_up else answer
 
     # --- requests to the app -----------------------------------------------------------
@@ -538,14 +553,6 @@ def _alone(verb: ET.Element) -> ET.Element:
     return root
 
 
-def _one(request: dict[str, Any], key: str) -> str | None:
-    value = request.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value or None
-
-
-
 # --- running a call -----------------------------------------------------------------------
 
 
@@ -566,10 +573,16 @@ async def run(sandbox: SandboxState, call: Resource, parties: Parties,
                 await dial_leg(sandbox, record, dialed)
 
     record = sandbox.record_call(call, play=play)
-    await sandbox.wait_for_twiml(record["sid"], timeout=60)
-    if flows and flows[0].followups:
-        async with asyncio.timeout(60):
-            await asyncio.gather(*flows[0].followups, return_exceptions=True)
+    try:
+        async with asyncio.timeout(RUN_SECONDS):
+            await sandbox.wait_for_twiml(record["sid"], timeout=RUN_SECONDS)
+            if flows and flows[0].followups:
+                await asyncio.gather(*flows[0].followups, return_exceptions=True)
+    except TimeoutError:
+        raise ActionError(
+            504, "App too slow",
+            f"The call {record['sid']} was still waiting on the app after {RUN_SECONDS:g} s; "
+            "it goes on in the sandbox (see /_sandbox/history).") from None
     return record
 
 

@@ -162,7 +162,8 @@ def describe(item: Heard) -> str:
     return f"<{item['verb']}>"
 
 
-def _one(request: dict[str, Any], key: str) -> str | None:
+def first_value(request: dict[str, Any], key: str) -> str | None:
+    """A request parameter's value (its first, when it was sent more than once), or None."""
     value = request.get(key)
     if isinstance(value, list):
         value = value[0] if value else None
@@ -234,8 +235,8 @@ async def fetch_twiml(session: aiohttp.ClientSession, call: Resource, auth_token
     """Fetch the call's Url (with ``params`` over the usual ones), retried as its connection
     overrides say; record the answer on the call; raise unless it is 2xx."""
     request = call["request"]
-    method = (_one(request, "Method") or "POST").upper()
-    target, overrides = split(_one(request, "Url") or "")
+    method = (first_value(request, "Method") or "POST").upper()
+    target, overrides = split(first_value(request, "Url") or "")
     url, body, headers = signed_request(
         target, method, {**call_params(call), **(params or {})}, auth_token
     )
@@ -273,7 +274,7 @@ def pick_up(call: Resource) -> None:
     """The callee answers: ``in-progress``, and who answered when the call asked for
     Answering Machine Detection (``magic.answered_by``)."""
     stamp = rfc2822(now())
-    detection = _one(call["request"], "MachineDetection")
+    detection = first_value(call["request"], "MachineDetection")
     call.update(status="in-progress", start_time=call.get("start_time") or stamp,
                 date_updated=stamp, answered_by=magic.answered_by(call["to"], detection))
 
@@ -312,15 +313,15 @@ async def answer_document(session: aiohttp.ClientSession, call: Resource, auth_t
     if isinstance(found, ET.Element):
         return found
     errors = [str(found)]
-    fallback = _one(request, "FallbackUrl")
+    fallback = first_value(request, "FallbackUrl")
     if fallback:
         # Asked like the Url, with the error and the URL it happened on
         # (https://www.twilio.com/docs/usage/security/availability-reliability).
         asking = {**call, "request": {**request, "Url": fallback,
-                                      "Method": _one(request, "FallbackMethod") or "POST"}}
+                                      "Method": first_value(request, "FallbackMethod") or "POST"}}
         retry = await _document(session, asking, auth_token, {
             **(params or {}), "ErrorCode": str(found.code),
-            "ErrorUrl": (_one(request, "Url") or "").partition("#")[0]})
+            "ErrorUrl": (first_value(request, "Url") or "").partition("#")[0]})
         if isinstance(retry, ET.Element):
             call["error"] = errors[0]
             log.warning("call %s: %s; its FallbackUrl answered", call["sid"], errors[0])
@@ -336,12 +337,12 @@ async def answer_document(session: aiohttp.ClientSession, call: Resource, auth_t
 async def _document(session: aiohttp.ClientSession, call: Resource, auth_token: str,
                     params: dict[str, str] | None) -> ET.Element | CallFailure:
     """The call's document (its Url's, else its inline Twiml), or why there is none."""
-    url = _one(call["request"], "Url")
+    url = first_value(call["request"], "Url")
     try:
         if url:
             text = playable(call, await fetch_twiml(session, call, auth_token, params), url)
         else:
-            text = call["twiml"] = _one(call["request"], "Twiml") or ""
+            text = call["twiml"] = first_value(call["request"], "Twiml") or ""
         return read_response(text)
     except CallFailure as failure:
         return failure

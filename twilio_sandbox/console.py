@@ -22,7 +22,8 @@ through the same JSON API a test or a script uses:
 ``DELETE /_sandbox/messaging_services/{sid}``  forget that Messaging Service
 ==========================================  =====================================================
 
-Refusals are RFC 9457 problem documents. Every action is sent as JSON (a
+Refusals are RFC 9457 problem documents; a call the app keeps waiting past
+``call_flow.RUN_SECONDS`` answers 504 (the call goes on). Every action is sent as JSON (a
 body-less one with ``Content-Type: application/json`` all the same) from the
 sandbox's own origin: see cross_site.py.
 """

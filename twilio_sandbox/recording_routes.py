@@ -72,7 +72,8 @@ def add_routes(app: web.Application, key: web.AppKey[SandboxState], account_rout
         base = sandbox(request).base_url
         call_sid = request.query.get("CallSid")
         kept = [r.resource(base) for r in sandbox(request).recordings.all()
-                if call_sid is None or r.call_sid == call_sid]
+                if r.account_sid == request[account]
+                and (call_sid is None or r.call_sid == call_sid)]
         return listed(request, "recordings", kept)
 
     async def fetch_recording(request: web.Request) -> web.Response:

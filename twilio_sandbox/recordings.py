@@ -123,7 +123,7 @@ class Recording:
 
 class RecordingStore:
     """The last ``history`` recordings, ``max_bytes`` of audio at most, and their
-    transcriptions (which stay until deleted or their recording is forgotten)."""
+    transcriptions (which go when deleted, or with their recording)."""
 
     def __init__(self, history: int, max_bytes: int = MAX_BYTES_KEPT) -> None:
         self.history = history
@@ -166,12 +166,19 @@ class RecordingStore:
         return list(self._transcriptions.values())
 
     def delete(self, recording: Recording) -> None:
-        """Twilio's DELETE of a Recording: gone for good (its audio with it)."""
+        """Twilio's DELETE of a Recording: gone for good, its audio and its transcriptions
+        with it (also what forgetting the oldest does, so that they stay bounded too)."""
         if self._recordings.pop(recording.sid, None) is not None:
             self.total_bytes -= len(recording.body)
+        for sid in recording.transcriptions:
+            self._transcriptions.pop(sid, None)
+        recording.transcriptions.clear()
 
     def delete_transcription(self, transcription: Transcription) -> None:
         self._transcriptions.pop(transcription.sid, None)
+        recording = self._recordings.get(transcription.recording_sid)
+        if recording is not None and transcription.sid in recording.transcriptions:
+            recording.transcriptions.remove(transcription.sid)
 
     def clear(self) -> None:
         self._recordings.clear()

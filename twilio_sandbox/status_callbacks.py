@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 import aiohttp
 import yarl
 
-from .callbacks import pick_up, rings_out, signed_request
+from .callbacks import first_value, pick_up, rings_out, signed_request
 from .overrides import SEND_ERRORS, Attempt, NotSent, describe, split
 from .resources import API_VERSION, Resource, now, num_segments, rfc2822
 from .webhook_log import show_answer
@@ -194,22 +194,15 @@ def _status(params: Mapping[str, str]) -> str:
     return params.get("CallStatus") or params.get("MessageStatus") or ""
 
 
-def _one(request: dict[str, Any], key: str) -> str | None:
-    value = request.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value or None
-
-
 def callback_url(resource: Resource) -> str | None:
     """The resource's StatusCallback."""
-    return _one(resource["request"], "StatusCallback")
+    return first_value(resource["request"], "StatusCallback")
 
 
 def callback_method(resource: Resource) -> str:
     """How a call's StatusCallback is asked: its StatusCallbackMethod, POST by default
     (OpenAPI, POST /2010-04-01/Accounts/{AccountSid}/Calls.json)."""
-    return (_one(resource["request"], "StatusCallbackMethod") or "POST").upper()
+    return (first_value(resource["request"], "StatusCallbackMethod") or "POST").upper()
 
 
 #: The statuses a carrier's delivery receipt decides, whose callbacks carry RawDlrDoneDate.
