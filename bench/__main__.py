@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import conversation_list, figures, profile, report, store_checks
+from bench import conversation_list, figures, profile, push_webhook, report, store_checks
 from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
 from bench.direct import DirectTwilio
 from bench.figures import Row
@@ -98,6 +98,8 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                     checks = await store_checks.figures(guarded, host, sandbox, direct, same_app)
                 progress("the conversation list, 2,000 threads vs 1")
                 checks += await conversation_list.figures(env)
+                progress("twiml's inbound SMS, push on vs off (two fresh hosts)")
+                checks += await push_webhook.figures(app_dir, env, account, work)
                 served = [*concurrency, *checks, *throughput]
                 if any(row.holds is False for row in served):
                     progress("profiling the host under the missed figures' load")
