@@ -7,10 +7,11 @@ Microsoft's "Azure Queue storage trigger for Azure Functions" and the host.json
 - Polling: a message found, the next poll follows after 100 ms; none, after
   about 200 ms, then a randomized exponential back-off up to
   ``maxPollingInterval`` ("Polling algorithm"). Azure's default maximum is one
-  minute; locally it is ``LOCAL_MAX_POLLING_SECONDS`` (1 s) unless host.json
-  sets one, so an idle local queue answers a new message within a second (the
-  host cannot be woken by another process's enqueue; one GET a second to a
-  loopback Azurite costs nothing).
+  minute; locally it is ``LOCAL_MAX_POLLING_SECONDS`` (250 ms) unless host.json
+  sets one, so a push queued on an idle local queue reaches the device well
+  within a second (the host cannot be woken by another process's enqueue: the
+  extension's fast path is for its own output bindings; four GETs a second to a
+  loopback Azurite cost next to nothing).
 - Concurrency: up to ``batchSize`` (default 16, at most 32) messages fetched
   at once, run concurrently; the next batch is fetched once the ones still
   running drop to ``newBatchThreshold`` (default ``batchSize / 2``, N = 1).
@@ -23,10 +24,19 @@ Microsoft's "Azure Queue storage trigger for Azure Functions" and the host.json
   moved to ``<queue>-poison`` (created if need be) instead, logged with its id
   and queue, never its body. A message received with a dequeue count already
   above it (the host stopped mid-run), or one that is no valid base64 when
-  ``messageEncoding`` is ``base64`` (the default), goes there without a run.
+  ``messageEncoding`` is ``base64`` (the default; extension v5,
+  azure-sdk-for-net PR #18326), goes there without a run.
   A queue whose name ends in ``-poison`` (or would be too long with it) has no
-  poison queue: a failed message then stays invisible for its ten minutes, as
-  the extension leaves it, rather than spinning.
+  poison queue: a failed message then stays invisible for what is left of its
+  ten minutes, whatever its dequeue count, and is not released after
+  ``visibilityTimeout``: the extension's source says so in as many words
+  (azure-sdk-for-net, Microsoft.Azure.WebJobs.Extensions.Storage.Queues,
+  ``QueueProcessor.CompleteProcessingMessageAsync``: "For queues without a
+  corresponding poison queue, leave the message invisible when processing fails
+  to prevent a fast infinite loop. Specifically, don't call ReleaseMessage";
+  ``QueueListenerFactory.CreatePoisonQueueReference``: no poison queue when
+  "the queue itself [is] already a poison queue"). A message that would go to
+  poison there (past maxDequeueCount, not base64) is likewise left as it is.
 - ``queueName`` may be ``%SETTING%`` (resolved from the app settings, then
   lower-cased, as the host does); ``connection`` names the setting holding a
   storage connection string (``AzureWebJobs<connection>`` too). A queue that
@@ -73,8 +83,10 @@ logger = logging.getLogger("devhost")
 # azure-core logs every request at INFO: a poll a second would drown the host's log.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-#: Azure's default maxPollingInterval is a minute; a local run answers faster.
-LOCAL_MAX_POLLING_SECONDS = 1.0
+#: Azure's default maxPollingInterval is a minute; a local run answers faster: at 1 s, a
+#: push took 0.2-1.2 s from the SMS to the device (the wait dominated), at 250 ms well
+#: under a second.
+LOCAL_MAX_POLLING_SECONDS = 0.25
 #: The extension's QueuePollingIntervals.Minimum, and its documented first back-off step.
 MIN_POLLING_SECONDS = 0.1
 #: How long a received message stays invisible while its function runs (the extension's).
@@ -310,7 +322,9 @@ class QueueListener:
             if succeeded:
                 await self._queue.delete_message(message.id, message.pop_receipt)
             elif self._poison is None:
-                pass  # no poison queue: left invisible, as the extension leaves it
+                # No poison queue (a -poison queue's own listener): left invisible, not
+                # released, as QueueProcessor.CompleteProcessingMessageAsync leaves it.
+                pass
             elif message.dequeue_count >= self._options.max_dequeue_count:
                 await self._to_poison(message, None)
             else:

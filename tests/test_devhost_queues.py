@@ -9,6 +9,7 @@ of its own on the session's Azurite.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from storage import shared_azurite
 from test_devhost_host import HANG_GUARD_SECONDS, HostProcess
@@ -70,7 +71,8 @@ class QueueRun:
     def __init__(self, host: HostProcess, work: str, reports: str) -> None:
         self.host = host
         self.work = client(work, base64_text=True)
-        self.work.create_queue()
+        with contextlib.suppress(ResourceExistsError):
+            self.work.create_queue()
         self.poison = client(f"{work}-poison")
         self.reports = client(reports)
         self.seen: list[dict[str, Any]] = []
@@ -94,10 +96,16 @@ class QueueRun:
                    self.host)
 
 
-@pytest.fixture
-def queue_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueRun]:
-    work, reports = unique("work"), unique("reports")
+@contextlib.contextmanager
+def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work: str,
+            prepare: Callable[[QueueClient], None] = lambda _: None) -> Iterator[QueueRun]:
+    """A host over the queue app polling ``work``; ``prepare`` runs on the work queue
+    (created) before the host starts."""
+    reports = unique("reports")
     client(reports).create_queue()
+    queue = client(work, base64_text=True)
+    queue.create_queue()
+    prepare(queue)
     monkeypatch.setenv(HOST_STORAGE, shared_azurite().connection_string)
     monkeypatch.setenv("WORK_QUEUE", work.upper())  # %WORK_QUEUE%, lower-cased by the host
     monkeypatch.setenv("REPORT_QUEUE", reports)
@@ -106,6 +114,12 @@ def queue_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue
         yield QueueRun(host, work, reports)
     finally:
         assert host.stop() == 0, host.stderr()
+
+
+@pytest.fixture
+def queue_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueRun]:
+    with running(tmp_path, monkeypatch, unique("work")) as run:
+        yield run
 
 
 def test_a_message_is_delivered_once_and_deleted_when_the_function_succeeds(
@@ -252,3 +266,50 @@ def test_make_run_puts_the_host_queues_in_a_configured_state_storage(
     connection = shared_azurite().connection_string
     assert launcher.start_store({"STATE_STORAGE": connection}, tmp_path) is None
     assert os.environ[HOST_STORAGE] == connection
+
+
+def test_a_message_dequeued_past_max_dequeue_count_goes_to_poison_without_a_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another consumer (or a host stopped mid-run) received it five times already: the
+    host's receipt is its sixth, above maxDequeueCount (5)."""
+    secret = unique("dequeued")
+    sent: list[str] = []
+
+    def dequeue_five_times(queue: QueueClient) -> None:
+        message = queue.send_message(json.dumps({"secret": secret}))
+        sent.append(message.id)
+        raw = client(queue.queue_name)  # no encoding: the update puts the text back as it is
+        for _ in range(5):
+            received = raw.receive_message(visibility_timeout=30)
+            assert received is not None and received.id == message.id
+            raw.update_message(received, visibility_timeout=0)  # visible again at once
+
+    with running(tmp_path, monkeypatch, unique("work"), dequeue_five_times) as run:
+        wait_until("the poison message", lambda: visible_count(run.poison) or None, run.host)
+        run.wait_work_empty()
+        [poisoned] = run.poison.receive_messages()
+        assert json.loads(base64.b64decode(poisoned.content))["secret"] == secret
+        log = run.host.stderr()
+        assert f"Moving message '{sent[0]}'" in log
+        assert "dequeued more than maxDequeueCount" in log
+        assert run.reports.peek_messages() == []  # never run
+
+
+def test_a_failure_on_a_poison_queue_leaves_the_message_invisible_not_released(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``-poison`` queue has no poison queue of its own: the extension leaves a failed
+    message invisible (QueueProcessor.CompleteProcessingMessageAsync) instead of releasing
+    it after visibilityTimeout (0 here, which would run it again at once)."""
+    with running(tmp_path, monkeypatch, unique("work") + "-poison") as run:
+        failing = run.send({"fail": "always"})
+        [first] = run.wait_reports(1)
+        assert (first["id"], first["dequeue_count"]) == (failing, 1)
+        wait_until("the failed run", lambda: "(Failed," in run.host.stderr() or None, run.host)
+        sentinel = run.send({"note": "after the failure"})
+        second = run.wait_reports(2)[1]
+        assert second["id"] == sentinel  # the failed message did not come back first
+        wait_until("the sentinel deleted", lambda: visible_count(run.work) == 1 or None,
+                   run.host)
+        assert run.work.peek_messages() == []  # the failed one is there, invisible
+        assert visible_count(run.poison) is None  # no work-...-poison-poison
+        assert run.reports.peek_messages() == []
