@@ -67,9 +67,10 @@ def browser() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def page_at(browser: Browser, url: str) -> Iterator[Page]:
-    """A 1280x720 page at ``url``; fails the test on any JavaScript error it logged."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+def page_at(browser: Browser, url: str, height: int = 720) -> Iterator[Page]:
+    """A 1280-wide page (720 high unless told) at ``url``; fails the test on any
+    JavaScript error it logged."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
     page = context.new_page()
     errors: list[str] = []
 

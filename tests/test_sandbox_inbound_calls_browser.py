@@ -13,9 +13,12 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 from harness import AUTH_TOKEN, SandboxThread
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from stub_server import serve
-from test_console_browser import browser  # noqa: F401 - the fixture
+from test_console_browser import (
+    browser,  # noqa: F401 - the fixture
+    page_at,
+)
 
 CALLER = "+14155550177"
 RING = ('<Response><Dial timeout="20" action="/dialed" answerOnBridge="true">'
@@ -54,21 +57,9 @@ def sandbox() -> Iterator[SandboxThread]:
 @pytest.fixture
 def console(sandbox: SandboxThread, browser: Browser) -> Iterator[Page]:  # noqa: F811
     sandbox.reset()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(f"page: {error}"))
-    page.goto(f"{sandbox.base_url}/console/")
-    expect(page.locator("#live")).to_have_text("live")
-    yield page
-    context.close()
-    assert errors == []
+    with page_at(browser, f"{sandbox.base_url}/console/", height=900) as page:
+        expect(page.locator("#live")).to_have_text("live")
+        yield page
 
 
 def ring(page: Page, choice: str, message: str, says: str) -> None:
@@ -122,3 +113,26 @@ def test_an_answered_call_shows_on_the_thread_with_how_long_it_lasted(
     expect(item.locator(".voicemail")).to_have_count(0)
     thread = console.locator("#thread-14155550177")
     expect(thread.locator("h3 .count")).to_have_text("1 item")
+
+
+def test_a_transcription_arriving_while_the_voicemail_plays_shows_and_play_goes_on(
+        sandbox: SandboxThread, console: Page) -> None:
+    ring(console, "no-answer", "4", "First words")
+    expect(console.locator("#inbound-call .feedback")).to_contain_text("1 voicemail")
+    [call] = sandbox.calls
+    item = console.locator(f"#callitem-{call['sid']}")
+    expect(item.locator(".transcript")).to_have_text("First words")
+    player = item.locator("audio")
+    # Muted and looping: the browser plays it without a gesture, and it never ends.
+    player.evaluate("""audio => { audio.kept = true; audio.muted = true; audio.loop = true;
+                                  return audio.play(); }""")
+    assert player.evaluate("audio => !audio.paused")
+
+    def transcribed_again() -> None:
+        [record] = [c for c in sandbox.sandbox.calls if c["sid"] == call["sid"]]
+        record["recordings"] = [{**r, "transcription": "Second words"}
+                                for r in record["recordings"]]
+    sandbox.call_soon(transcribed_again)
+    expect(item.locator(".transcript")).to_have_text("Second words")
+    # The very element, still playing.
+    assert player.evaluate("audio => audio.kept === true && !audio.paused")

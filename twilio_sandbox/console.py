@@ -9,6 +9,7 @@ through the same JSON API a test or a script uses:
 ``GET  /_sandbox/history``                  messages, calls, webhooks, controls (JSON)
 ``GET  /_sandbox/events``                   the same, then live events (SSE, see feed.py)
 ``GET  /_sandbox/recordings/{sid}``         a recording's audio, for the page's player
+``GET  /_sandbox/mounts``                   the other doubles served here (their prefixes)
 ``POST /_sandbox/inbound/sms``              an SMS arrives: ``{from, to?, body, media_url?, url?}``
 ``POST /_sandbox/inbound/call``             a call comes in: ``{from, to?, url?, application_sid?,
                                             answer?, hold_seconds?, message?, transcript?}``

@@ -115,6 +115,14 @@ def build_app(sandbox: "SandboxState", hosts: HostPolicy | None = None,
     app.router.add_put("/_sandbox/latency", set_latency)
     app.router.add_post("/_sandbox/reset", reset)
     console.add_routes(app, SANDBOX)
+    prefixes = [prefix for prefix, _ in mounted]
+
+    async def mounts(_: web.Request) -> web.Response:
+        # The console's pages of another double look here before they follow its feed, so
+        # that a sandbox serving none shows no failed request.
+        return web.json_response({"mounted": prefixes})
+
+    app.router.add_get("/_sandbox/mounts", mounts)
     for prefix, subapp in mounted:
         app.add_subapp(prefix, subapp)
     return app

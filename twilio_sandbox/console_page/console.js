@@ -293,12 +293,14 @@ function transcriptOf(recording) {
   return null;
 }
 
-function renderVoicemail(recording) {
+// ``player``: this recording's <audio> already on the page, kept as it is (one playing
+// goes on: it is moved within one task, so the browser never pauses it).
+function renderVoicemail(recording, player) {
   // Played from the sandbox's own path: the page never holds the account's credentials.
   return h("div", {class: "voicemail", "data-sid": recording.sid},
     h("p", {class: "label"}, `Voicemail · ${recording.duration} s`),
-    h("audio", {controls: true, preload: "none", src: `/_sandbox/recordings/${recording.sid}`,
-                "aria-label": `Voicemail ${recording.sid}`}),
+    player || h("audio", {controls: true, preload: "none", src: `/_sandbox/recordings/${recording.sid}`,
+                          "aria-label": `Voicemail ${recording.sid}`}),
     transcriptOf(recording));
 }
 
@@ -309,9 +311,11 @@ function renderCallItem(li, call) {
   li.dataset.sid = call.sid;
   li.dataset.status = call.status;
   const content = li.querySelector(".content") || li.appendChild(h("div", {class: "content"}));
+  const players = new Map([...content.querySelectorAll(".voicemail[data-sid]")].map(
+    (voicemail) => [voicemail.dataset.sid, voicemail.querySelector("audio")]));
   fill(content, [
     h("p", {class: `body outcome ${tone}`}, text),
-    (call.recordings || []).map(renderVoicemail),
+    (call.recordings || []).map((recording) => renderVoicemail(recording, players.get(recording.sid))),
     h("p", {class: "meta"}, h("span", {class: "dir"}, `to ${number(call.to)}`), " · ",
       h("time", {datetime: started}, clock(started)), " ", badge(call.status)),
   ]);
@@ -322,12 +326,10 @@ function isPhoneCall(call) {
   return call.direction === "inbound" && !(call.from || "").startsWith("client:");
 }
 
-// The audio elements of a call item stay while it is redrawn (a playing one goes on).
+// Redrawn whole but for its <audio> elements, which stay (a playing one goes on), so that
+// a transcription arriving during playback shows at once.
 function upsertCallItem(call) {
-  const id = `callitem-${call.sid}`;
-  const playing = [...(document.getElementById(id)?.querySelectorAll("audio") || [])];
-  if (playing.some((audio) => !audio.paused)) return;
-  upsertItem(call.from, id, (li) => renderCallItem(li, call));
+  upsertItem(call.from, `callitem-${call.sid}`, (li) => renderCallItem(li, call));
 }
 
 // --- calls: one timeline each ---------------------------------------------------------

@@ -77,8 +77,16 @@
 
   function entry(hub, id) {
     const key = keyOf(hub, id);
-    if (!devices.has(key)) devices.set(key, {device: {hub, installationId: id, tags: [], orphan: true}, pushes: []});
+    if (!devices.has(key)) devices.set(key, {device: {hub, installationId: id, tags: [], orphan: true}, pushes: [], received: 0});
     return devices.get(key);
+  }
+
+  // A push, newest first; only the MAX_SHOWN drawn are kept (the page's memory stays bounded).
+  function received(push) {
+    const item = entry(push.hub, push.installationId);
+    item.pushes.unshift(push);
+    item.pushes.length = Math.min(item.pushes.length, MAX_SHOWN);
+    item.received += 1;
   }
 
   function pushCard(push) {
@@ -104,9 +112,9 @@
       el("p", {class: "meta"}, `hub ${d.hub}` + (d.lastUpdate ? ` · registered ${time(d.lastUpdate)}` : "") +
         (d.pushChannel ? ` · channel …${String(d.pushChannel).slice(-8)}` : "")),
       el("ul", {class: "tags", "aria-label": "tags"}, (d.tags || []).map((tag) => el("li", {class: "tag"}, tag))),
-      el("div", {class: "label"}, `Pushes received (${item.pushes.length})`),
+      el("div", {class: "label"}, `Pushes received (${item.received})`),
       item.pushes.length
-        ? el("ol", {class: "pushes"}, item.pushes.slice(0, MAX_SHOWN).map(pushCard))
+        ? el("ol", {class: "pushes"}, item.pushes.map(pushCard))
         : el("p", {class: "meta"}, "None yet."));
   }
 
@@ -121,12 +129,12 @@
     history(data) {
       devices.clear();
       for (const device of data.devices || []) entry(device.hub, device.installationId).device = device;
-      for (const push of data.pushes || []) entry(push.hub, push.installationId).pushes.unshift(push);
+      for (const push of data.pushes || []) received(push);
     },
     device(device) { entry(device.hub, device.installationId).device = device; },
     "device-removed"(data) { devices.delete(keyOf(data.hub, data.installationId)); },
     push(push) {
-      entry(push.hub, push.installationId).pushes.unshift(push);
+      received(push);
       if (view.hidden) unseen += 1;
     },
     reset() { devices.clear(); opened.clear(); unseen = 0; },
@@ -153,6 +161,10 @@
     const show = document.getElementById("show-numbers");
     if (show) show.addEventListener("change", render);
     label();
-    follow();
+    // Followed only where the double is mounted: a sandbox on its own serves none.
+    fetch("/_sandbox/mounts").then((answer) => answer.json()).then(({mounted}) => {
+      if ((mounted || []).includes("/notificationhubs/")) follow();
+      else status.textContent = "No Notification Hubs double here (python -m devhost serves one).";
+    });
   });
 })();
