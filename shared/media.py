@@ -102,9 +102,8 @@ def read_media_ref(route: Mapping[str, str]) -> MediaRef:
     if not (_MESSAGE_SID.fullmatch(sid) or _RECORDING_SID.fullmatch(sid)):
         raise invalid_field("message_sid", "must be a Twilio message SID (SM or MM and 32 "
                             "hexadecimal digits) or a voicemail's recording SID (RE)")
-    if not _INDEX.fullmatch(index) or (sid.startswith("RE") and index != "0"):
-        raise invalid_field("n", f"must be the media's position, 0 to {MAX_MEDIA - 1} "
-                            "(0 for a recording)")
+    if not _INDEX.fullmatch(index):
+        raise invalid_field("n", f"must be the media's position, 0 to {MAX_MEDIA - 1}")
     return MediaRef(sid, int(index))
 
 
@@ -122,7 +121,10 @@ async def find_source(settings: Settings, caller: Caller, ref: MediaRef,
 async def find_recording(settings: Settings, caller: Caller, ref: MediaRef,
                          now: datetime) -> None:
     """404 unless the recording is a voicemail on one of the caller's threads, within
-    ``MESSAGE_RETENTION_DAYS``."""
+    ``MESSAGE_RETENTION_DAYS``. A recording is one file: any other than 0 is none, as
+    a message's file past its last is (404, not 400: the reference is well formed)."""
+    if ref.index != 0:
+        raise not_found(f"a recording has one file, 0: no file {ref.index} of {ref.sid}")
     store = store_for(settings)
     if store is None:
         raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "

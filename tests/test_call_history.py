@@ -131,4 +131,7 @@ def test_a_recording_over_media_max_bytes_is_refused(on_azure, monkeypatch):  # 
 
 @pytest.mark.parametrize("index", ["1", "9"])
 def test_a_recording_has_one_file(on_azure, index):  # noqa: F811
-    refused(media("RE" + secrets.token_hex(16), new_user(), index), 400, "invalid-field")
+    """File 1 of a recording is no file, as file 1 of a one-file MMS is: 404."""
+    alice = new_user()
+    sid = voicemail(on_azure, alice)
+    refused(media(sid, alice, index), 404, "not-found")
