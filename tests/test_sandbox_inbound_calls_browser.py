@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 from harness import AUTH_TOKEN, SandboxThread
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from stub_server import serve
 from test_console_browser import (
     browser,  # noqa: F401 - the fixture
@@ -73,6 +73,16 @@ def ring(page: Page, choice: str, message: str, says: str) -> None:
     form.get_by_role("button", name="Ring the app").click()
 
 
+def rung(sandbox: SandboxThread, page: Page, choice: str, says: str,
+         feedback: str) -> tuple[dict, Locator]:
+    """Ring the app (a 4 s message), once the form says ``feedback``: the call and its
+    item on the caller's thread."""
+    ring(page, choice, "4", says)
+    expect(page.locator("#inbound-call .feedback")).to_contain_text(feedback)
+    [call] = sandbox.calls
+    return call, page.locator(f"#callitem-{call['sid']}")
+
+
 def test_a_missed_call_leaves_a_voicemail_the_thread_plays_with_its_transcript(
         sandbox: SandboxThread, console: Page) -> None:
     ring(console, "no-answer", "4", "Call me back about Friday")
@@ -105,10 +115,7 @@ def test_a_missed_call_leaves_a_voicemail_the_thread_plays_with_its_transcript(
 
 def test_an_answered_call_shows_on_the_thread_with_how_long_it_lasted(
         sandbox: SandboxThread, console: Page) -> None:
-    ring(console, "answer", "4", "unused")
-    expect(console.locator("#inbound-call .feedback")).to_contain_text("Answered call · 30 s")
-    [call] = sandbox.calls
-    item = console.locator(f"#callitem-{call['sid']}")
+    _, item = rung(sandbox, console, "answer", "unused", "Answered call · 30 s")
     expect(item.locator(".outcome")).to_have_text("Answered call · 30 s")
     expect(item.locator(".voicemail")).to_have_count(0)
     thread = console.locator("#thread-14155550177")
@@ -117,10 +124,7 @@ def test_an_answered_call_shows_on_the_thread_with_how_long_it_lasted(
 
 def test_a_transcription_arriving_while_the_voicemail_plays_shows_and_play_goes_on(
         sandbox: SandboxThread, console: Page) -> None:
-    ring(console, "no-answer", "4", "First words")
-    expect(console.locator("#inbound-call .feedback")).to_contain_text("1 voicemail")
-    [call] = sandbox.calls
-    item = console.locator(f"#callitem-{call['sid']}")
+    call, item = rung(sandbox, console, "no-answer", "First words", "1 voicemail")
     expect(item.locator(".transcript")).to_have_text("First words")
     player = item.locator("audio")
     # Muted and looping: the browser plays it without a gesture, and it never ends.
