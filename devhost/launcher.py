@@ -399,14 +399,18 @@ def function_urls(host: FunctionHost, base_url: str) -> dict[str, str]:
     return {f.name: f"{base_url}{f.route}" for f in host.functions.values() if f.route}
 
 
+#: The app's modules that keep sessions per loop, and what closes them.
+APP_CLIENTS = (("shared.twilio_client", "close_clients"), ("shared.store", "close_stores"),
+               ("shared.notification_hubs", "close_hubs"), ("shared.push", "close_queues"))
+
+
 async def close_app_clients() -> None:
-    """Close the app's Twilio sessions, which live on this loop (Azure just ends the worker)."""
-    client_module = sys.modules.get("shared.twilio_client")
-    if client_module is not None:
-        await client_module.close_clients()
-    store_module = sys.modules.get("shared.store")
-    if store_module is not None:
-        await store_module.close_stores()
+    """Close the app's sessions (Twilio, the store, Notification Hubs, the push queue),
+    which live on this loop (Azure just ends the worker)."""
+    for name, closer in APP_CLIENTS:
+        module = sys.modules.get(name)
+        if module is not None:
+            await getattr(module, closer)()
 
 
 def _banner(host: FunctionHost, base_url: str, run: SandboxRun | None, key: str | None,
