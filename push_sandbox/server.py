@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from localhttp import same_origin
 from localhttp.bodies import read_body
 from localhttp.problem import Refusal, problem_response
 
@@ -199,25 +200,13 @@ async def send(request: web.Request) -> web.Response:
 
 # --- the controls ------------------------------------------------------------------------
 
-#: The ``Sec-Fetch-Site`` values of a request the page itself or its user made.
-OWN_FETCHES = frozenset({"same-origin", "none"})
-
-
 def guarded(handler: Handler) -> Handler:
-    """``handler`` behind the Twilio sandbox's rule for its controls: another site's page
-    may not act here (an ``Origin`` must be this very host's, ``Sec-Fetch-Site`` own),
-    and every request that may change something says ``Content-Type: application/json``,
-    which no other origin's page can send without a preflight, never granted (403/415)."""
+    """``handler`` behind the Twilio sandbox's rule for its controls (localhttp's
+    same_origin: no other site's page may act here, 403/415), its answers this
+    origin's only."""
 
     async def checked(request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        host = request.headers.get("Host", "").lower()
-        if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
-            raise Refusal(403, "Only the sandbox's own pages may use these controls.")
-        if request.headers.get("Sec-Fetch-Site", "none").lower() not in OWN_FETCHES:
-            raise Refusal(403, "Requests sent from another site are refused.")
-        if request.method not in ("GET", "HEAD") and request.content_type != "application/json":
-            raise Refusal(415, "Send Content-Type: application/json with every control request.")
+        same_origin.check(request, "the Notification Hubs double")
         response = await handler(request)
         if not response.prepared:  # the feed's stream says so itself
             response.headers["Cross-Origin-Resource-Policy"] = "same-origin"

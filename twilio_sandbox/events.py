@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from localhttp import broadcast
+from localhttp.broadcast import TooManySubscribers
+
 from .masking import mask
 
 #: Events a subscriber may fall behind by before it is told to start over.
-QUEUE_LIMIT = 1000
+QUEUE_LIMIT = broadcast.QUEUE_LIMIT
 #: Subscribers at once, by default: a few console tabs and scripts.
-MAX_SUBSCRIBERS = 20
+MAX_SUBSCRIBERS = broadcast.MAX_SUBSCRIBERS
 #: Which field names the record an event is about, by kind.
 _RECORD_ID = {"message": "sid", "call": "sid", "webhook": "id"}
 _NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -77,15 +80,11 @@ def stamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class TooManySubscribers(Exception):
-    """The hub already serves ``max_subscribers``."""
-
-
 class Subscription:
     """One subscriber's queue: :meth:`next` is the next event, None once the hub closed."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
+    def __init__(self, queue: asyncio.Queue[Event | None]) -> None:
+        self.queue = queue
 
     async def next(self) -> Event | None:
         return await self.queue.get()
@@ -99,15 +98,23 @@ class Subscription:
 
 
 class EventHub:
-    """Publishes events to every live subscriber; holds no history of its own."""
+    """Publishes numbered events to every live subscriber (localhttp's broadcast, which
+    drops a stalled page's backlog for a RESYNC); holds no history of its own."""
 
     def __init__(self, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
-        self.max_subscribers = max_subscribers
+        self._broadcast = broadcast.Broadcast[Event](RESYNC, max_subscribers=max_subscribers)
         self._last_id = 0
-        self._queues: set[asyncio.Queue[Event | None]] = set()
         #: Subscribers waiting for their client to take what was written (feed.py): a
         #: page that does not read stays counted, holding what it was sent, no more.
         self.waiting_on_client = 0
+
+    @property
+    def max_subscribers(self) -> int:
+        return self._broadcast.max_subscribers
+
+    @max_subscribers.setter
+    def max_subscribers(self, value: int) -> None:
+        self._broadcast.max_subscribers = value
 
     @property
     def last_id(self) -> int:
@@ -115,18 +122,12 @@ class EventHub:
 
     @property
     def subscribers(self) -> int:
-        return len(self._queues)
+        return self._broadcast.subscribers
 
     def publish(self, kind: str, data: Any) -> Event:
         self._last_id += 1
         event = Event(self._last_id, kind, envelope(data), record_key(kind, data))
-        for queue in self._queues:
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # A stalled page: drop its backlog, tell it to read the records again.
-                _drain(queue)
-                queue.put_nowait(RESYNC)
+        self._broadcast.publish(event)
         return event
 
     @contextlib.contextmanager
@@ -135,26 +136,16 @@ class EventHub:
 
         Raises TooManySubscribers when ``max_subscribers`` are subscribed already.
         """
-        if len(self._queues) >= self.max_subscribers:
-            raise TooManySubscribers(f"{len(self._queues)} subscribers already")
-        subscription = Subscription()
-        self._queues.add(subscription.queue)
-        try:
-            yield subscription
-        finally:
-            self._queues.discard(subscription.queue)
+        with self._broadcast.subscribe() as queue:
+            yield Subscription(queue)
 
     def close(self) -> None:
         """End every subscription (the sandbox is stopping)."""
-        for queue in self._queues:
-            if queue.full():
-                _drain(queue)
-            queue.put_nowait(None)
+        self._broadcast.close()
 
 
-def _drain(queue: asyncio.Queue[Event | None]) -> None:
-    while not queue.empty():
-        queue.get_nowait()
+__all__ = ["QUEUE_LIMIT", "RESYNC", "Event", "EventHub", "Subscription", "TooManySubscribers",
+           "Tracked"]
 
 
 class Tracked(dict[str, Any]):

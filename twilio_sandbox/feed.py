@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from localhttp.broadcast import closed, next_or_gone
 from localhttp.problem import Refusal
 
 from .events import RESYNC, Event, Subscription, TooManySubscribers, record_key, wrap
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 PAGE_BYTES = 32 * 1024
 #: Seconds between keep-alive comments.
 PING_SECONDS = 15.0
-#: Seconds between looks at whether a waiting subscriber's connection is still open.
-CLOSE_CHECK_SECONDS = 0.25
 #: Seconds a subscriber may take nothing before it is dropped.
 SEND_TIMEOUT = 30.0
 #: Seconds a refused subscriber is asked to wait.
@@ -116,15 +115,10 @@ class Feed:
 
     async def run(self, request: web.Request, stream: EventSourceResponse) -> None:
         await self.send_history(stream)
-        gone = asyncio.ensure_future(_closed(request, stream))
+        gone = asyncio.ensure_future(closed(request, stream))
         try:
             while True:
-                getting = asyncio.ensure_future(self.subscription.next())
-                await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    raise ConnectionResetError("the connection was closed")
-                event = getting.result()
+                event = await next_or_gone(self.subscription.queue, gone)
                 if event is None:  # the sandbox is stopping
                     return
                 if event is RESYNC:
@@ -178,17 +172,6 @@ class Feed:
                     texts, size = [], 0
             if texts:
                 yield kind, texts
-
-
-async def _closed(request: web.Request, stream: EventSourceResponse) -> None:
-    """Return once the client's connection is gone (or its keep-alive failed).
-
-    aiohttp tells a handler nothing when its client leaves: the next write would
-    fail. A subscriber waits for events, maybe long, so it looks, to free its place.
-    """
-    while stream.is_connected() and (transport := request.transport) is not None \
-            and not transport.is_closing():  # noqa: ASYNC110 - aiohttp has no event for it
-        await asyncio.sleep(CLOSE_CHECK_SECONDS)
 
 
 # --- one JSON document, a page at a time ------------------------------------------------
