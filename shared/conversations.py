@@ -47,7 +47,6 @@ from shared.threads import Item, Thread
 
 logger = logging.getLogger("twilio_functions.conversations")
 
-MESSAGES = threads.MESSAGES
 CONVERSATIONS = threads.CONVERSATIONS
 RECEIVED = threads.RECEIVED
 UNATTRIBUTED = "unattributed"
@@ -181,23 +180,11 @@ def read_number(text: str) -> str:
 async def record_outgoing(settings: Settings, caller: Caller, line: str | None,
                           sent: dict[str, Any], body: str | None,
                           media_urls: list[str], now: datetime) -> None:
-    """Keep a message the caller just sent, and make the caller its recipient's next
-    replies' (and calls') owner.
-
-    Never raises: the message was sent whatever happens here, so a store
-    failure is logged with the SID and the client still gets its 201.
-    """
-    store = store_for(settings)
-    if store is None or line is None:
-        return
-    item = sms(sent["sid"], "outgoing", sent["to"], sent.get("from") or line, body,
+    """Keep a message the caller just sent on its thread, with its delivery: one
+    transaction (``deliveries.remember_sent``). Never raises: logged with the SID."""
+    item = sms(sent["sid"], "outgoing", sent["to"], sent.get("from") or line or "", body,
                tuple(media_urls), now)
-    try:
-        await asyncio.gather(contacts.note_sent(store, line, item.remote, caller.owner, now),
-                             threads.keep(store, caller.owner, item, unread=False))
-    except StoreUnavailable as error:
-        logger.error("store=unavailable sid=%s cause=%s: the message is missing from its "
-                     "conversation", item.sid, str(error).replace(" ", "_"))
+    await deliveries.remember_sent(settings, caller, "sms", sent, item)
 
 
 async def record_incoming(store: Store, settings: Settings, message: Item,
@@ -275,8 +262,9 @@ async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page
                                     page.limit + 1)
         shown = found[:page.limit]
         sent, stopped = await asyncio.gather(
-            deliveries.find_many(store, [i.sid for i in shown
-                                         if i.kind == "sms" and i.direction == "outgoing"]),
+            deliveries.find_many(store, caller.owner,
+                                 [i.sid for i in shown
+                                  if i.kind == "sms" and i.direction == "outgoing"]),
             opt_outs.opted_out(store, [(thread.line, remote)]))
     return {
         "number": remote, "unread": thread.unread, "opted_out": bool(stopped),

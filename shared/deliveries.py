@@ -1,10 +1,13 @@
-"""Deliveries kept in Table Storage: one row per SID (see docs/storage.md).
+"""Deliveries kept in Table Storage: row ``delivery|{sid}`` in its owner's partition of
+``conversations`` (see docs/storage.md).
 
-The row's partition key is the SID, so every message or call is its own
-partition: callbacks for different SIDs never contend, and the load spreads
-over as many partitions as there are SIDs. A callback reads the row, applies
-the report (``shared.delivery_status``) and writes it back only if the row's
-ETag is unchanged; on a conflict (another instance wrote first) it reads again.
+A send's delivery is written with its item and its thread's summary, in ONE
+entity-group transaction (``shared.threads.keep_sent``), before the client hears of the
+SID. Twilio reports each status to the URL the app gave it, which names the owner's key
+(``?owner=``: Twilio signs the whole URL, so nobody can change it), so a callback is one
+point read and one write over the row's ETag; on a conflict (another instance wrote
+first) it reads again. A callback without the owner's key (the TwiML App's, for calls
+from the app) finds it through the call's locator (``shared.threads``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -26,8 +30,10 @@ from shared.urls import STATUS_CALLBACK_OVERRIDES, function_url
 
 logger = logging.getLogger("twilio_functions.deliveries")
 
-TABLE = "deliveries"
-ROW_KEY = "delivery"
+TABLE = threads.CONVERSATIONS
+#: The query parameter of the StatusCallback URL that names the owner's partition.
+OWNER = "owner"
+_OWNER_KEY = re.compile(r"[0-9a-f]{32}")
 #: Conflicting writers a callback tolerates before it gives up (then 503, which Twilio
 #: retries because the StatusCallback URL asks it to: ``STATUS_CALLBACK_OVERRIDES``).
 MAX_ATTEMPTS = 10
@@ -38,18 +44,34 @@ UNKNOWN_GRACE = 0.5
 Outcome = Literal["recorded", "duplicate", "unknown", "untracked"]
 
 
-def status_callback_url(request_url: str, settings: Settings) -> str | None:
-    """Where Twilio should report this request's statuses, and how it retries a report that
-    failed (``STATUS_CALLBACK_OVERRIDES``); None when nothing would keep them."""
+def status_callback_url(request_url: str, settings: Settings, owner: str) -> str | None:
+    """Where Twilio should report the statuses of what ``owner`` sends (the owner's key in
+    the query, which Twilio signs with the rest of the URL), and how it retries a report
+    that failed (``STATUS_CALLBACK_OVERRIDES``); None when nothing would keep them."""
     if settings.state_connection is None:
         return None
     return function_url(request_url, settings, "status_callback",
+                        query={OWNER: threads.owner_key(owner)},
                         overrides=STATUS_CALLBACK_OVERRIDES)
 
 
-async def remember_sent(settings: Settings, caller: Caller, kind: Kind,
-                        sent: dict[str, Any]) -> None:
-    """Record a message or call Twilio just created, so its callbacks and owner find it.
+def callback_owner(params: dict[str, str]) -> str | None:
+    """The owner's key a StatusCallback URL names (``status_callback_url``), if any."""
+    value = params.get(OWNER)
+    return value if value is not None and _OWNER_KEY.fullmatch(value) else None
+
+
+def row_key(sid: str) -> str:
+    return f"{threads.DELIVERY}{sid}"
+
+
+async def remember_sent(settings: Settings, caller: Caller, kind: Kind, sent: dict[str, Any],
+                        item: threads.Item | None = None) -> None:
+    """Record a message or call Twilio just created, so its callbacks and owner find it:
+    its delivery and its item on the owner's thread with the recipient (``item``; by
+    default one without a body, from ``sent``), with the thread's summary, in ONE
+    transaction, done before the client hears of the SID. Its status follows from
+    ``status_callback``.
 
     Never raises: the message was sent whatever happens here, so a store
     failure is logged, with the SID, and the client still gets its 201.
@@ -58,55 +80,67 @@ async def remember_sent(settings: Settings, caller: Caller, kind: Kind,
     if store is None:
         return
     now = datetime.now(UTC)
-    delivery = Delivery.created_now(sent["sid"], kind, caller.owner, sent["to"],
-                                    sent["status"] or "queued", now)
+    status = sent.get("status") or "queued"
+    delivery = Delivery.created_now(sent["sid"], kind, caller.owner, sent["to"], status, now)
+    if item is None:
+        item = threads.Item(sent["sid"], kind, "outgoing", sent["to"], sent.get("from") or "",
+                            now, status=status if kind == "call" else None)
     try:
-        await store.insert(TABLE, _row(delivery))
+        await threads.keep_sent(store, caller.owner, item, [_row(delivery)])
     except StoreUnavailable as error:
         logger.error("store=unavailable sid=%s kind=%s cause=%s: its delivery status will "
-                     "not be tracked", delivery.sid, kind, str(error).replace(" ", "_"))
+                     "not be tracked, and it is missing from its thread", delivery.sid, kind,
+                     str(error).replace(" ", "_"))
 
 
-async def record_placed(settings: Settings, owner: str, placed: dict[str, Any], line: str,
-                        now: datetime) -> None:
-    """Put a call the owner placed (``make_call``, or from the app through ``voice``) on
-    their thread with the callee, and make the callee's calls and texts back theirs
-    (``contacts.note_sent``). Its status and duration follow from ``status_callback``.
-
-    Never raises: the call is placed whatever happens here, so a store failure is logged
-    with the SID.
-    """
+async def note_sent(settings: Settings, owner: str, line: str | None, to: str,
+                    at: datetime) -> None:
+    """Make ``to``'s replies and calls back ``owner``'s (``contacts.note_sent``): written
+    while Twilio is asked to send, so it costs the send no round trip of its own (a send
+    Twilio refuses still names its sender). Never raises: logged."""
     store = store_for(settings)
-    if store is None:
+    if store is None or line is None:
         return
-    item = threads.Item(placed["sid"], "call", "outgoing", placed["to"], line, now,
-                        status=placed.get("status") or "queued")
     try:
-        await asyncio.gather(threads.keep(store, owner, item, unread=False),
-                             contacts.note_sent(store, line, placed["to"], owner, now))
+        await contacts.note_sent(store, line, to, owner, at)
     except StoreUnavailable as error:
-        logger.error("store=unavailable sid=%s cause=%s: the call is missing from its "
-                     "thread", item.sid, str(error).replace(" ", "_"))
+        logger.error("store=unavailable cause=%s: replies from this recipient may not find "
+                     "their sender", str(error).replace(" ", "_"))
 
 
-async def record_report(settings: Settings, report: StatusReport) -> Outcome:
-    """Apply a status callback to its delivery; 503 problem if the store cannot be reached."""
+async def record_report(settings: Settings, report: StatusReport,
+                        partition: str | None = None) -> Outcome:
+    """Apply a status callback to its delivery in ``partition`` (the owner's key
+    its URL names); 503 problem if the store cannot be reached."""
     store = store_for(settings)
     if store is None:
         return "untracked"
     try:
-        return await _record(store, report, settings)
+        return await _record(store, report, settings, partition)
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER) from None
 
 
-async def _record(store: Store, report: StatusReport,
-                  settings: Settings | None = None) -> Outcome:
+async def _owner_of(store: Store, sid: str) -> str | None:
+    """A call's owner key from its locator: for reports whose URL names no owner."""
+    if not sid.startswith("CA"):
+        return None
+    locator = await store.get(threads.ITEMS, sid, "item")
+    return None if locator is None else str(locator.fields["Thread"]).split("|", 1)[0]
+
+
+async def _record(store: Store, report: StatusReport, settings: Settings | None = None,
+                  partition: str | None = None) -> Outcome:
     for attempt in range(MAX_ATTEMPTS):
-        row = await store.get(TABLE, report.sid, ROW_KEY)
+        if partition is None:
+            partition = await _owner_of(store, report.sid)
+        row = None if partition is None else await store.get(TABLE, partition,
+                                                             row_key(report.sid))
         if row is None and attempt == 0:
             await asyncio.sleep(UNKNOWN_GRACE)
-            row = await store.get(TABLE, report.sid, ROW_KEY)
+            partition = partition or await _owner_of(store, report.sid)
+            row = None if partition is None else await store.get(TABLE, partition,
+                                                                 row_key(report.sid))
         if row is None:
             return "unknown"  # another app's SID on this account, or one never recorded
         delivery = _delivery(row)
@@ -116,7 +150,7 @@ async def _record(store: Store, report: StatusReport,
             await threads.update(store, delivery.sid, {"status": delivery.status,
                                                        "duration": delivery.duration})
         try:
-            await store.replace(TABLE, _row(delivery, row.etag))
+            await store.replace(TABLE, _row(delivery, row.partition, row.etag))
         except Conflict:
             # Another instance wrote first: back off a little, at random, and reread.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
@@ -141,7 +175,7 @@ async def find(settings: Settings, caller: Caller, sid: str) -> Delivery:
         raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "
                             "delivery status")
     try:
-        row = await store.get(TABLE, sid, ROW_KEY)
+        row = await store.get(TABLE, threads.owner_key(caller.owner), row_key(sid))
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER) from None
     if row is None or row.fields.get("Owner") != caller.owner:
@@ -149,13 +183,16 @@ async def find(settings: Settings, caller: Caller, sid: str) -> Delivery:
     return _delivery(row)
 
 
-async def find_many(store: Store, sids: list[str]) -> dict[str, Delivery]:
-    """The deliveries of these SIDs that the store has, read at once (a conversation's page)."""
-    rows = await asyncio.gather(*(store.get(TABLE, sid, ROW_KEY) for sid in sids))
-    return {row.partition: _delivery(row) for row in rows if row is not None}
+async def find_many(store: Store, owner: str, sids: list[str]) -> dict[str, Delivery]:
+    """The owner's deliveries of these SIDs that the store has (a conversation's page): one
+    filtered query per 14 SIDs, at once."""
+    if not sids:
+        return {}
+    rows = await store.rows_keyed(TABLE, threads.owner_key(owner), map(row_key, sids))
+    return {delivery.sid: delivery for delivery in map(_delivery, rows)}
 
 
-def _row(delivery: Delivery, etag: str | None = None) -> Row:
+def _row(delivery: Delivery, partition: str | None = None, etag: str | None = None) -> Row:
     fields: dict[str, Any] = {
         "Kind": delivery.kind,
         "Owner": delivery.owner,
@@ -170,13 +207,14 @@ def _row(delivery: Delivery, etag: str | None = None) -> Row:
     optional = {"Sequence": delivery.sequence, "ErrorCode": delivery.error_code,
                 "Duration": delivery.duration}
     fields.update({name: value for name, value in optional.items() if value is not None})
-    return Row(delivery.sid, ROW_KEY, fields, etag)
+    return Row(partition or threads.owner_key(delivery.owner), row_key(delivery.sid), fields,
+               etag)
 
 
 def _delivery(row: Row) -> Delivery:
     fields = row.fields
     return Delivery(
-        sid=row.partition,
+        sid=row.key.removeprefix(threads.DELIVERY),
         kind=fields["Kind"],
         owner=fields["Owner"],
         to=fields["To"],

@@ -166,17 +166,21 @@ class Store:
         await self._using(table, write)
 
     async def rows(self, table: str, partition: str | None = None, *, start: str | None = None,
-                   stop: str | None = None, limit: int | None = None) -> list[Row]:
-        """Rows in RowKey order, ``start`` <= RowKey < ``stop``: in one partition, or in all.
+                   stop: str | None = None, limit: int | None = None,
+                   at_or_before: datetime | None = None) -> list[Row]:
+        """Rows in RowKey order, ``start`` <= RowKey < ``stop``: in one partition, or in all;
+        with ``at_or_before``, only those whose ``At`` is no later.
 
         A key range is what Table Storage answers without scanning a partition,
         so the features that list (``shared.conversations``) write keys that
-        sort as they must be read. At most ``limit`` rows.
+        sort as they must be read; a filter on ``At`` is answered by reading the
+        range. At most ``limit`` rows.
         """
         conditions, parameters = [], {}
         for clause, name, value in (("PartitionKey eq @partition", "partition", partition),
                                     ("RowKey ge @start", "start", start),
-                                    ("RowKey lt @stop", "stop", stop)):
+                                    ("RowKey lt @stop", "stop", stop),
+                                    ("At le @at", "at", at_or_before)):
             if value is not None:
                 conditions.append(clause)
                 parameters[name] = value

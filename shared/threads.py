@@ -1,21 +1,25 @@
 """Threads: everything an owner and one remote number exchanged, SMS and calls (docs/storage.md).
 
-Three tables, each keyed for the way it is read:
+Two tables, each keyed for the way it is read:
 
-- ``messages``: one row per item. Partition ``{ownerkey}|{remote}`` (the thread), row
-  key ``{timekey(at)}-{sid}``: newest first, so a page is one key range.
-- ``conversations``: per owner (partition ``ownerkey``), the thread's summary
-  ``thread|{remote}`` and its activity row ``activity|{timekey(LastAt)}|{remote}``, a
-  copy of the summary kept where the owner's threads sort by last activity: the list
-  is one key range of ``limit + 1`` rows whatever the number of threads. Summary and
-  activity change together in one entity-group transaction, guarded by the summary's
-  ETag.
+- ``conversations``: everything of one owner in one partition (``ownerkey``), so that
+  what a send leaves there is ONE entity-group transaction:
+  - ``item|{remote}|{timekey(at)}-{sid}``: one row per item, newest first within the
+    thread, so a thread's page is one key range;
+  - ``thread|{remote}``: the thread's summary, and ``activity|{timekey(LastAt)}|{remote}``
+    its copy kept where the owner's threads sort by last activity: the list is one key
+    range of ``limit + 1`` rows whatever the number of threads;
+  - ``delivery|{sid}``: the delivery status of a message or call the owner sent
+    (``shared.deliveries``), written with its item.
+  Summary and activity change together, guarded by the summary's ETag; the items (and
+  deliveries) a send carries go in the same transaction.
 - ``items``: the locator of a call or recording (partition its ``CA``/``RE`` SID), so
   that a callback that knows only the SID finds the item.
 
 Summary writes of one thread take turns in an instance (``shared.turns``): items that
-arrive while one is under way wait together and the next write carries them all, so
-200 concurrent sends to one number make a few writes, not 200 racing on one ETag.
+arrive while one is under way wait together and the next write carries them all (the
+sends' rows included, ``MAX_TRANSACTION`` at most per transaction), so 200 concurrent
+sends to one number make a few writes, not 200 racing on one ETag.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,12 +38,13 @@ from shared.keys import digest
 from shared.store import MAX_TRANSACTION, Conflict, Op, Row, Store, StoreUnavailable, utc
 from shared.turns import Turn, Turns
 
-MESSAGES = "messages"
 CONVERSATIONS = "conversations"
 ITEMS = "items"
 RECEIVED = "received"
 THREAD = "thread|"
 ACTIVITY = "activity|"
+ITEM = "item|"
+DELIVERY = "delivery|"
 MAX_ATTEMPTS = 10
 _NEWEST = 10**17  # microseconds since 1970 stay below this until the year 5138
 _LOCATED = ("CA", "RE")  # SIDs a callback names alone: their items have a locator
@@ -100,7 +105,19 @@ def owner_key(owner: str) -> str:
 
 
 def thread_partition(owner: str, remote: str) -> str:
+    """The thread's name in locators: ``{ownerkey}|{remote}``."""
     return f"{owner_key(owner)}|{remote}"
+
+
+def item_row_key(remote: str, key: str) -> str:
+    """An item's row key in its owner's partition, from its key (``Item.key``)."""
+    return f"{ITEM}{remote}|{key}"
+
+
+def _located(thread: str, key: str) -> tuple[str, str, str]:
+    """A locator's thread and key as (partition, row key, remote)."""
+    partition, _, remote = thread.partition("|")
+    return partition, item_row_key(remote, key), remote
 
 
 def time_key(at: datetime) -> str:
@@ -127,6 +144,7 @@ async def keep(store: Store, owner: str, item: Item, *, unread: bool,
 
     ``listed=False`` keeps the item without a summary (a message nobody may read)."""
     partition = thread_partition(owner, item.remote)
+    items_partition = owner_key(owner)
     if item.sid[:2] in _LOCATED:
         located = await store.insert(ITEMS, Row(item.sid, "item", {
             "Thread": partition, "Key": item.key, "At": item.at}))
@@ -134,14 +152,35 @@ async def keep(store: Store, owner: str, item: Item, *, unread: bool,
             found = await store.get(ITEMS, item.sid, "item")
             if found is None or found.fields["Thread"] != partition:
                 return False
-            if await store.get(MESSAGES, partition, found.fields["Key"]) is not None:
+            if await store.get(CONVERSATIONS, items_partition,
+                               item_row_key(item.remote, found.fields["Key"])) is not None:
                 return False
             item = replace(item, at=utc(found.fields["At"]))  # a write cut short: finish it
-    if not await store.insert(MESSAGES, Row(partition, item.key, _item_fields(item, unread))):
+    if not await store.insert(CONVERSATIONS, _item_row(owner, item, unread)):
         return False
     if listed:
         await _summarise(store, owner, item, int(unread))
     return True
+
+
+async def keep_sent(store: Store, owner: str, item: Item, carried: Sequence[Row]) -> None:
+    """Keep an item the owner just sent (a fresh SID: no webhook repeats it) with
+    ``carried``, rows of the owner's partition that stand or fall with it (its delivery):
+    the item and those rows ride in the thread's next summary write, ONE transaction, which
+    this waits for. A call's locator is written at the same time, apart.
+
+    A send whose rows already exist (a retried ``voice`` webhook, a transaction whose answer
+    was lost) is not written twice: ``carried[0]`` names it."""
+    rows = [_item_row(owner, item, False), *carried]
+    if any(row.partition != owner_key(owner) for row in rows):
+        raise ValueError("a send's rows are all in its owner's partition")
+    summarised = _summarise(store, owner, item, 0, rows)
+    if item.sid[:2] not in _LOCATED:
+        await summarised
+        return
+    locator = Row(item.sid, "item", {"Thread": thread_partition(owner, item.remote),
+                                     "Key": item.key, "At": item.at})
+    await asyncio.gather(summarised, store.insert(ITEMS, locator))
 
 
 async def update(store: Store, sid: str, changes: Mapping[str, Any]) -> bool:
@@ -154,9 +193,9 @@ async def update(store: Store, sid: str, changes: Mapping[str, Any]) -> bool:
     locator = await store.get(ITEMS, sid, "item")
     if locator is None:
         return False
-    partition, key = locator.fields["Thread"], locator.fields["Key"]
+    partition, key, _ = _located(locator.fields["Thread"], locator.fields["Key"])
     for _ in range(MAX_ATTEMPTS):
-        row = await store.get(MESSAGES, partition, key)
+        row = await store.get(CONVERSATIONS, partition, key)
         if row is None:
             return False  # the thread was deleted
         for name, value in changes.items():
@@ -165,14 +204,14 @@ async def update(store: Store, sid: str, changes: Mapping[str, Any]) -> bool:
             else:
                 row.fields[_CHANGEABLE[name]] = value
         try:
-            await store.replace(MESSAGES, row)
+            await store.replace(CONVERSATIONS, row)
             break
         except Conflict:
             continue
     else:
         raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on an item")
     if "status" in changes:
-        owner, remote = partition.split("|", 1)
+        owner, remote = locator.fields["Thread"].split("|", 1)
 
         async def last_status(summary: Row | None) -> dict[str, Any] | None:
             if summary is None or summary.fields.get("LastSid") != sid:
@@ -187,17 +226,20 @@ async def find(store: Store, owner: str, sid: str) -> Item | None:
     None if unknown or another owner's. Callers apply the retention (``Item.at``)."""
     where = await store.get(ITEMS, sid, "item") if sid[:2] in _LOCATED else None
     if where is not None:
-        partition, key = where.fields["Thread"], where.fields["Key"]
+        thread, key = where.fields["Thread"], where.fields["Key"]
     elif (received := await store.get(RECEIVED, sid, "received")) is not None:
-        partition = thread_partition(owner, received.fields["Remote"])
-        key = received.fields["Key"]
+        thread, key = thread_partition(owner, received.fields["Remote"]), received.fields["Key"]
     else:
         return None
-    prefix, _, remote = partition.partition("|")
-    if prefix != owner_key(owner):
+    partition, row_key, remote = _located(thread, key)
+    if partition != owner_key(owner):
         return None
-    row = await store.get(MESSAGES, partition, key)
+    row = await store.get(CONVERSATIONS, partition, row_key)
     return None if row is None else item_of(row, remote)
+
+
+def _item_row(owner: str, item: Item, unread: bool) -> Row:
+    return Row(owner_key(owner), item_row_key(item.remote, item.key), _item_fields(item, unread))
 
 
 def _item_fields(item: Item, unread: bool) -> dict[str, Any]:
@@ -212,7 +254,7 @@ def _item_fields(item: Item, unread: bool) -> dict[str, Any]:
 
 
 def item_of(row: Row, remote: str) -> Item:
-    """An item as its ``messages`` row keeps it (a row without ``Kind`` is an SMS)."""
+    """An item as its row keeps it (a row without ``Kind`` is an SMS)."""
     fields = row.fields
     duration = fields.get("Duration")
     return Item(fields["Sid"], fields.get("Kind", "sms"), fields["Direction"], remote,
@@ -236,6 +278,7 @@ class _Summary(Turn):
 
     newest: Item | None = None
     unread: int = 0
+    carried: list[list[Row]] = field(default_factory=list)  # sends' rows (keep_sent)
     written: asyncio.Future[None] | None = None  # the next write: what waits goes with it
 
     def busy(self) -> bool:
@@ -246,12 +289,16 @@ _summaries: Turns[_Summary] = Turns(_Summary)
 _writes: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
 
 
-async def _summarise(store: Store, owner: str, item: Item, unread: int) -> None:
-    """Move the thread's summary to this item if it is the newest; count it unread."""
+async def _summarise(store: Store, owner: str, item: Item, unread: int,
+                     carried: list[Row] | None = None) -> None:
+    """Move the thread's summary to this item if it is the newest; count it unread; write
+    ``carried`` in the same transaction."""
     summary = _summaries.at(store, owner_key(owner), item.remote)
     if summary.newest is None or summary.newest.at <= item.at:
         summary.newest = item
     summary.unread += unread
+    if carried:
+        summary.carried.append(carried)
     written = summary.written
     if written is None:
         written = summary.written = asyncio.get_running_loop().create_future()
@@ -265,11 +312,13 @@ async def _write_next(store: Store, summary: _Summary, owner: str) -> None:
     """Once the write under way ends, write what has gathered since, and tell its items."""
     async with summary.taken():
         written, newest, unread = summary.written, summary.newest, summary.unread
-        summary.written, summary.newest, summary.unread = None, None, 0
+        carried = summary.carried
+        summary.written, summary.newest, summary.unread, summary.carried = None, None, 0, []
         assert written is not None and newest is not None
         try:
             await _rewrite(store, owner_key(owner), newest.remote,
-                           _moved_to(store, owner, newest, unread), turn=summary)
+                           _moved_to(store, owner, newest, unread), turn=summary,
+                           carried=carried)
         except BaseException as error:
             failure = error if isinstance(error, Exception) else StoreUnavailable(
                 "the summary write was cancelled (the loop is closing)")
@@ -308,11 +357,16 @@ Change = Callable[[Row | None], Awaitable[dict[str, Any] | None]]
 
 
 async def _rewrite(store: Store, owner: str, remote: str, change: Change, *,
-                   turn: _Summary | None = None) -> Row | None:
+                   turn: _Summary | None = None,
+                   carried: Sequence[list[Row]] = ()) -> Row | None:
     """Write the thread's summary and activity row as ``change`` makes its fields from
     the row (None: leave it; ``DELETE``: delete both), in one transaction over the
     summary's ETag, read again on a conflict. Takes this instance's turn at the row
-    unless the caller holds it (``turn``). Answers the summary as written."""
+    unless the caller holds it (``turn``). Answers the summary as written.
+
+    ``carried``: sends' rows (``keep_sent``) inserted in the same transaction; beyond
+    ``MAX_TRANSACTION`` operations, the first sends go in transactions of their own just
+    before it."""
     if turn is None:
         turn = _summaries.at(store, owner, remote)
         async with turn.taken():
@@ -320,30 +374,63 @@ async def _rewrite(store: Store, owner: str, remote: str, change: Change, *,
     row, turn.row = turn.row, None  # until the store agrees again
     if row is None:
         row = await store.get(CONVERSATIONS, owner, f"{THREAD}{remote}")
+    sends = list(carried)
     for attempt in range(MAX_ATTEMPTS):
         fields = await change(row)
-        if fields is None:
+        if fields is None and not sends:
             turn.row = row
             return row
         try:
-            written = await _transact_summary(store, owner, remote, row, fields)
+            sends = await _transact_apart(store, owner, sends)
+            written = await _transact_summary(store, owner, remote, row, fields,
+                                              [one for rows in sends for one in rows])
         except Conflict:
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
             row = await store.get(CONVERSATIONS, owner, f"{THREAD}{remote}")
+            sends = await _unwritten(store, owner, sends)
             continue
         turn.row = written
         return written
     raise StoreUnavailable(f"{MAX_ATTEMPTS} conflicting writes on a conversation")
 
 
+async def _transact_apart(store: Store, owner: str, sends: list[list[Row]]) -> list[list[Row]]:
+    """Write the first sends in transactions of their own until the rest fit beside the
+    summary's (at most 3) operations; answers the rest."""
+    room, sends = MAX_TRANSACTION - 3, list(sends)
+    while sum(len(rows) for rows in sends) > room:
+        batch: list[list[Row]] = []
+        while sends and sum(len(rows) for rows in batch) + len(sends[0]) <= MAX_TRANSACTION:
+            batch.append(sends.pop(0))
+        await store.transact(CONVERSATIONS, owner,
+                             [("insert", one) for rows in batch for one in rows])
+    return sends
+
+
+async def _unwritten(store: Store, owner: str, sends: list[list[Row]]) -> list[list[Row]]:
+    """The sends none of whose rows exist yet: a send found written (a transaction whose
+    answer was lost, a retried webhook) is not written again. One query per 14 rows."""
+    if not sends:
+        return sends
+    there = {row.key for row in await store.rows_keyed(
+        CONVERSATIONS, owner, [one.key for rows in sends for one in rows])}
+    return [rows for rows in sends if not any(one.key in there for one in rows)]
+
+
 async def _transact_summary(store: Store, owner: str, remote: str, row: Row | None,
-                            fields: dict[str, Any]) -> Row | None:
+                            fields: dict[str, Any] | None, carried: Sequence[Row] = (),
+                            ) -> Row | None:
+    inserts: list[Op] = [("insert", one) for one in carried]
+    if fields is None:  # the summary stays as it is: the sends alone
+        if inserts:
+            await store.transact(CONVERSATIONS, owner, inserts)
+        return row
     old = Row(owner, row.fields["Activity"]) if row and row.fields.get("Activity") else None
     ops: list[Op] = []
     if fields is DELETE:
         if row is None:
             return None
-        ops = [("delete", row), *([("delete", old)] if old else [])]
+        ops = [("delete", row), *([("delete", old)] if old else []), *inserts]
         await store.transact(CONVERSATIONS, owner, ops)
         return None
     activity = activity_key(utc(fields["LastAt"]), remote)
@@ -354,8 +441,32 @@ async def _transact_summary(store: Store, owner: str, remote: str, row: Row | No
     ops = [("replace" if row else "insert", summary), ("upsert", copy)]
     if old is not None and old.key != activity:
         ops.append(("delete", old))
-    await store.transact(CONVERSATIONS, owner, ops)
+    await store.transact(CONVERSATIONS, owner, [*ops, *inserts])
     return summary
+
+
+def _deletions(row: Row) -> list[Op]:
+    """An item's row and, for a message or call the app sent, its delivery (written with
+    it, in one transaction)."""
+    ops: list[Op] = [("delete", Row(row.partition, row.key))]
+    if row.fields.get("Direction") == "outgoing" and row.fields.get("Kind", "sms") != "voicemail":
+        ops.append(("delete", Row(row.partition, f"{DELIVERY}{row.fields['Sid']}")))
+    return ops
+
+
+async def _delete_items(store: Store, partition: str, rows: Sequence[Row]) -> int:
+    """Delete items of one partition with their deliveries, by transactions of
+    ``MAX_TRANSACTION``; one by one where a row went meanwhile. Answers how many items."""
+    ops = [op for row in rows for op in _deletions(row)]
+    for at in range(0, len(ops), MAX_TRANSACTION):
+        batch = ops[at:at + MAX_TRANSACTION]
+        try:
+            await store.transact(CONVERSATIONS, partition, batch)
+        except Conflict:  # one went meanwhile (the purge, a delete): the others one by one
+            for op in batch:
+                with contextlib.suppress(Conflict):
+                    await store.transact(CONVERSATIONS, partition, [op])
+    return len(rows)
 
 
 def thread_of(row: Row, remote: str) -> Thread:
@@ -389,9 +500,16 @@ async def items(store: Store, owner: str, remote: str, start: str | None, stop: 
                 limit: int) -> list[Item]:
     """Up to ``limit`` items of the thread, newest first, from the key ``start`` on and no
     older than ``stop``: one key range."""
-    rows = await store.rows(MESSAGES, thread_partition(owner, remote), start=start,
-                            stop=time_key(stop), limit=limit)
+    prefix = f"{ITEM}{remote}|"
+    rows = await store.rows(CONVERSATIONS, owner_key(owner), start=f"{prefix}{start or ''}",
+                            stop=f"{prefix}{time_key(stop)}", limit=limit)
     return [item_of(row, remote) for row in rows]
+
+
+async def item_rows(store: Store, owner: str, remote: str) -> list[Row]:
+    """Every item row of the thread, expired or not: one key range."""
+    return await store.rows(CONVERSATIONS, owner_key(owner), start=f"{ITEM}{remote}|",
+                            stop=f"{ITEM}{remote}}}")
 
 
 # --- what an owner does to a thread ------------------------------------------------------------
@@ -403,18 +521,18 @@ async def mark_read(store: Store, owner: str, remote: str, up_to: str,
     than it that the summary has counted (those newer than its last item are still on
     their way there and count once they land). None if the thread or the item is not
     there (no newer than ``stop``)."""
-    partition = thread_partition(owner, remote)
+    partition, prefix = owner_key(owner), f"{ITEM}{remote}|"
     found: dict[str, int] = {}
 
     async def recount(row: Row | None) -> dict[str, Any] | None:
         found.clear()
         if row is None:
             return None
-        last = item_key(utc(row.fields["LastAt"]), row.fields["LastSid"])
-        newer, start = 0, None
+        last = item_row_key(remote, item_key(utc(row.fields["LastAt"]), row.fields["LastSid"]))
+        newer, start = 0, prefix
         while True:  # newest first until the item: what is newer is what stays unread
-            rows = await store.rows(MESSAGES, partition, start=start, stop=time_key(stop),
-                                    limit=MAX_TRANSACTION)
+            rows = await store.rows(CONVERSATIONS, partition, start=start,
+                                    stop=f"{prefix}{time_key(stop)}", limit=MAX_TRANSACTION)
             for each in rows:
                 if each.fields["Sid"] == up_to:
                     found["unread"] = newer
@@ -442,8 +560,9 @@ async def block(store: Store, owner: str, remote: str, blocked: bool, at: dateti
 
 
 async def delete(store: Store, owner: str, remote: str) -> bool:
-    """Delete the thread: its summary and activity row, then its items (by transactions of
-    ``MAX_TRANSACTION``) and their locators. False if there was nothing to delete.
+    """Delete the thread: its summary and activity row, then its items with their
+    deliveries (by transactions of ``MAX_TRANSACTION``) and their locators. False if there
+    was nothing to delete.
 
     Items go after the summary, so a thread whose deletion was cut short (a store
     failure) is deleted by the next try: its summary may be gone, its items are not."""
@@ -453,18 +572,8 @@ async def delete(store: Store, owner: str, remote: str) -> bool:
         existed[:] = [row is not None]
         return DELETE if row is not None else None
     await _rewrite(store, owner_key(owner), remote, gone)
-    partition = thread_partition(owner, remote)
-    rows = await store.rows(MESSAGES, partition)
-    for at in range(0, len(rows), MAX_TRANSACTION):
-        batch = rows[at:at + MAX_TRANSACTION]
-        try:
-            await store.transact(MESSAGES, partition, [("delete", Row(partition, row.key))
-                                                       for row in batch])
-        except Conflict:  # one went meanwhile (the purge): the others one by one
-            for row in batch:
-                with contextlib.suppress(Conflict):
-                    await store.transact(MESSAGES, partition,
-                                         [("delete", Row(partition, row.key))])
+    rows = await item_rows(store, owner, remote)
+    await _delete_items(store, owner_key(owner), rows)
     for row in rows:
         if row.fields["Sid"][:2] in _LOCATED:
             with contextlib.suppress(Conflict):
@@ -477,12 +586,14 @@ async def purge(store: Store, cutoff: datetime) -> int:
     """Delete what is at or past ``cutoff``: items, their locators, and summaries (with
     their activity rows) whose last item is. Answers how many rows went."""
     deleted = 0
-    while expired := await store.rows(MESSAGES, start=time_key(cutoff), limit=1000):
-        for row in expired:
-            with contextlib.suppress(Conflict):
-                await store.transact(MESSAGES, row.partition,
-                                     [("delete", Row(row.partition, row.key))])
-            deleted += 1
+    # Items of every owner whose time is past the cutoff: a filter over the item rows,
+    # which Table Storage answers by scanning them (their keys sort by time only
+    # within a thread), a page of 1000 per request.
+    while expired := await store.rows(CONVERSATIONS, start=ITEM, stop="item}", limit=1000,
+                                      at_or_before=cutoff):
+        for partition in {row.partition for row in expired}:
+            deleted += await _delete_items(
+                store, partition, [row for row in expired if row.partition == partition])
     for row in await store.rows(ITEMS):
         if utc(row.fields["At"]) <= cutoff:
             with contextlib.suppress(Conflict):

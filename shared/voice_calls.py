@@ -12,7 +12,7 @@ A call the app will not connect is told so aloud and hung up (Twilio would
 otherwise read an error answer as "application error" to the caller), and
 logged. A call to the Twilio number from a phone is routed as the number's own voice URL
 routes it (``shared.incoming_calls``). A call from the app goes on its caller's thread
-with the number (``shared.calls.record_placed``).
+with the number (``shared.deliveries.remember_sent``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from shared import incoming_calls
 from shared.client_identity import CLIENT_PREFIX, caller_of, client_identity
-from shared.deliveries import record_placed, remember_sent, status_callback_url
+from shared.deliveries import note_sent, remember_sent, status_callback_url
 from shared.delivery_status import CALL_ORDER, is_sid
 from shared.limits import admit
 from shared.logs import mask
@@ -117,13 +117,13 @@ async def _from_app(call: VoiceCall, settings: Settings, request_url: str,
     except DestinationRefused as error:
         raise CallRefused(NOT_ALLOWED, str(error), call.to) from None
     caller_id = default_sender(settings)  # 500 misconfigured without one: nothing counted
-    report_to = status_callback_url(request_url, settings)  # a failure, too, before counting
+    report_to = status_callback_url(request_url, settings, caller.owner)  # before counting
     try:
         await admit(settings, "call", caller.owner, number)  # make_call's limits
     except Problem as problem:
         spoken = TOO_MANY if problem.status == 429 else UNAVAILABLE
         raise CallRefused(spoken, problem.type.rsplit(":", 1)[-1], number) from None
-    placed = {"sid": call.sid, "to": number, "status": call.status}
+    placed = {"sid": call.sid, "to": number, "status": call.status, "from": caller_id}
     await asyncio.gather(remember_sent(settings, caller, "call", placed),  # neither raises
-                         record_placed(settings, caller.owner, placed, caller_id, now))
+                         note_sent(settings, caller.owner, caller_id, number, now))
     return dial_document(number=number, caller_id=caller_id, report_to=report_to)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.deliveries import record_report
+from shared.deliveries import callback_owner, record_report
 from shared.delivery_status import read_report
 from shared.request_body import require_method
 from shared.responses import acknowledged, answers_problems
@@ -24,5 +24,5 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     params = read_webhook(req, settings)
     report = read_report(params, req.headers, datetime.now(UTC))
-    outcome = await record_report(settings, report)
+    outcome = await record_report(settings, report, callback_owner(params))
     return acknowledged(FUNCTION, report.sid, outcome)

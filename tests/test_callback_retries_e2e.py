@@ -29,12 +29,15 @@ from test_delivery_e2e import http, statuses, wait_for_status
 from shared.deliveries import remember_sent
 from shared.identity import ANONYMOUS
 from shared.settings import load_settings
+from shared.threads import owner_key
 from shared.urls import STATUS_CALLBACK_OVERRIDES, TWIML_OVERRIDES
 from twilio_sandbox import VALID_FROM
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 TO = "+14155552671"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+ANONYMOUS_KEY = owner_key(ANONYMOUS.owner)  # in the StatusCallback URL of its sends
 
 
 class FrontEnd(ThreadingHTTPServer):
@@ -138,8 +141,9 @@ def test_a_report_answered_503_is_retried_and_recorded(app, front):
     # The app asked for the retries; the sandbox called (and signed) the URL without them.
     [message] = [m for m in app.state()["messages"] if m["sid"] == sent["sid"]]
     assert message["request"]["StatusCallback"] == (
-        f"{front.url}/api/status_callback#{STATUS_CALLBACK_OVERRIDES}")
-    assert {a["url"] for a in attempts} == {f"{front.url}/api/status_callback"}
+        f"{front.url}/api/status_callback?owner={ANONYMOUS_KEY}#{STATUS_CALLBACK_OVERRIDES}")
+    assert {a["url"] for a in attempts} == {
+        f"{front.url}/api/status_callback?owner={ANONYMOUS_KEY}"}
     assert "invalid-signature" not in app.log()
 
 
@@ -147,7 +151,7 @@ def test_without_the_override_a_report_answered_503_is_lost(app, front):
     """An app that gives a StatusCallback with no fragment: Twilio's default, no retry."""
     front.open.clear()  # until the app has recorded the send, as make_call/send_sms do
     form = {"To": TO, "From": VALID_FROM, "Body": "Your table is ready",
-            "StatusCallback": f"{front.url}/api/status_callback"}
+            "StatusCallback": f"{front.url}/api/status_callback?owner={ANONYMOUS_KEY}"}
     auth = {"Authorization": aiohttp.encode_basic_auth(ACCOUNT_SID, AUTH_TOKEN)}
     status, sent, _ = http("POST", f"{app.sandbox_url}/2010-04-01/Accounts/{ACCOUNT_SID}/"
                            "Messages.json", headers=auth, form=form)

@@ -146,8 +146,10 @@ def test_deleting_a_thread_deletes_its_items_locators_and_rows():
     assert act("DELETE", remote, headers).status_code == 204
     assert problem(thread(remote, headers))["status"] == 404
     assert listing(headers)["conversations"] == []
-    partition = threads.thread_partition(caller.owner, remote)
-    assert in_store(lambda store: store.rows(threads.MESSAGES, partition)) == []
+    assert in_store(lambda store: threads.item_rows(store, caller.owner, remote)) == []
+    assert in_store(lambda store: store.rows(  # the sends' deliveries went with them
+        threads.CONVERSATIONS, threads.owner_key(caller.owner), start=threads.DELIVERY,
+        stop="delivery}")) == []
     assert in_store(lambda store: store.get(threads.ITEMS, call.sid, "item")) is None
     assert in_store(lambda store: threads.find(store, caller.owner, call.sid)) is None
     assert problem(act("DELETE", remote, headers))["status"] == 404  # gone: nothing to delete
@@ -166,8 +168,7 @@ def test_a_thread_of_more_than_a_transaction_is_deleted_whole():
                 now - timedelta(seconds=n), body=str(n)), unread=False)
     in_store(many)
     assert act("DELETE", remote, headers).status_code == 204
-    partition = threads.thread_partition(caller.owner, remote)
-    assert in_store(lambda store: store.rows(threads.MESSAGES, partition)) == []
+    assert in_store(lambda store: threads.item_rows(store, caller.owner, remote)) == []
 
 
 # --- block ----------------------------------------------------------------------------------

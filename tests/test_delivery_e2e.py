@@ -24,13 +24,19 @@ from harness import ACCOUNT_SID, AUTH_TOKEN
 from live import ROOT, LiveApp
 from storage import start_azurite
 
-from devhost.easy_auth import bearer
+from devhost.easy_auth import PROVIDER, bearer
+from shared.identity import ANONYMOUS, Caller
+from shared.threads import owner_key
 from twilio_sandbox.callbacks import signed_request
 from twilio_sandbox.magic import DELIVERY_OUTCOMES
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 TO = "+14155552671"
 ALICE = {"Authorization": bearer("alice")}
+#: The owner keys the app's StatusCallback URLs name (``?owner=``) for ALICE's sends and
+#: for those of a caller without a sign-in.
+ALICE_KEY = owner_key(Caller("alice", PROVIDER).owner)
+ANONYMOUS_KEY = owner_key(ANONYMOUS.owner)
 BOB = {"Authorization": bearer("bob")}
 
 
@@ -78,10 +84,13 @@ def wait_for_status(app: LiveApp, sid: str, final: str, headers: dict[str, str] 
 
 def callback(app: LiveApp, params: dict[str, str], *, token: str | None = None,
              auth_token: str = AUTH_TOKEN, tamper: dict[str, str] | None = None,
-             signature: str | None = None) -> tuple[int, Any, Any]:
-    """POST a status callback to ``app`` signed like Twilio (then changed, if asked)."""
-    url = f"{app.base_url}/api/status_callback"
-    _, form, headers = signed_request(url, "POST", params, auth_token)
+             signature: str | None = None, owner: str = ANONYMOUS_KEY,
+             signed_owner: str | None = None) -> tuple[int, Any, Any]:
+    """POST a status callback to ``app``'s StatusCallback URL for ``owner``'s sends,
+    signed like Twilio (for ``signed_owner``'s URL, if given; then changed, if asked)."""
+    url = f"{app.base_url}/api/status_callback?owner={owner}"
+    signed = f"{app.base_url}/api/status_callback?owner={signed_owner or owner}"
+    _, form, headers = signed_request(signed, "POST", params, auth_token)
     headers["I-Twilio-Idempotency-Token"] = token or secrets.token_hex(16)
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
@@ -140,7 +149,7 @@ def test_an_sms_is_delivered_and_its_owner_sees_each_step(app):
     assert [(c["status"], c["answered"], c["attempt"]) for c in sent] == [
         ("sent", 204, 1), ("delivered", 204, 1)]
     assert len({c["token"] for c in sent}) == 2
-    assert sent[0]["url"] == f"{app.base_url}/api/status_callback"
+    assert sent[0]["url"] == f"{app.base_url}/api/status_callback?owner={ALICE_KEY}"
 
 
 def test_a_call_completes_with_its_duration(app):
@@ -199,6 +208,8 @@ def test_forged_callbacks_are_refused_and_change_nothing(app):
     sid = send(app, "send_sms", headers=ALICE)
     before = wait_for_status(app, sid, "delivered", ALICE)
     forged = message_report(sid, "failed", ErrorCode="30007")
+    assert callback(app, message_report(sid, "read"), owner=ALICE_KEY)[0] == 204  # genuine
+    before = wait_for_status(app, sid, "read", ALICE)
     other_account = {**forged, "AccountSid": "AC" + "c3" * 16}
     answers = {
         "unsigned": callback(app, forged, signature=""),
@@ -209,12 +220,14 @@ def test_forged_callbacks_are_refused_and_change_nothing(app):
         "tampered": callback(app, message_report(sid, "sent"),
                              tamper={"MessageStatus": "failed", "SmsStatus": "failed"}),
         "added field": callback(app, message_report(sid, "sent"), tamper={"ErrorCode": "1"}),
+        "another owner's URL": callback(app, forged, owner=ALICE_KEY,
+                                        signed_owner=ANONYMOUS_KEY),
     }
     refusals = {"other account, our token": "webhook-refused", "no account": "webhook-refused"}
     for case, (code, problem, _) in answers.items():
         assert (case, code, problem["type"]) == (
             case, 403, "urn:twilio-functions:problem:" + refusals.get(case, "invalid-signature"))
-    after = wait_for_status(app, sid, "delivered", ALICE)
+    after = wait_for_status(app, sid, "read", ALICE)
     assert after == before
 
 

@@ -19,8 +19,11 @@ from storage import shared_azurite
 from twilio.request_validator import RequestValidator
 
 from shared.delivery_status import read_report
+from shared.identity import ANONYMOUS
+from shared.threads import owner_key
 
-CALLBACK = f"{ORIGIN}/api/status_callback"
+#: The StatusCallback URL the app gives Twilio for a send without a sign-in.
+CALLBACK = f"{ORIGIN}/api/status_callback?owner={owner_key(ANONYMOUS.owner)}"
 OUT_OF_RANGE = ("Fri, 31 Dec 9999 23:59:59 -0100", "Fri, 31 Dec 9999 23:59:59 +0000",
                 "Sat, 01 Jan 10000 00:00:00 +0000", "Fri, 31 Dec 9999 25:61:61 +0000",
                 "Thu, 01 Jan 1970 00:00:00 +9999", "not a date")

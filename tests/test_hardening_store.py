@@ -22,6 +22,7 @@ from harness import created, function_main, request
 from storage import start_azurite
 
 from devhost.azurite import Azurite
+from shared import deliveries
 from shared.settings import StorageConnection, app_settings
 from shared.store import Conflict, Row, close_stores, connect
 from shared.twilio_client import close_clients
@@ -73,7 +74,7 @@ def test_a_table_deleted_while_the_app_runs_is_created_again(app, azurite, caplo
     async def steps():
         before = await send("+14155550301")
         assert (await status(before)).status_code == 200  # the table exists, remembered
-        await asyncio.to_thread(delete_table, azurite, "deliveries")
+        await asyncio.to_thread(delete_table, azurite, deliveries.TABLE)
         after = await send("+14155550302")
         return before, after, await status(after), await status(before)
 
@@ -82,7 +83,7 @@ def test_a_table_deleted_while_the_app_runs_is_created_again(app, azurite, caplo
     assert json.loads(found.get_body())["sid"] == after
     assert lost.status_code == 404  # its row went with the table: gone, not a 503
     assert "store=unavailable" not in caplog.text
-    assert "store table=deliveries missing: creating it again" in caplog.text
+    assert f"store table={deliveries.TABLE} missing: creating it again" in caplog.text
 
 
 @pytest.mark.parametrize("operation", ["get", "insert", "replace", "upsert", "rows",

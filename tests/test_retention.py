@@ -15,7 +15,7 @@ import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from storage import run, shared_azurite
 
-from shared import conversations, threads
+from shared import conversations, deliveries, threads
 from shared.conversations import list_for, list_page, purge_expired, sms
 from shared.identity import Caller
 from shared.settings import load_settings
@@ -32,7 +32,9 @@ def retention(**more: str):
 
 
 def send_at(settings, caller: Caller, remote: str, at: datetime) -> None:
-    """A send, kept as send_sms keeps it, at ``at``."""
+    """A send, kept as send_sms keeps it, at ``at``: its sender noted, then its item and
+    delivery."""
+    run(deliveries.note_sent(settings, caller.owner, FROM_NUMBER, remote, at))
     run(conversations.record_outgoing(
         settings, caller, FROM_NUMBER,
         {"sid": "SM" + secrets.token_hex(16), "to": remote, "from": FROM_NUMBER},
@@ -64,8 +66,10 @@ def left(settings, caller: Caller, remote: str, reply_sid: str) -> dict[str, int
     async def act():
         store = store_for(settings)
         return {
-            "messages": len(await store.rows(conversations.MESSAGES,
-                                             threads.thread_partition(caller.owner, remote))),
+            "messages": len(await threads.item_rows(store, caller.owner, remote)),
+            "deliveries": len([row for row in await store.rows(
+                conversations.CONVERSATIONS, owner, start=threads.DELIVERY, stop="delivery}")
+                if row.fields["To"] == remote]),
             "conversations": len([row for row in await store.rows(conversations.CONVERSATIONS,
                                                                   owner)
                                   if row.key.endswith(f"|{remote}")]),  # summary, activity
@@ -76,7 +80,7 @@ def left(settings, caller: Caller, remote: str, reply_sid: str) -> dict[str, int
     return run(act())
 
 
-KEPT = {"messages": 2, "conversations": 2, "contacts": 1, "received": 1}
+KEPT = {"messages": 2, "deliveries": 1, "conversations": 2, "contacts": 1, "received": 1}
 GONE = dict.fromkeys(KEPT, 0)
 
 

@@ -17,14 +17,17 @@ from harness import ACCOUNT_SID, AUTH_TOKEN
 from storage import run, shared_azurite
 
 from shared import store as store_module
-from shared.deliveries import TABLE, _record, find, record_report, remember_sent
+from shared.deliveries import TABLE, _record, find, record_report, remember_sent, row_key
 from shared.delivery_status import StatusReport
 from shared.identity import ANONYMOUS, Caller
 from shared.problems import Problem
 from shared.settings import StorageConnection, load_settings
 from shared.store import Conflict, Row, Store, StoreUnavailable, connect
+from shared.threads import owner_key
 
 ALICE = Caller("alice", "aad")
+#: The owner's key the StatusCallback URL names (``deliveries.status_callback_url``).
+OF_ALICE = owner_key(ALICE.owner)
 BASE = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 
@@ -87,7 +90,7 @@ def test_a_message_is_recorded_then_moves_forward_and_never_back(settings):
     async def scenario():
         await remember_sent(settings, ALICE, "sms", {"sid": key, "to": "+14155552671",
                                                       "status": "queued"})
-        outcomes = [await record_report(settings, report(key, status))
+        outcomes = [await record_report(settings, report(key, status), OF_ALICE)
                     for status in ("delivered", "sent")]
         return outcomes, await find(settings, ALICE, key)
 
@@ -107,7 +110,7 @@ def test_duplicates_are_recorded_once_by_token_and_by_status(settings):
         await remember_sent(settings, ANONYMOUS, "sms", {"sid": key, "to": "+14155552671",
                                                           "status": "queued"})
         sent = report(key, "sent", token="token-1")
-        return [await record_report(settings, r) for r in (
+        return [await record_report(settings, r, owner_key(ANONYMOUS.owner)) for r in (
             sent, sent,  # Twilio's retry: same token
             report(key, "sent", token="token-2"),  # same status, another token
             report(key, "undelivered", error_code=30003),
@@ -131,7 +134,7 @@ def test_a_call_follows_its_sequence_numbers_and_keeps_its_duration(settings):
                                  ("initiated", 0)):
             extra = {"duration": 42} if status == "completed" else {}
             await record_report(settings, report(key, status, kind="call", sequence=sequence,
-                                                 **extra))
+                                                 **extra), OF_ALICE)
         return await find(settings, ALICE, key)
 
     view = run(scenario()).view()
@@ -144,8 +147,9 @@ def test_an_unknown_sid_is_acknowledged_and_not_stored(settings):
     key = sid()
 
     async def scenario():
-        outcome = await record_report(settings, report(key, "delivered"))
-        return outcome, await store_module.store_for(settings).get(TABLE, key, "delivery")
+        outcome = await record_report(settings, report(key, "delivered"), OF_ALICE)
+        return outcome, await store_module.store_for(settings).get(TABLE, OF_ALICE,
+                                                                   row_key(key))
 
     assert run(scenario()) == ("unknown", None)
 
@@ -217,9 +221,9 @@ def test_a_dead_store_is_unavailable_quickly_never_an_error():
     async def scenario():
         started = asyncio.get_running_loop().time()
         with pytest.raises(StoreUnavailable):
-            await store_module.store_for(settings).get(TABLE, key, "delivery")
+            await store_module.store_for(settings).get(TABLE, OF_ALICE, row_key(key))
         with pytest.raises(Problem) as callback:
-            await record_report(settings, report(key, "sent"))
+            await record_report(settings, report(key, "sent"), OF_ALICE)
         with pytest.raises(Problem) as status:
             await find(settings, ALICE, key)
         return asyncio.get_running_loop().time() - started, callback.value, status.value

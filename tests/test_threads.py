@@ -128,7 +128,7 @@ def test_a_retried_webhook_keeps_its_item_once():
                      status="missed")
         kept = [await threads.keep(store, who, item, unread=True),
                 await threads.keep(store, who, again, unread=True)]
-        rows = await store.rows(threads.MESSAGES, threads.thread_partition(who, remote))
+        rows = await threads.item_rows(store, who, remote)
         row, _ = await summary_and_activity(store, who, remote)
         await store.close()
         return kept, len(rows), row.fields["Unread"] if row else None

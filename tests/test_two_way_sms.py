@@ -35,7 +35,7 @@ from twilio.request_validator import RequestValidator
 from unique import number
 
 from shared import conversations as conversations_module
-from shared import opt_outs, threads
+from shared import deliveries, opt_outs, threads
 from shared.conversations import (
     CONVERSATIONS,
     list_for,
@@ -87,9 +87,12 @@ def in_store(use, settings=None):
 
 def record_sent(caller: Caller, remote: str, line: str, body: str, at: datetime,
                 settings=None) -> None:
-    """A send from ``line`` as send_sms records it (the sandbox sends from one number only)."""
+    """A send from ``line`` as send_sms records it (the sandbox sends from one number only):
+    its sender noted, then its item and delivery."""
+    settings = settings or load_settings()
+    run(deliveries.note_sent(settings, caller.owner, line, remote, at))
     run(conversations_module.record_outgoing(
-        settings or load_settings(), caller, line,
+        settings, caller, line,
         {"sid": "SM" + secrets.token_hex(16), "to": remote, "from": line}, body, [], at))
 
 
@@ -222,8 +225,8 @@ def test_a_message_nobody_wrote_first_is_kept_unattributed_and_counted(on_azure,
     assert remote not in caplog.text  # masked
     assert problem(thread(remote, ALICE))["status"] == 404
 
-    unattributed = threads.thread_partition(conversations_module.UNATTRIBUTED, remote)
-    [row] = in_store(lambda store: store.rows("messages", unattributed))
+    [row] = in_store(lambda store: threads.item_rows(store, conversations_module.UNATTRIBUTED,
+                                                     remote))
     assert row.fields["Sid"] == params["MessageSid"]
 
 
@@ -497,9 +500,9 @@ def test_messages_past_the_retention_are_gone(on_azure, monkeypatch):
     later = now + timedelta(days=2)  # the recent one is past it too
     assert run(list_for(settings, mallory, list_page({}), later))["conversations"] == []
     assert run(purge_expired(settings, later)) >= 3
-    thread_key = threads.thread_partition(mallory.owner, remote)
     owner_key = threads.owner_key(mallory.owner)
-    assert in_store(lambda store: store.rows("messages", thread_key), settings) == []
+    assert in_store(lambda store: threads.item_rows(store, mallory.owner, remote),
+                    settings) == []
     assert in_store(lambda store: store.rows("conversations", owner_key), settings) == []
     assert in_store(lambda store: store.rows("contacts", remote), settings) == []
 
@@ -515,8 +518,7 @@ def test_the_nightly_timer_deletes_what_is_past_the_retention(on_azure, monkeypa
     with caplog.at_level(logging.INFO, logger="twilio_functions"):
         run(function_main("purge_messages")(func.TimerRequest(past_due=False)))
     assert "function=purge_messages deleted=" in caplog.text
-    thread_key = threads.thread_partition(oscar.owner, remote)
-    kept = in_store(lambda store: store.rows("messages", thread_key), settings)
+    kept = in_store(lambda store: threads.item_rows(store, oscar.owner, remote), settings)
     assert [row.fields["Body"] for row in kept] == ["yesterday"]
 
 
