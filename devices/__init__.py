@@ -11,6 +11,7 @@ from shared.devices import (
     the_hub,
     unregister,
 )
+from shared.limits import admit, caller_scope
 from shared.logs import log_outcome
 from shared.request_body import require_method, require_no_fields
 from shared.responses import answers_problems
@@ -25,11 +26,14 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     caller = device_owner(req, settings)  # first: no user learns more than 401
     require_method(req, ("PUT", "DELETE"))
     installation_id = read_installation_id(req.route_params)
-    if req.method == "PUT":
-        device = read_device(req)
-        await register(the_hub(settings), caller, installation_id, device)
-    else:
+    device = read_device(req) if req.method == "PUT" else None
+    if device is None:
         require_no_fields(req)
-        await unregister(the_hub(settings), caller, installation_id)
-    log_outcome(FUNCTION, 204, outcome="registered" if req.method == "PUT" else "removed")
+    hub = the_hub(settings)
+    await admit(settings, "device", caller_scope(req, caller))  # each is two hub requests
+    if device is None:
+        await unregister(hub, caller, installation_id)
+    else:
+        await register(hub, caller, installation_id, device)
+    log_outcome(FUNCTION, 204, outcome="removed" if device is None else "registered")
     return func.HttpResponse(status_code=204)

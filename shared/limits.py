@@ -64,12 +64,14 @@ DAY = timedelta(days=1)
 CALLER_LIMITS: dict[str, str] = {"sms": "rate_limit_sms_per_caller",
                                  "call": "rate_limit_calls_per_caller",
                                  "voice-token": "rate_limit_voice_tokens_per_caller",
-                                 "media": "rate_limit_media_per_caller"}
+                                 "media": "rate_limit_media_per_caller",
+                                 "device": "rate_limit_devices_per_caller"}
 #: What each limit counts, as a 429 says it (never whose: no user, address or number).
 COUNTS: dict[str, str] = {"sms-per-caller": "SMS by one caller",
                           "call-per-caller": "calls by one caller",
                           "voice-token-per-caller": "Voice SDK tokens for one caller",
                           "media-per-caller": "MMS files fetched by one caller",
+                          "device-per-caller": "device registrations by one caller",
                           "per-destination": "calls and SMS to one number",
                           "per-country": "calls and SMS to one country",
                           "per-account": "calls and SMS on the whole account"}

@@ -668,6 +668,14 @@ DECLARATIONS: tuple[Declaration, ...] = (
         _count, default="300",
     ),
     Declaration(
+        "RATE_LIMIT_DEVICES_PER_CALLER", "rate_limit_devices_per_caller",
+        "Device registrations and removals one caller (the signed-in user, else the client "
+        "IP) may make through `devices` per hour (`0`: no limit): each is two requests to "
+        "Notification Hubs, which throttles per namespace and caps the Free tier at 500 "
+        "devices. An app registers at each launch.",
+        _count, default="20",
+    ),
+    Declaration(
         "NOTIFICATION_HUBS_CONNECTION", "notification_hubs_connection",
         "Azure Notification Hubs connection string of a hub-level rule with Listen and Send "
         "(`Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=...;"
@@ -781,6 +789,7 @@ class Settings:
     voicemail_transcribe: bool
     rate_limit_voice_tokens_per_caller: int
     rate_limit_media_per_caller: int
+    rate_limit_devices_per_caller: int
     notification_hubs_connection: str | None
     notification_hubs_hub: str | None
     push_preview: str

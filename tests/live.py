@@ -33,7 +33,8 @@ APP_FILES = ("shared", "make_call", "send_sms", "twiml", "host.json")
 #: to a few numbers on one account, into one Azurite for the whole session.
 ROOMY_LIMITS = {name: "1000000" for name in (
     "RATE_LIMIT_SMS_PER_CALLER", "RATE_LIMIT_CALLS_PER_CALLER", "RATE_LIMIT_PER_DESTINATION",
-    "RATE_LIMIT_PER_COUNTRY", "RATE_LIMIT_PER_ACCOUNT", "RATE_LIMIT_VOICE_TOKENS_PER_CALLER")}
+    "RATE_LIMIT_PER_COUNTRY", "RATE_LIMIT_PER_ACCOUNT", "RATE_LIMIT_VOICE_TOKENS_PER_CALLER",
+    "RATE_LIMIT_DEVICES_PER_CALLER")}
 
 
 def copy_app(target: Path) -> Path:

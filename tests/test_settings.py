@@ -124,7 +124,8 @@ def test_defaults_apply():
         voicemail_greeting_url=None, voicemail_voice="woman", voicemail_language=None,
         voicemail_max_seconds=120, voicemail_transcribe=False,
         rate_limit_voice_tokens_per_caller=60,
-        rate_limit_media_per_caller=300, notification_hubs_connection=None,
+        rate_limit_media_per_caller=300, rate_limit_devices_per_caller=20,
+        notification_hubs_connection=None,
         notification_hubs_hub=None, push_preview="none",
         functions_environment=None,
     )
