@@ -94,6 +94,10 @@ RECEIVE_VISIBILITY_SECONDS = 600
 POISON_SUFFIX = "-poison"
 #: How long stopping waits for running invocations before giving them up.
 DRAIN_SECONDS = 10.0
+#: Azurite answers in milliseconds or not at all: one quick retry, then the poll's own
+#: back-off (azure-core's default of ten retries would hold a stopping host for minutes).
+CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 1, "retry_backoff_factor": 0.1,
+                                  "connection_timeout": 2, "read_timeout": 10}
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]")
 _SETTING = re.compile(r"%([^%]+)%")
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?")
@@ -228,11 +232,13 @@ class QueueListener:
         self._options = options
         self._protos = protos
         self._invoke = invoke
-        self._queue = QueueClient.from_connection_string(connection, queue_name)
+        self._queue = QueueClient.from_connection_string(connection, queue_name,
+                                                         **CLIENT_OPTIONS)
         poison = queue_name + POISON_SUFFIX
         self._poison: QueueClient | None = None
         if not queue_name.endswith(POISON_SUFFIX) and len(poison) <= 63:
-            self._poison = QueueClient.from_connection_string(connection, poison)
+            self._poison = QueueClient.from_connection_string(connection, poison,
+                                                              **CLIENT_OPTIONS)
         self._running: set[asyncio.Task[None]] = set()
         self._fewer = asyncio.Event()  # set whenever a run ends
         self._stopping = asyncio.Event()
@@ -379,6 +385,9 @@ class QueueListener:
         self._stopping.set()
         self._fewer.set()
         if self._poller is not None:
+            # A receive in flight may be retrying an Azurite that is gone: stop it now
+            # rather than wait out its retries (polling holds no message yet).
+            self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         if self._running:
