@@ -7,8 +7,9 @@ Microsoft's "Azure Queue storage trigger for Azure Functions" and the host.json
 - Polling: a message found, the next poll follows after 100 ms; none, after
   about 200 ms, then a randomized exponential back-off up to
   ``maxPollingInterval`` ("Polling algorithm"). Azure's default maximum is one
-  minute; locally it is ``LOCAL_MAX_POLLING_SECONDS`` (250 ms) unless host.json
-  sets one, so a push queued on an idle local queue reaches the device well
+  minute (this app's host.json sets 2 s, so a push waits at most that on
+  Azure); locally it is at most ``LOCAL_MAX_POLLING_SECONDS`` (250 ms) whatever
+  host.json says, so a push queued on an idle local queue reaches the device well
   within a second (the host cannot be woken by another process's enqueue: the
   extension's fast path is for its own output bindings; four GETs a second to a
   loopback Azurite cost next to nothing).
@@ -150,6 +151,7 @@ def read_queue_options(root: Path) -> QueueOptions:
         if polling < MIN_POLLING_SECONDS:
             raise AppIndexError(f"{path}: extensions.queues.maxPollingInterval is at least "
                                 "00:00:00.100")
+        polling = min(polling, LOCAL_MAX_POLLING_SECONDS)
     visibility = defaults.visibility_timeout
     if "visibilityTimeout" in section:
         visibility = _timespan(path, "visibilityTimeout", section["visibilityTimeout"])

@@ -28,7 +28,9 @@ from test_devhost_host import HANG_GUARD_SECONDS, HostProcess
 from devhost import launcher
 from devhost.app_index import AppIndexError
 from devhost.local_store import STORAGE_SETTINGS
-from devhost.queues import read_queue_options
+from devhost.queues import LOCAL_MAX_POLLING_SECONDS, read_queue_options
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROJECT = Path(__file__).resolve().parent.parent
 QUEUE_APP = PROJECT / "tests" / "fixtures" / "queueapp"
@@ -225,11 +227,22 @@ def test_host_json_queue_options_are_read_and_checked(tmp_path: Path) -> None:
     options = read_queue_options(tmp_path)
     assert (options.max_polling_interval, options.visibility_timeout, options.batch_size,
             options.new_batch_threshold, options.max_dequeue_count, options.base64) == (
-        2.0, 0.5, 4, 2, 2, False)
+        LOCAL_MAX_POLLING_SECONDS, 0.5, 4, 2, 2, False)  # locally polled at most this apart
+    (tmp_path / "host.json").write_text(json.dumps({"extensions": {"queues": {
+        "maxPollingInterval": "00:00:00.200"}}}))
+    assert read_queue_options(tmp_path).max_polling_interval == 0.2  # a shorter one is kept
     (tmp_path / "host.json").write_text(json.dumps({"extensions": {"queues": {
         "batchSize": 64}}}))
     with pytest.raises(AppIndexError, match="batchSize"):
         read_queue_options(tmp_path)
+
+
+def test_the_apps_host_json_bounds_how_late_a_push_is_on_azure() -> None:
+    """Azure's default maxPollingInterval is a minute: an idle queue's push would wait up
+    to that. The app's host.json sets two seconds (host.json reference, extensions.queues)."""
+    section = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    assert section["maxPollingInterval"] == "00:00:02"
+    assert read_queue_options(ROOT).max_polling_interval == LOCAL_MAX_POLLING_SECONDS
 
 
 def test_azurite_serves_queues_beside_tables() -> None:
