@@ -190,7 +190,7 @@ def test_a_thread_is_one_whichever_spelling_sends_replies_or_reads_it(region):
     for spelling in (number, *others):
         view = thread_of(spelling, bob)
         assert view["number"] == number
-        assert [(m["direction"], m["from"], m["to"]) for m in view["messages"]] == [
+        assert [(m["direction"], m["from"], m["to"]) for m in view["items"]] == [
             ("incoming", number, FROM_NUMBER), ("outgoing", FROM_NUMBER, number)]
 
 
