@@ -18,16 +18,22 @@ nothing. Blocks never expire: they are the owner's setting, not a record.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared import retention
+from shared.identity import ANONYMOUS, Caller
 from shared.keys import digest
-from shared.settings import Settings
+from shared.settings import ANONYMOUS_READER, Settings
 from shared.store import Conflict, Row, Store, utc
 
 TABLE = "contacts"
 SENT = "sent|"
 BLOCK = "block|"
+#: What Twilio writes in From and To for SMS and calls: E.164, or a short code. A
+#: contact's partition is one of these.
+ADDRESS = re.compile(r"\+[1-9][0-9]{6,14}|[0-9]{3,8}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ async def route(store: Store, settings: Settings, line: str, remote: str, at: da
 
 def _attributed(settings: Settings, lines: list[str], rows: list[Row],
                 at: datetime) -> tuple[str | None, str]:
-    cutoff = at - timedelta(days=settings.message_retention_days)
+    cutoff = retention.cutoff(settings, at)
     sent = [(line, row) for line in lines for row in rows
             if row.key.startswith(f"{SENT}{line}|") and utc(row.fields["At"]) > cutoff]
     if settings.sms_reply_attribution == "last-sender":
@@ -69,6 +75,26 @@ def _attributed(settings: Settings, lines: list[str], rows: list[Row],
         return owners.pop(), ""
     who = "several users" if owners else "nobody"
     return None, f"{who} wrote to this sender from this number within SMS_REPLY_WINDOW_HOURS"
+
+
+def unassigned_owner(settings: Settings) -> str | None:
+    """The owner ``SMS_UNASSIGNED_OWNER`` names, if set: who reads what nobody claims."""
+    reader = settings.sms_unassigned_owner
+    if reader is None:
+        return None
+    if reader == ANONYMOUS_READER:
+        return ANONYMOUS.owner
+    provider, user_id = reader.split(":", 1)
+    return Caller(user_id, provider).owner
+
+
+async def owner_keyed(store: Store, remote: str, key: str) -> str | None:
+    """The owner whose digest is ``key`` and who texted, called or blocked ``remote``
+    (one partition query): a URL that carries only the digest names its owner again."""
+    for row in await store.rows(TABLE, remote):
+        if row.key.endswith(f"|{key}") and row.key.startswith((SENT, BLOCK)):
+            return str(row.fields["Owner"])
+    return None
 
 
 async def note_sent(store: Store, line: str, remote: str, owner: str, at: datetime) -> None:

@@ -22,14 +22,15 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 
-from shared import contacts, deliveries, opt_outs, push, threads
+from shared import contacts, deliveries, opt_outs, push, retention, threads
+from shared.contacts import ADDRESS, unassigned_owner
 from shared.delivery_status import Delivery, iso
-from shared.identity import ANONYMOUS, Caller
+from shared.identity import Caller
 from shared.logs import mask
 from shared.phone import canonical_address
 from shared.problems import (
@@ -41,7 +42,7 @@ from shared.problems import (
     store_unavailable,
 )
 from shared.request_body import capped_body, read_payload
-from shared.settings import ANONYMOUS_READER, Settings
+from shared.settings import Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
 from shared.threads import Item, Thread
 
@@ -52,11 +53,10 @@ RECEIVED = threads.RECEIVED
 UNATTRIBUTED = "unattributed"
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
-#: What Twilio writes in From and To for SMS: E.164, or a short code.
-ADDRESS = re.compile(r"\+[1-9][0-9]{6,14}|[0-9]{3,8}")
-_ITEM_SID = re.compile(r"(SM|MM|CA|RE)[0-9a-f]{32}")
+#: The SID of a thread item: a message, a call, a voicemail's recording.
+ITEM_SID = re.compile(r"(SM|MM|CA|RE)[0-9a-f]{32}")
 _ITEM_KEY = re.compile(r"[0-9]{17}-(SM|MM|CA|RE)[0-9a-f]{32}")
-_ACTIVITY_KEY = re.compile(r"activity\|[0-9]{17}\|(\+[1-9][0-9]{6,14}|[0-9]{3,8})")
+_ACTIVITY_KEY = re.compile(rf"activity\|[0-9]{{17}}\|({ADDRESS.pattern})")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 #: Where a client fetches media ``n`` of an item (``shared.media``): Twilio's URLs for
@@ -120,7 +120,7 @@ def read_action(req: func.HttpRequest) -> Action:
         payload = read_payload(req)
         payload.reject_unknown(("up_to",))
         up_to = payload.text("up_to", max_length=34, required=True)
-        if up_to is None or not _ITEM_SID.fullmatch(up_to):
+        if up_to is None or not ITEM_SID.fullmatch(up_to):
             raise invalid_field("up_to", "must be the SID of an item of the conversation")
         return Action(name, number, up_to=up_to)
     if capped_body(req):
@@ -213,17 +213,6 @@ async def record_incoming(store: Store, settings: Settings, message: Item,
     return outcome
 
 
-def unassigned_owner(settings: Settings) -> str | None:
-    """The owner ``SMS_UNASSIGNED_OWNER`` names, if set: who reads what nobody claims."""
-    reader = settings.sms_unassigned_owner
-    if reader is None:
-        return None
-    if reader == ANONYMOUS_READER:
-        return ANONYMOUS.owner
-    provider, user_id = reader.split(":", 1)
-    return Caller(user_id, provider).owner
-
-
 # --- reading ---------------------------------------------------------------------------
 
 
@@ -231,10 +220,10 @@ async def list_for(settings: Settings, caller: Caller, page: Page,
                    now: datetime) -> dict[str, Any]:
     """The caller's conversations by last activity, newest first: ``limit + 1`` activity
     rows, then one opt-out query per line on the page."""
-    store = _required(settings)
+    store = required_store(settings)
     async with _answering():
-        rows = await threads.listed(store, caller.owner, page.cursor, _cutoff(settings, now),
-                                    page.limit + 1)
+        rows = await threads.listed(store, caller.owner, page.cursor,
+                                    retention.cutoff(settings, now), page.limit + 1)
         shown = [thread for _, thread in rows[:page.limit]]
         stopped = await opt_outs.opted_out(store, [(t.line, t.remote) for t in shown])
     return {
@@ -254,8 +243,8 @@ async def thread_for(settings: Settings, caller: Caller, remote: str, page: Page
     404 alike for a conversation of another user and none at all. Reading does not
     mark it read: ``read`` does.
     """
-    store = _required(settings)
-    cutoff = _cutoff(settings, now)
+    store = required_store(settings)
+    cutoff = retention.cutoff(settings, now)
     async with _answering():
         thread = await _thread(store, caller, remote, cutoff)
         found = await threads.items(store, caller.owner, remote, page.cursor, cutoff,
@@ -315,10 +304,10 @@ async def incoming_media(settings: Settings, caller: Caller, sid: str,
 
     404 alike for a SID unknown, another user's and one past the retention.
     """
-    store = _required(settings)
+    store = required_store(settings)
     async with _answering():
         item = await threads.find(store, caller.owner, sid)
-    if item is None or item.kind != "sms" or item.at <= _cutoff(settings, now):
+    if item is None or item.kind != "sms" or item.at <= retention.cutoff(settings, now):
         raise not_found(f"no incoming message {sid} for this caller")
     return item.media_urls
 
@@ -330,8 +319,8 @@ async def mark_read(settings: Settings, caller: Caller, remote: str, up_to: str,
                     now: datetime) -> dict[str, Any]:
     """Read the thread up to item ``up_to``: its new unread count. 404 alike for no such
     thread and another user's; 400 for an item the thread does not have."""
-    store = _required(settings)
-    cutoff = _cutoff(settings, now)
+    store = required_store(settings)
+    cutoff = retention.cutoff(settings, now)
     async with _answering():
         await _thread(store, caller, remote, cutoff)
         unread = await threads.mark_read(store, caller.owner, remote, up_to, cutoff)
@@ -343,7 +332,7 @@ async def mark_read(settings: Settings, caller: Caller, remote: str, up_to: str,
 async def delete(settings: Settings, caller: Caller, remote: str) -> None:
     """Delete the thread and its items; 404 if there is none (or it is another user's,
     or already deleted: a client retrying a lost answer reads that as done)."""
-    store = _required(settings)
+    store = required_store(settings)
     async with _answering():
         deleted = await threads.delete(store, caller.owner, remote)
     if not deleted:
@@ -353,7 +342,7 @@ async def delete(settings: Settings, caller: Caller, remote: str) -> None:
 async def block(settings: Settings, caller: Caller, remote: str, blocked: bool,
                 now: datetime) -> None:
     """Block (or unblock) ``remote`` for the caller, thread or none: idempotent."""
-    store = _required(settings)
+    store = required_store(settings)
     async with _answering():
         await threads.block(store, caller.owner, remote, blocked, now)
 
@@ -384,8 +373,8 @@ async def purge_expired(settings: Settings, now: datetime) -> int:
     Run daily by ``purge_messages``; reads stop at the cutoff anyway, so what
     waits here for deletion is never shown. Answers how many rows went.
     """
-    store = _required(settings)
-    cutoff = _cutoff(settings, now)
+    store = required_store(settings)
+    cutoff = retention.cutoff(settings, now)
     deleted = await threads.purge(store, cutoff) + await contacts.purge_sent(store, cutoff)
     for row in await store.rows(RECEIVED):
         if utc(row.fields["At"]) <= cutoff:
@@ -395,14 +384,10 @@ async def purge_expired(settings: Settings, now: datetime) -> int:
     return deleted
 
 
-def _cutoff(settings: Settings, now: datetime) -> datetime:
-    """What is exactly ``MESSAGE_RETENTION_DAYS`` old is past it, in every table."""
-    return now - timedelta(days=settings.message_retention_days)
-
-
-def _required(settings: Settings) -> Store:
+def required_store(settings: Settings, what: str = "conversations") -> Store:
+    """The store, or 500 ``misconfigured`` naming ``STATE_STORAGE``: ``what`` needs it."""
     store = store_for(settings)
     if store is None:
         raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "
-                            "conversations")
+                            f"{what}")
     return store

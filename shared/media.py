@@ -36,7 +36,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
@@ -45,7 +45,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from yarl import URL
 
-from shared import conversations, threads
+from shared import conversations, retention, threads
 from shared.conversations import MediaLink
 from shared.identity import Caller
 from shared.logs import log_outcome
@@ -53,12 +53,11 @@ from shared.problems import (
     Problem,
     invalid_field,
     invalid_request,
-    misconfigured,
     not_found,
     store_unavailable,
 )
 from shared.settings import Settings
-from shared.store import RETRY_AFTER, StoreUnavailable, store_for
+from shared.store import RETRY_AFTER, StoreUnavailable
 from shared.twilio_client import client_for
 from shared.twilio_errors import reading_twilio
 from shared.urls import function_url
@@ -125,16 +124,12 @@ async def find_recording(settings: Settings, caller: Caller, ref: MediaRef,
     a message's file past its last is (404, not 400: the reference is well formed)."""
     if ref.index != 0:
         raise not_found(f"a recording has one file, 0: no file {ref.index} of {ref.sid}")
-    store = store_for(settings)
-    if store is None:
-        raise misconfigured("STATE_STORAGE", "(or AzureWebJobsStorage) is required for "
-                            "voicemails")
+    store = conversations.required_store(settings, "voicemails")
     try:
         item = await threads.find(store, caller.owner, ref.sid)
     except StoreUnavailable:
         raise store_unavailable(RETRY_AFTER, "the store cannot be reached; retry later") from None
-    retained = now - timedelta(days=settings.message_retention_days)
-    if item is None or item.kind != "voicemail" or item.at <= retained:
+    if item is None or item.kind != "voicemail" or item.at <= retention.cutoff(settings, now):
         raise not_found(f"no voicemail {ref.sid} for this caller")
 
 

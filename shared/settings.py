@@ -264,6 +264,10 @@ DEFAULT_GREETING = ("The person you are calling is not available. Please leave a
                     "after the tone.")
 #: The longest recording Twilio transcribes (https://www.twilio.com/docs/voice/twiml/record).
 MAX_TRANSCRIBED = 120
+#: A recording's WAV as Twilio serves it: 8 kHz, 16-bit, one channel (``<Record>`` records
+#: one: RecordingChannels=1, https://www.twilio.com/docs/voice/twiml/record), and its header.
+WAV_BYTES_PER_SECOND = 16_000
+WAV_HEADER_BYTES = 44
 
 
 def _greeting(raw: str) -> str:
@@ -643,7 +647,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
     Declaration(
         "VOICEMAIL_MAX_SECONDS", "voicemail_max_seconds",
         "Longest voicemail, in seconds (1 to 3600; at most 120 with "
-        "`VOICEMAIL_TRANSCRIBE`, the longest recording Twilio transcribes).",
+        "`VOICEMAIL_TRANSCRIBE`, the longest recording Twilio transcribes). `media` "
+        "passes a recording on as WAV (16,000 bytes a second), so its length must fit "
+        "in `MEDIA_MAX_BYTES` (the default 5 MB: 327 seconds).",
         _whole(1, 3600, "seconds"), default="120",
     ),
     Declaration(
@@ -935,12 +941,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _check_voicemail(values: dict[str, Any]) -> None:
     """Settings Twilio would take but not honour: a recording too long to transcribe, a
-    Google voice with another language than its own (warning 13511: silence)."""
+    Google voice with another language than its own (warning 13511: silence); and a
+    recording too long for ``media`` to pass on."""
     from shared.voice import voice_refusal
 
     if values["voicemail_transcribe"] and values["voicemail_max_seconds"] > MAX_TRANSCRIBED:
         raise SettingError("VOICEMAIL_MAX_SECONDS", f"must be at most {MAX_TRANSCRIBED} while "
                            "VOICEMAIL_TRANSCRIBE is on: Twilio transcribes no longer recordings")
+    longest = values["media_max_bytes"] - WAV_HEADER_BYTES
+    seconds = values["voicemail_max_seconds"]
+    if values["voicemail_enabled"] and seconds * WAV_BYTES_PER_SECOND > longest:
+        raise SettingError("VOICEMAIL_MAX_SECONDS", f"must be at most "
+                           f"{longest // WAV_BYTES_PER_SECOND} with MEDIA_MAX_BYTES "
+                           f"{values['media_max_bytes']}: media passes a recording on as WAV "
+                           f"({WAV_BYTES_PER_SECOND} bytes a second), and refuses a larger "
+                           "one; raise MEDIA_MAX_BYTES or lower VOICEMAIL_MAX_SECONDS")
     reason = voice_refusal(values["voicemail_voice"], values["voicemail_language"])
     if reason is not None:
         raise SettingError("VOICEMAIL_LANGUAGE", reason[1])

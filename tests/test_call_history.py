@@ -124,9 +124,11 @@ def test_a_voicemail_past_the_retention_is_gone(on_azure):  # noqa: F811
 
 
 def test_a_recording_over_media_max_bytes_is_refused(on_azure, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("MEDIA_MAX_BYTES", "1024")
+    # A second of WAV fits: a longer recording (made by hand here) does not.
+    monkeypatch.setenv("MEDIA_MAX_BYTES", "20000")
+    monkeypatch.setenv("VOICEMAIL_MAX_SECONDS", "1")
     alice = new_user()
-    refused(media(voicemail(on_azure, alice), alice), 502, "media-too-large")
+    refused(media(voicemail(on_azure, alice, seconds=3), alice), 502, "media-too-large")
 
 
 @pytest.mark.parametrize("index", ["1", "9"])

@@ -4,6 +4,7 @@ Twilio signs them)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from shared import contacts, threads
 from shared.client_identity import identity_for
 from shared.identity import Caller
+from shared.keys import digest
 from shared.settings import load_settings
 from shared.store import store_for
 from shared.urls import STATUS_CALLBACK_OVERRIDES, TWIML_OVERRIDES
@@ -70,10 +72,18 @@ def incoming(caller: str, call_sid: str | None = None, function: str = "twiml"):
     return verbs(signed_post(function, f"{ORIGIN}/api/{function}", call_params(caller, call_sid)))
 
 
-def event(url: str, form: dict[str, str]):
-    """Twilio requesting a URL the app gave it: without its fragment (overrides), signed."""
+def event(url: str, caller: str, form: dict[str, str]):
+    """Twilio requesting a URL the app gave it: without its fragment (overrides), signed,
+    with the call's From/To where Twilio sends them (not to a recordingStatusCallback)."""
     assert url.startswith(f"{ORIGIN}/api/call_events?")
-    return signed_post("call_events", url.split("#", 1)[0], {"AccountSid": ACCOUNT_SID, **form})
+    call = {} if "step=recording&" in url else {"From": caller, "To": FROM_NUMBER}
+    return signed_post("call_events", url.split("#", 1)[0],
+                       {"AccountSid": ACCOUNT_SID, **call, **form})
+
+
+def dialed(dial, caller: str, form: dict[str, str]):
+    """Twilio's ``<Dial>`` action for ``dial``, and the verbs the app answers."""
+    return verbs(event(dial.get("action"), caller, form))
 
 
 def item(owner: Caller, sid: str) -> threads.Item | None:
@@ -92,8 +102,11 @@ def test_a_contact_rings_the_user_who_talked_to_them_last():
     action = urlsplit(dial.get("action"))
     assert action.fragment == TWIML_OVERRIDES
     query = parse_qs(action.query)
-    assert (query["step"], query["owner"], query["remote"], query["line"]) == (
-        ["dialed"], [alice.owner], [caller], [FROM_NUMBER])
+    assert (query["step"], query["owner"]) == (["dialed"], [digest(alice.owner)])
+    # Twilio sends the caller and the line with the action: the URL holds neither, nor
+    # the owner's ID (request logs keep URLs).
+    assert "remote" not in query and "line" not in query
+    assert caller[1:] not in dial.get("action") and alice.user_id not in dial.get("action")
 
 
 def test_the_voice_url_of_the_twiml_app_routes_a_phone_call_alike():
@@ -114,8 +127,8 @@ def test_a_call_answered_is_kept_with_its_duration_and_hung_up_after():
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    [hangup] = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "completed",
-                                                "DialCallDuration": "42"}))
+    [hangup] = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "completed",
+                                                "DialCallDuration": "42"})
     assert hangup.tag == "Hangup"
     kept = item(alice, sid)
     assert (kept.kind, kept.direction, kept.status, kept.duration, kept.remote) == (
@@ -129,7 +142,7 @@ def test_a_call_not_answered_is_missed_and_goes_to_voicemail(status):
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    say, record = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": status}))
+    say, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": status})
     assert (say.tag, say.get("voice")) == ("Say", "woman") and "leave a message" in say.text
     assert record.tag == "Record"
     assert (record.get("maxLength"), record.get("playBeep"), record.get("transcribe")) == (
@@ -148,16 +161,16 @@ def test_a_voicemail_is_kept_unread_and_its_transcription_joins_it(monkeypatch):
     recording = "RE" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    _, record = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "no-answer"}))
+    _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     assert record.get("transcribe") == "true"
-    early = event(record.get("transcribeCallback"), {
+    early = event(record.get("transcribeCallback"), caller, {
         "CallSid": sid, "RecordingSid": recording, "TranscriptionStatus": "completed",
         "TranscriptionText": "Call me back"})
     assert early.status_code == 503 and early.headers["Retry-After"]  # Twilio retries it
-    [hangup] = verbs(event(record.get("action"), {"CallSid": sid, "RecordingDuration": "7",
+    [hangup] = verbs(event(record.get("action"), caller, {"CallSid": sid, "RecordingDuration": "7",
                                                   "Digits": "hangup"}))
     assert hangup.tag == "Hangup"
-    kept = event(record.get("recordingStatusCallback"), {
+    kept = event(record.get("recordingStatusCallback"), caller, {
         "CallSid": sid, "RecordingSid": recording, "RecordingStatus": "completed",
         "RecordingDuration": "7", "RecordingChannels": "1", "RecordingSource": "RecordVerb"})
     assert kept.status_code == 204
@@ -165,7 +178,7 @@ def test_a_voicemail_is_kept_unread_and_its_transcription_joins_it(monkeypatch):
     assert (voicemail.kind, voicemail.call_sid, voicemail.duration, voicemail.remote) == (
         "voicemail", sid, 7, caller)
     assert in_store(lambda store: threads.summary(store, alice.owner, caller)).unread == 2
-    assert event(record.get("transcribeCallback"), {
+    assert event(record.get("transcribeCallback"), caller, {
         "CallSid": sid, "RecordingSid": recording, "TranscriptionStatus": "completed",
         "TranscriptionText": "Call me back"}).status_code == 204
     transcribed = item(alice, recording)
@@ -177,10 +190,10 @@ def test_an_empty_or_failed_recording_leaves_no_voicemail():
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    _, record = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "no-answer"}))
+    _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     for status, seconds in (("completed", "0"), ("failed", "3")):
         recording = "RE" + secrets.token_hex(16)
-        assert event(record.get("recordingStatusCallback"), {
+        assert event(record.get("recordingStatusCallback"), caller, {
             "CallSid": sid, "RecordingSid": recording, "RecordingStatus": status,
             "RecordingDuration": seconds}).status_code == 204
         assert item(alice, recording) is None
@@ -204,7 +217,7 @@ def test_an_opted_out_caller_still_reaches_voicemail():
                                            datetime.now(UTC)))
     [dial] = incoming(caller, sid)
     assert dial.tag == "Dial"
-    _, record = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "busy"}))
+    _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert record.tag == "Record"
 
 
@@ -214,7 +227,7 @@ def test_a_stranger_rings_the_incoming_identity_for_its_owner(monkeypatch):
     caller, sid = unique.number(), "CA" + secrets.token_hex(16)
     [dial] = incoming(caller, sid)
     assert dial[0].text == identity_for(frank, load_settings())
-    verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "no-answer"}))
+    dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     assert item(frank, sid).status == "missed"
 
 
@@ -239,8 +252,8 @@ def test_nobody_to_ring_goes_to_voicemail_and_still_shows_missed(monkeypatch):
     caller, sid = unique.number(), "CA" + secrets.token_hex(16)
     [redirect] = incoming(caller, sid)
     assert (redirect.tag, redirect.get("method")) == ("Redirect", "POST")
-    assert parse_qs(urlsplit(redirect.text).query)["owner"] == [reader.owner]
-    say, record = verbs(event(redirect.text, {"CallSid": sid}))
+    assert parse_qs(urlsplit(redirect.text).query)["owner"] == [digest(reader.owner)]
+    say, record = verbs(event(redirect.text, caller, {"CallSid": sid}))
     assert (say.tag, record.tag) == ("Say", "Record")
     assert item(reader, sid).status == "missed"
 
@@ -259,7 +272,7 @@ def test_voicemail_off_says_nobody_is_available(monkeypatch):
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    say, hangup = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "busy"}))
+    say, hangup = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert (say.tag, hangup.tag) == ("Say", "Hangup") and "Nobody is available" in say.text
     assert item(alice, sid).status == "missed"
 
@@ -267,10 +280,11 @@ def test_voicemail_off_says_nobody_is_available(monkeypatch):
 def test_a_greeting_url_is_played_in_the_configured_length(monkeypatch):
     monkeypatch.setenv("VOICEMAIL_GREETING_URL", "https://example.com/greeting.mp3")
     monkeypatch.setenv("VOICEMAIL_MAX_SECONDS", "600")
+    monkeypatch.setenv("MEDIA_MAX_BYTES", str(600 * 16_000 + 44))
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    play, record = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "busy"}))
+    play, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert (play.tag, play.text) == ("Play", "https://example.com/greeting.mp3")
     assert record.get("maxLength") == "600"
 
@@ -284,7 +298,7 @@ def test_the_greeting_speaks_in_the_configured_voice(monkeypatch):
     talked(alice, caller)
     [dial] = incoming(caller, sid)
     assert dial.get("timeout") == "12"
-    say, _ = verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "busy"}))
+    say, _ = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert (say.text, say.get("voice"), say.get("language")) == (
         "Bonjour, laissez un message", "Polly.Celine", "fr-FR")
 
@@ -294,7 +308,7 @@ def test_a_retried_event_keeps_one_item():
     talked(alice, caller)
     [dial] = incoming(caller, sid)
     for _ in range(2):
-        verbs(event(dial.get("action"), {"CallSid": sid, "DialCallStatus": "no-answer"}))
+        dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     assert in_store(lambda store: threads.summary(store, alice.owner, caller)).unread == 1
 
 
@@ -303,9 +317,10 @@ def test_call_events_need_twilios_signature():
     talked(alice, caller)
     [dial] = incoming(caller, sid)
     url = dial.get("action").split("#", 1)[0]
-    form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "DialCallStatus": "no-answer"}
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "DialCallStatus": "no-answer",
+            "From": caller, "To": FROM_NUMBER}
     refused(signed_post("call_events", url, form, signed=False), 403, "invalid-signature")
-    forged = url.replace(alice.owner.replace(":", "%3A"), "anonymous")
+    forged = url.replace(digest(alice.owner), digest("anonymous"))
     assert forged != url
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     refused(invoke("call_events", request("POST", forged, form=form,
@@ -314,16 +329,25 @@ def test_call_events_need_twilios_signature():
     assert item(alice, sid) is None
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("step=dance&owner=anonymous&remote=%2B16282000000&line=%2B15005550006&at=1", "step"),
-    ("step=dialed&owner=nobody&remote=%2B16282000000&line=%2B15005550006&at=1", "owner"),
-    ("step=dialed&owner=anonymous&remote=x&line=%2B15005550006&at=1", "remote"),
-    ("step=dialed&owner=anonymous&remote=%2B16282000000&line=%2B15005550006&at=-1", "at"),
+OWNER_KEY = "d4" * 16
+
+
+@pytest.mark.parametrize(("query", "form", "field"), [
+    (f"step=dance&owner={OWNER_KEY}&at=1", {}, "step"),
+    ("step=dialed&owner=anonymous&at=1", {}, "owner"),
+    (f"step=dialed&owner={OWNER_KEY}&at=1", {"From": "x"}, "From"),
+    (f"step=dialed&owner={OWNER_KEY}&at=1", {"From": None}, "From"),
+    (f"step=dialed&owner={OWNER_KEY}&at=-1", {}, "at"),
+    (f"step=recording&owner={OWNER_KEY}&line=%2B15005550006&at=1", {"From": None}, "remote"),
+    # Where Twilio sends the caller, it must be the one the URL was made for.
+    (f"step=recording&owner={OWNER_KEY}&remote=%2B16282000000&line=%2B15005550006&at=1",
+     {"From": "+16282000001"}, "From"),
 ])
-def test_call_events_refuse_what_the_app_never_wrote(query, field):
+def test_call_events_refuse_what_the_app_never_wrote(query, form, field):
     url = f"{ORIGIN}/api/call_events?{query}"
-    answer = signed_post("call_events", url, {"AccountSid": ACCOUNT_SID,
-                                              "CallSid": "CA" + "d4" * 16})
+    sent = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "d4" * 16, "From": unique.number(),
+            "To": FROM_NUMBER, **form}
+    answer = signed_post("call_events", url, {k: v for k, v in sent.items() if v is not None})
     assert refused(answer, 400, "invalid-field")["field"] == field
 
 
@@ -334,10 +358,10 @@ def test_call_events_take_only_post():
 
 def test_a_transcription_for_a_thread_deleted_since_is_retried_then_dropped_by_twilio():
     """The 503 has a problem body like every refusal (Twilio retries it, then gives up)."""
-    url = (f"{ORIGIN}/api/call_events?step=transcribed&owner=anonymous&remote=%2B16282000000"
-           f"&line=%2B15005550006&at=1")
-    answer = event(url, {"CallSid": "CA" + "d4" * 16, "RecordingSid": "RE" + "e5" * 16,
-                         "TranscriptionStatus": "failed"})
+    url = f"{ORIGIN}/api/call_events?step=transcribed&owner={OWNER_KEY}&at=1"
+    answer = event(url, unique.number(), {
+        "CallSid": "CA" + "d4" * 16, "RecordingSid": "RE" + "e5" * 16,
+        "TranscriptionStatus": "failed"})
     assert json.loads(answer.get_body())["status"] == 503
 
 
@@ -351,8 +375,12 @@ def test_a_transcription_for_a_thread_deleted_since_is_retried_then_dropped_by_t
     ({"VOICEMAIL_VOICE": "Google.en-GB-Standard-A", "VOICEMAIL_LANGUAGE": "fr-FR"},
      "VOICEMAIL_LANGUAGE"),
     ({"VOICEMAIL_GREETING": "x" * 1001}, "VOICEMAIL_GREETING"),
+    # media passes a recording on as WAV, 16,000 bytes a second: 5 MB holds 327 s.
+    ({"VOICEMAIL_MAX_SECONDS": "328"}, "VOICEMAIL_MAX_SECONDS"),
+    ({"VOICEMAIL_MAX_SECONDS": "120", "MEDIA_MAX_BYTES": "1024"}, "VOICEMAIL_MAX_SECONDS"),
 ])
 def test_voicemail_settings_twilio_would_not_honour_are_refused(env, name):
+    """Twilio would take them, but not honour them (or media could not pass it on)."""
     from shared.settings import SettingError
 
     with pytest.raises(SettingError) as raised:
@@ -368,3 +396,68 @@ def test_a_contact_texted_through_the_messaging_service_rings_its_sender(monkeyp
     talked(alice, caller, line=service)
     [dial] = incoming(caller)
     assert (dial.tag, dial[0].text) == ("Dial", identity_for(alice, load_settings()))
+
+
+def test_a_voicemail_too_short_to_transcribe_says_so(monkeypatch):
+    """Twilio transcribes only recordings of 2 to 120 s: a 1-s one will have no text."""
+    monkeypatch.setenv("VOICEMAIL_TRANSCRIBE", "true")
+    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
+    talked(alice, caller)
+    [dial] = incoming(caller, sid)
+    _, record = dialed(dial, caller, {"CallSid": sid,
+                                                         "DialCallStatus": "busy"})
+    short, long = "RE" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
+    for recording, seconds in ((short, "1"), (long, "2")):
+        assert event(record.get("recordingStatusCallback"), caller, {
+            "CallSid": sid, "RecordingSid": recording, "RecordingStatus": "completed",
+            "RecordingDuration": seconds}).status_code == 204
+    assert item(alice, short).transcription_status == "absent"
+    assert item(alice, long).transcription_status is None  # on its way
+
+
+def test_unsigned_call_events_are_refused_off_a_developers_machine(monkeypatch):
+    """With signature checks off, a forged event would write into anyone's thread."""
+    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
+    talked(alice, caller)
+    [dial] = incoming(caller, sid)
+    monkeypatch.setenv("TWILIO_VALIDATE_SIGNATURE", "false")
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "DialCallStatus": "no-answer",
+            "From": caller, "To": FROM_NUMBER}
+    action = dial.get("action").split("#", 1)[0]
+    refused(signed_post("call_events", action, form, signed=False), 403, "webhook-refused")
+    assert item(alice, sid) is None
+    monkeypatch.delenv("WEBSITE_HOSTNAME")  # the developer's machine, on loopback
+    local = action.replace(ORIGIN, "http://127.0.0.1:7071")
+    say, _ = verbs(signed_post("call_events", local, form, signed=False))
+    assert say.tag == "Say" and item(alice, sid).status == "missed"
+
+
+def test_a_missed_calls_push_is_queued_while_its_item_is_written(monkeypatch):
+    """The caller waits for the voicemail greeting on both: at the same time, not in turn."""
+    from shared import push
+
+    queued: dict[str, asyncio.Event] = {}
+    keep, enqueue = threads.keep, push.enqueue
+
+    async def keep_once_queued(*args, **kwargs):
+        await asyncio.wait_for(queued.setdefault("push", asyncio.Event()).wait(), 30)
+        return await keep(*args, **kwargs)
+
+    async def enqueue_noted(*args, **kwargs):
+        queued.setdefault("push", asyncio.Event()).set()
+        return await enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(threads, "keep", keep_once_queued)
+    monkeypatch.setattr(push, "enqueue", enqueue_noted)
+    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
+    talked(alice, caller)
+    [dial] = incoming(caller, sid)
+    _, record = dialed(dial, caller, {"CallSid": sid,
+                                                         "DialCallStatus": "no-answer"})
+    assert record.tag == "Record" and item(alice, sid).status == "missed"
+
+
+def test_voicemail_settings_that_fit_are_taken():
+    base = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    assert load_settings({**base, "VOICEMAIL_MAX_SECONDS": "327"}).voicemail_max_seconds == 327
+    assert load_settings({**base, "VOICEMAIL_MAX_SECONDS": "3600", "VOICEMAIL_ENABLED": "false"})

@@ -36,7 +36,7 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
         document = reply_document(auto_reply(settings, incoming))
         return twiml(FUNCTION, document, sid=incoming.message.sid, outcome=outcome)
     if is_incoming_call(params):
-        from shared.incoming_calls import answer  # the store: one read, the caller waits
+        from shared.incoming_calls import answer  # one store read: the caller waits
 
         routed = await answer(settings, params["From"], params["To"], req.url, datetime.now(UTC))
         return twiml(FUNCTION, routed.document, sid=params.get("CallSid"), outcome=routed.outcome)
