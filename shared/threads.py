@@ -45,6 +45,10 @@ THREAD = "thread|"
 ACTIVITY = "activity|"
 ITEM = "item|"
 DELIVERY = "delivery|"
+#: Set on an item row by the transaction that counted it in its thread's summary.
+SUMMARISED = "Summarised"
+#: The summary's newest item read (its row key), by ``mark_read``.
+READ_UP_TO = "ReadUpTo"
 MAX_ATTEMPTS = 10
 _NEWEST = 10**17  # microseconds since 1970 stay below this until the year 5138
 _LOCATED = ("CA", "RE")  # SIDs a callback names alone: their items have a locator
@@ -142,7 +146,12 @@ async def keep(store: Store, owner: str, item: Item, *, unread: bool,
     activity to it if newest; +1 Unread if ``unread``. False if an item with that SID was
     already kept (a webhook retried): nothing else changes.
 
-    ``listed=False`` keeps the item without a summary (a message nobody may read)."""
+    ``listed=False`` keeps the item without a summary (a message nobody may read).
+
+    The summary's transaction marks the item ``Summarised`` (over the item's ETag), so a
+    retried webhook whose first try kept the item but not its summary (a store failure)
+    finishes the summary, counting the item unread once; and a summary is never written
+    for an item deleted meanwhile (the thread's deletion won: no ghost summary)."""
     partition = thread_partition(owner, item.remote)
     items_partition = owner_key(owner)
     if item.sid[:2] in _LOCATED:
@@ -152,14 +161,15 @@ async def keep(store: Store, owner: str, item: Item, *, unread: bool,
             found = await store.get(ITEMS, item.sid, "item")
             if found is None or found.fields["Thread"] != partition:
                 return False
-            if await store.get(CONVERSATIONS, items_partition,
-                               item_row_key(item.remote, found.fields["Key"])) is not None:
-                return False
             item = replace(item, at=utc(found.fields["At"]))  # a write cut short: finish it
-    if not await store.insert(CONVERSATIONS, _item_row(owner, item, unread)):
-        return False
+    row = _item_row(owner, item, unread)
+    if not await store.insert(CONVERSATIONS, row):
+        kept = await store.get(CONVERSATIONS, items_partition, row.key)
+        if kept is None or not listed or kept.fields.get(SUMMARISED):
+            return False
+        row = kept  # kept, but its summary was not written: write it now
     if listed:
-        await _summarise(store, owner, item, int(unread))
+        await _summarise(store, owner, item, 0, mark=row)
     return True
 
 
@@ -279,6 +289,7 @@ class _Summary(Turn):
     newest: Item | None = None
     unread: int = 0
     carried: list[list[Row]] = field(default_factory=list)  # sends' rows (keep_sent)
+    marks: list[tuple[Item, Row]] = field(default_factory=list)  # kept items to summarise
     written: asyncio.Future[None] | None = None  # the next write: what waits goes with it
 
     def busy(self) -> bool:
@@ -290,11 +301,14 @@ _writes: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak 
 
 
 async def _summarise(store: Store, owner: str, item: Item, unread: int,
-                     carried: list[Row] | None = None) -> None:
+                     carried: list[Row] | None = None, mark: Row | None = None) -> None:
     """Move the thread's summary to this item if it is the newest; count it unread; write
-    ``carried`` in the same transaction."""
+    ``carried`` in the same transaction. With ``mark``, the item's row as kept: it counts
+    (newest, unread by its ``Unread``) only while it is there and not yet summarised."""
     summary = _summaries.at(store, owner_key(owner), item.remote)
-    if summary.newest is None or summary.newest.at <= item.at:
+    if mark is not None:
+        summary.marks.append((item, mark))
+    elif summary.newest is None or summary.newest.at <= item.at:
         summary.newest = item
     summary.unread += unread
     if carried:
@@ -312,13 +326,18 @@ async def _write_next(store: Store, summary: _Summary, owner: str) -> None:
     """Once the write under way ends, write what has gathered since, and tell its items."""
     async with summary.taken():
         written, newest, unread = summary.written, summary.newest, summary.unread
-        carried = summary.carried
-        summary.written, summary.newest, summary.unread, summary.carried = None, None, 0, []
-        assert written is not None and newest is not None
+        carried, marks = summary.carried, summary.marks
+        summary.written, summary.newest, summary.unread = None, None, 0
+        summary.carried, summary.marks = [], []
+        assert written is not None and (newest is not None or marks)
+        remote = newest.remote if newest is not None else marks[0][0].remote
+        created: list[bool] = []
         try:
-            await _rewrite(store, owner_key(owner), newest.remote,
-                           _moved_to(store, owner, newest, unread), turn=summary,
-                           carried=carried)
+            done = await _rewrite(store, owner_key(owner), remote,
+                                  _moved_to(store, owner, newest, unread, marks, created),
+                                  turn=summary, carried=carried, marks=marks)
+            if created and created[-1] and done is not None:
+                await _block_raced(store, owner, remote, done, summary)
         except BaseException as error:
             failure = error if isinstance(error, Exception) else StoreUnavailable(
                 "the summary write was cancelled (the loop is closing)")
@@ -330,19 +349,28 @@ async def _write_next(store: Store, summary: _Summary, owner: str) -> None:
             written.set_result(None)
 
 
-def _moved_to(store: Store, owner: str, newest: Item,
-              unread: int) -> Callable[[Row | None], Awaitable[dict[str, Any] | None]]:
-    async def change(row: Row | None) -> dict[str, Any]:
+def _moved_to(store: Store, owner: str, newest: Item | None, unread: int,
+              marks: list[tuple[Item, Row]], created: list[bool],
+              ) -> Callable[[Row | None], Awaitable[dict[str, Any] | None]]:
+    """The summary moved to the newest of ``newest`` and the items ``marks`` still holds
+    (``_rewrite`` drops those deleted or summarised meanwhile), counting them unread."""
+    async def change(row: Row | None) -> dict[str, Any] | None:
+        items = [*([newest] if newest is not None else []), *(item for item, _ in marks)]
+        if not items:
+            return None
+        last = max(items, key=lambda item: item.at)
+        created.append(row is None)
         if row is None:
-            blocked = await contacts.is_blocked(store, owner, newest.remote)
+            blocked = await contacts.is_blocked(store, owner, last.remote)
             fields: dict[str, Any] = {"Unread": 0, "Blocked": blocked}
         else:
             fields = dict(row.fields)
-        fields["Unread"] = int(fields.get("Unread", 0)) + unread
-        if row is None or utc(fields["LastAt"]) <= newest.at:
-            fields.update(LastKind=newest.kind, LastSid=newest.sid,
-                          LastDirection=newest.direction, LastStatus=newest.status or "",
-                          LastBody=newest.body or "", LastAt=newest.at, Line=newest.line)
+        counted = unread + sum(1 for _, mark in marks if mark.fields.get("Unread"))
+        fields["Unread"] = int(fields.get("Unread", 0)) + counted
+        if row is None or utc(fields["LastAt"]) <= last.at:
+            fields.update(LastKind=last.kind, LastSid=last.sid,
+                          LastDirection=last.direction, LastStatus=last.status or "",
+                          LastBody=last.body or "", LastAt=last.at, Line=last.line)
         return fields
     return change
 
@@ -357,8 +385,9 @@ Change = Callable[[Row | None], Awaitable[dict[str, Any] | None]]
 
 
 async def _rewrite(store: Store, owner: str, remote: str, change: Change, *,
-                   turn: _Summary | None = None,
-                   carried: Sequence[list[Row]] = ()) -> Row | None:
+                   turn: _Summary | None = None, carried: Sequence[list[Row]] = (),
+                   marks: list[tuple[Item, Row]] | None = None,
+                   claimed: Sequence[Row] = ()) -> Row | None:
     """Write the thread's summary and activity row as ``change`` makes its fields from
     the row (None: leave it; ``DELETE``: delete both), in one transaction over the
     summary's ETag, read again on a conflict. Takes this instance's turn at the row
@@ -366,11 +395,14 @@ async def _rewrite(store: Store, owner: str, remote: str, change: Change, *,
 
     ``carried``: sends' rows (``keep_sent``) inserted in the same transaction; beyond
     ``MAX_TRANSACTION`` operations, the first sends go in transactions of their own just
-    before it."""
+    before it. ``marks``: kept items' rows marked ``Summarised`` in that transaction over
+    their ETags; on a conflict, those deleted or summarised since leave the list (which
+    ``change`` reads: they no longer count). ``claimed``: items ``change`` found read
+    before their summary counted them, written read (no ``Unread``) over their ETags."""
     if turn is None:
         turn = _summaries.at(store, owner, remote)
         async with turn.taken():
-            return await _rewrite(store, owner, remote, change, turn=turn)
+            return await _rewrite(store, owner, remote, change, turn=turn, claimed=claimed)
     row, turn.row = turn.row, None  # until the store agrees again
     if row is None:
         row = await store.get(CONVERSATIONS, owner, f"{THREAD}{remote}")
@@ -383,11 +415,14 @@ async def _rewrite(store: Store, owner: str, remote: str, change: Change, *,
         try:
             sends = await _transact_apart(store, owner, sends)
             written = await _transact_summary(store, owner, remote, row, fields,
-                                              [one for rows in sends for one in rows])
+                                              [one for rows in sends for one in rows],
+                                              [mark for _, mark in marks or ()], claimed)
         except Conflict:
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
             row = await store.get(CONVERSATIONS, owner, f"{THREAD}{remote}")
             sends = await _unwritten(store, owner, sends)
+            if marks:
+                marks[:] = await _unsummarised(store, marks)
             continue
         turn.row = written
         return written
@@ -417,10 +452,27 @@ async def _unwritten(store: Store, owner: str, sends: list[list[Row]]) -> list[l
     return [rows for rows in sends if not any(one.key in there for one in rows)]
 
 
+async def _unsummarised(store: Store, marks: list[tuple[Item, Row]]) -> list[tuple[Item, Row]]:
+    """The marked items still there and not yet summarised, as the store has them now."""
+    rows = await asyncio.gather(*(store.get(CONVERSATIONS, mark.partition, mark.key)
+                                  for _, mark in marks))
+    return [(item, row) for (item, _), row in zip(marks, rows, strict=True)
+            if row is not None and not row.fields.get(SUMMARISED)]
+
+
 async def _transact_summary(store: Store, owner: str, remote: str, row: Row | None,
                             fields: dict[str, Any] | None, carried: Sequence[Row] = (),
+                            marked: Sequence[Row] = (), claimed: Sequence[Row] = (),
                             ) -> Row | None:
     inserts: list[Op] = [("insert", one) for one in carried]
+    inserts += [("replace", Row(one.partition, one.key, {name: value for name, value
+                                                         in one.fields.items()
+                                                         if name != "Unread"}, one.etag))
+                for one in claimed]
+    room = MAX_TRANSACTION - 3 - len(inserts)
+    for at in range(room, len(marked), MAX_TRANSACTION):  # beyond one transaction: apart
+        await store.transact(CONVERSATIONS, owner, _marking(marked[at:at + MAX_TRANSACTION]))
+    inserts += _marking(marked[:room])
     if fields is None:  # the summary stays as it is: the sends alone
         if inserts:
             await store.transact(CONVERSATIONS, owner, inserts)
@@ -443,6 +495,12 @@ async def _transact_summary(store: Store, owner: str, remote: str, row: Row | No
         ops.append(("delete", old))
     await store.transact(CONVERSATIONS, owner, [*ops, *inserts])
     return summary
+
+
+def _marking(rows: Sequence[Row]) -> list[Op]:
+    """Kept items' rows marked ``Summarised``, each only as it was read (its ETag)."""
+    return [("replace", Row(row.partition, row.key, {**row.fields, SUMMARISED: True},
+                            row.etag)) for row in rows]
 
 
 def _deletions(row: Row) -> list[Op]:
@@ -517,46 +575,75 @@ async def item_rows(store: Store, owner: str, remote: str) -> list[Row]:
 
 async def mark_read(store: Store, owner: str, remote: str, up_to: str,
                     stop: datetime) -> int | None:
-    """Read up to item ``up_to``: Unread becomes the number of unread-able items newer
-    than it that the summary has counted (those newer than its last item are still on
-    their way there and count once they land). None if the thread or the item is not
-    there (no newer than ``stop``)."""
+    """Read up to item ``up_to``: Unread becomes the number of unread items newer than it
+    that the summary has counted (``Summarised``; the others count once they land). The
+    summary keeps the newest item read (``ReadUpTo``): an older ``up_to`` (a device that
+    has not caught up) changes nothing. ``up_to`` itself, not yet summarised, is written
+    read in the same transaction: its pending count never lands. None if the thread or
+    the item is not there (no newer than ``stop``)."""
     partition, prefix = owner_key(owner), f"{ITEM}{remote}|"
     found: dict[str, int] = {}
+    claimed: list[Row] = []
 
     async def recount(row: Row | None) -> dict[str, Any] | None:
         found.clear()
+        claimed.clear()
         if row is None:
             return None
-        last = item_row_key(remote, item_key(utc(row.fields["LastAt"]), row.fields["LastSid"]))
         newer, start = 0, prefix
         while True:  # newest first until the item: what is newer is what stays unread
             rows = await store.rows(CONVERSATIONS, partition, start=start,
                                     stop=f"{prefix}{time_key(stop)}", limit=MAX_TRANSACTION)
             for each in rows:
                 if each.fields["Sid"] == up_to:
-                    found["unread"] = newer
-                    return _set(row.fields, Unread=newer)
-                if each.key >= last and each.fields.get("Unread"):
+                    return _read_to(row, each, newer, found, claimed)
+                if each.fields.get(SUMMARISED) and each.fields.get("Unread"):
                     newer += 1
             if len(rows) < MAX_TRANSACTION:
                 return None
             start = rows[-1].key + " "  # keys are all one length: the next one on
 
-    written = await _rewrite(store, owner_key(owner), remote, recount)
+    written = await _rewrite(store, owner_key(owner), remote, recount, claimed=claimed)
     return found.get("unread") if written is not None else None
+
+
+def _read_to(summary: Row, item: Row, newer: int, found: dict[str, int],
+             claimed: list[Row]) -> dict[str, Any] | None:
+    """The summary read up to ``item``, or None (left as it is) when it was read further."""
+    read = summary.fields.get(READ_UP_TO)
+    if read is not None and item.key > read:  # older: keys sort newest first
+        found["unread"] = int(summary.fields.get("Unread", 0))
+        return None
+    found["unread"] = newer
+    if item.fields.get("Unread") and not item.fields.get(SUMMARISED):
+        claimed.append(item)
+    return _set(summary.fields, Unread=newer, **{READ_UP_TO: item.key})
 
 
 async def block(store: Store, owner: str, remote: str, blocked: bool, at: datetime) -> None:
     """Block or unblock ``remote`` for ``owner`` (``contacts``), and mark its thread, if
     there is one (summary and activity in one transaction)."""
     await contacts.set_blocked(store, owner, remote, blocked, at)
+    await _rewrite(store, owner_key(owner), remote, _marked(blocked))
 
+
+def _marked(blocked: bool) -> Change:
+    """The summary (if any) marked blocked or not."""
     async def marked(row: Row | None) -> dict[str, Any] | None:
         if row is None or bool(row.fields.get("Blocked")) == blocked:
             return None
         return _set(row.fields, Blocked=blocked)
-    await _rewrite(store, owner_key(owner), remote, marked)
+    return marked
+
+
+async def _block_raced(store: Store, owner: str, remote: str, written: Row,
+                       turn: _Summary) -> None:
+    """A thread just created read its block before its write; a block (or unblock) set
+    meanwhile found no thread to mark. Read it again once written (one point read): one
+    of the two then sees the other's write."""
+    blocked = await contacts.is_blocked(store, owner, remote)
+    if blocked != bool(written.fields.get("Blocked")):
+        await _rewrite(store, owner_key(owner), remote, _marked(blocked), turn=turn)
 
 
 async def delete(store: Store, owner: str, remote: str) -> bool:

@@ -17,7 +17,7 @@ from unique import number
 
 from shared import threads
 from shared.settings import StorageConnection
-from shared.store import Conflict, Row, Store, connect
+from shared.store import Conflict, Row, Store, StoreUnavailable, connect
 from shared.threads import Item
 
 LINE = "+15005550006"
@@ -191,3 +191,112 @@ def test_update_merges_into_the_item_and_the_summary_when_it_is_the_last():
 def test_update_refuses_what_an_item_cannot_change():
     with pytest.raises(ValueError, match="body"):
         run(threads.update(instances(1)[0], sid("CA"), {"body": "x"}))
+
+
+# --- what a summary write meets: a failure, a deletion, a read, a block -------------------
+
+
+def before_first_summary(store: Store, meanwhile) -> None:
+    """Run ``meanwhile()`` once, just before ``store``'s first transaction on
+    ``conversations`` (the summary's write): another instance's work lands in between."""
+    transact, ran = store.transact, []
+
+    async def transact_after(table, partition, ops):
+        if table == threads.CONVERSATIONS and not ran:
+            ran.append(True)
+            await meanwhile()
+        return await transact(table, partition, ops)
+    store.transact = transact_after  # type: ignore[method-assign]
+
+
+def test_a_retried_webhook_writes_the_summary_its_first_try_could_not():
+    """The item was kept, the summary's write failed (503 to Twilio, which retries): the
+    retry writes the summary and counts the item unread once; a third try changes nothing."""
+    who, remote = owner(), number()
+    [store] = instances(1)
+    item = call(remote, NOON)
+
+    async def cut_short():
+        raise StoreUnavailable("the summary's write failed")
+    before_first_summary(store, cut_short)
+
+    async def scenario():
+        with pytest.raises(StoreUnavailable):
+            await threads.keep(store, who, item, unread=True)
+        after_failure = await threads.summary(store, who, remote)
+        retried = [await threads.keep(store, who, item, unread=True) for _ in range(2)]
+        return after_failure, retried, await threads.summary(store, who, remote)
+
+    after_failure, retried, summary = run(scenario())
+    assert after_failure is None
+    assert retried == [True, False]
+    assert (summary.last_sid, summary.unread) == (item.sid, 1)
+
+
+def test_a_thread_deleted_while_its_first_item_is_kept_leaves_no_summary():
+    who, remote = owner(), number()
+    keeping, deleting = instances(2)
+    item = sms(remote, NOON)
+    before_first_summary(keeping, lambda: threads.delete(deleting, who, remote))
+
+    async def scenario():
+        await threads.keep(keeping, who, item, unread=True)
+        return (await summary_and_activity(keeping, who, remote),
+                await threads.find(keeping, who, item.sid))
+
+    (row, activity), found = run(scenario())
+    assert (row, activity, found) == (None, [], None)
+
+
+def test_a_block_set_while_a_first_item_is_kept_marks_the_new_thread():
+    who, remote = owner(), number()
+    keeping, blocking = instances(2)
+    before_first_summary(keeping, lambda: threads.block(blocking, who, remote, True, NOON))
+
+    async def scenario():
+        await threads.keep(keeping, who, sms(remote, NOON), unread=True)
+        return await summary_and_activity(keeping, who, remote)
+
+    row, [activity] = run(scenario())
+    assert row.fields["Blocked"] is True and activity.fields["Blocked"] is True
+
+
+def test_reading_up_to_an_older_item_unreads_nothing():
+    """A device that has not caught up reads up to an item another one read past."""
+    who, remote = owner(), number()
+    [store] = instances(1)
+    first, second, third = (sms(remote, NOON + timedelta(minutes=n)) for n in range(3))
+
+    async def scenario():
+        for item in (first, second, third):
+            await threads.keep(store, who, item, unread=True)
+        stop = NOON - timedelta(days=1)
+        newest = await threads.mark_read(store, who, remote, third.sid, stop)
+        stale = await threads.mark_read(store, who, remote, first.sid, stop)
+        return newest, stale, await threads.summary(store, who, remote)
+
+    newest, stale, summary = run(scenario())
+    assert (newest, stale, summary.unread) == (0, 0, 0)
+
+
+def test_reading_up_to_an_item_whose_summary_is_on_its_way_leaves_it_read():
+    """The item is kept, its summary's write not yet done when another instance reads up to
+    it: its pending count must not land after the read."""
+    who, remote = owner(), number()
+    keeping, reading = instances(2)
+    earlier, later = sms(remote, NOON), sms(remote, NOON + timedelta(minutes=1))
+    read: list[int | None] = []
+
+    async def read_later():
+        read.append(await threads.mark_read(reading, who, remote, later.sid,
+                                            NOON - timedelta(days=1)))
+
+    async def scenario():
+        await threads.keep(keeping, who, earlier, unread=True)
+        before_first_summary(keeping, read_later)
+        await threads.keep(keeping, who, later, unread=True)
+        return await threads.summary(keeping, who, remote)
+
+    summary = run(scenario())
+    assert read == [0]
+    assert (summary.last_sid, summary.unread) == (later.sid, 0)
