@@ -12,7 +12,8 @@ A call the app will not connect is told so aloud and hung up (Twilio would
 otherwise read an error answer as "application error" to the caller), and
 logged. A call to the Twilio number from a phone is routed as the number's own voice URL
 routes it (``shared.incoming_calls``). A call from the app goes on its caller's thread
-with the number (``shared.deliveries.remember_sent``).
+with the number (``shared.deliveries.remember_sent``), written while the rate limits are
+counted.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from datetime import UTC, datetime
 
 from shared import incoming_calls
 from shared.client_identity import CLIENT_PREFIX, caller_of, client_identity
-from shared.deliveries import note_sent, remember_sent, status_callback_url
-from shared.delivery_status import CALL_ORDER, is_sid
+from shared.deliveries import note_sent, record_report, remember_sent, status_callback_url
+from shared.delivery_status import CALL_ORDER, StatusReport, is_sid
+from shared.keys import digest
 from shared.limits import admit
 from shared.logs import mask
 from shared.outgoing import default_sender, destination_policy
@@ -118,12 +120,30 @@ async def _from_app(call: VoiceCall, settings: Settings, request_url: str,
         raise CallRefused(NOT_ALLOWED, str(error), call.to) from None
     caller_id = default_sender(settings)  # 500 misconfigured without one: nothing counted
     report_to = status_callback_url(request_url, settings, caller.owner)  # before counting
+    placed = {"sid": call.sid, "to": number, "status": call.status, "from": caller_id}
+    # Written while make_call's limits are counted (neither raises): Twilio waits on the
+    # slower, not on both in turn. A call the limits refuse stays on the thread, failed.
+    recorded = asyncio.gather(remember_sent(settings, caller, "call", placed),
+                              note_sent(settings, caller.owner, caller_id, number, now))
     try:
-        await admit(settings, "call", caller.owner, number)  # make_call's limits
+        await admit(settings, "call", caller.owner, number)
     except Problem as problem:
+        await recorded
+        await _not_placed(settings, caller.owner, call.sid, now)
         spoken = TOO_MANY if problem.status == 429 else UNAVAILABLE
         raise CallRefused(spoken, problem.type.rsplit(":", 1)[-1], number) from None
-    placed = {"sid": call.sid, "to": number, "status": call.status, "from": caller_id}
-    await asyncio.gather(remember_sent(settings, caller, "call", placed),  # neither raises
-                         note_sent(settings, caller.owner, caller_id, number, now))
+    except BaseException:
+        recorded.cancel()
+        raise
+    await recorded
     return dial_document(number=number, caller_id=caller_id, report_to=report_to)
+
+
+async def _not_placed(settings: Settings, owner: str, sid: str, now: datetime) -> None:
+    """The call the limits refused: ``failed``, on its thread and in ``status/{sid}``, as
+    a status callback would say it (a store failure is logged)."""
+    try:
+        await record_report(settings, StatusReport(sid, "call", "failed", now), digest(owner))
+    except Problem as problem:
+        logger.error("call=%s problem=%s: a call the limits refused shows as placed", sid,
+                     problem.type.rsplit(":", 1)[-1])

@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 import unique
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, invoke, refused, request
-from test_incoming_calls import ORIGIN, in_store, incoming, new_user, on_azure  # noqa: F401
+from test_incoming_calls import ORIGIN, at_once, in_store, incoming, new_user, on_azure  # noqa: F401
 from twilio.request_validator import RequestValidator
 
 from shared import threads
@@ -69,17 +69,22 @@ def test_the_final_status_of_a_call_joins_its_item_with_its_duration(on_azure): 
         "completed")
 
 
+def from_the_app(user: Caller, callee: str, sid: str) -> func.HttpResponse:
+    """The TwiML App's voice webhook for a call ``user`` places in the app, signed."""
+    form = {"AccountSid": ACCOUNT_SID, "ApplicationSid": "AP" + "c3" * 16, "CallSid": sid,
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+            "From": f"client:{identity_for(user, load_settings())}", "To": callee}
+    url = f"{ORIGIN}/api/voice"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    return invoke("voice", request("POST", url, form=form,
+                                   headers={"X-Twilio-Signature": signature}))
+
+
 def test_a_call_from_the_app_is_on_the_callers_thread(on_azure, monkeypatch):  # noqa: F811
     monkeypatch.setenv("ALLOWED_COUNTRIES", "US")
     alice, callee = new_user(), unique.number()
     sid = "CA" + secrets.token_hex(16)
-    form = {"AccountSid": ACCOUNT_SID, "ApplicationSid": "AP" + "c3" * 16, "CallSid": sid,
-            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
-            "From": f"client:{identity_for(alice, load_settings())}", "To": callee}
-    url = f"{ORIGIN}/api/voice"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-    answer = invoke("voice", request("POST", url, form=form,
-                                     headers={"X-Twilio-Signature": signature}))
+    answer = from_the_app(alice, callee, sid)
     assert answer.status_code == 200 and b"<Dial" in answer.get_body()
     placed = item(alice, sid)
     assert (placed.kind, placed.direction, placed.remote) == ("call", "outgoing", callee)
@@ -137,3 +142,25 @@ def test_a_recording_has_one_file(on_azure, index):  # noqa: F811
     alice = new_user()
     sid = voicemail(on_azure, alice)
     refused(media(sid, alice, index), 404, "not-found")
+
+
+def test_a_call_from_the_app_is_kept_while_its_limits_are_counted(on_azure, monkeypatch):  # noqa: F811
+    """Twilio waits on the voice URL: the item's write and the limits go at the same time."""
+    from shared import voice_calls
+
+    at_once(monkeypatch, waits=(voice_calls, "admit"), on=(voice_calls, "remember_sent"))
+    test_a_call_from_the_app_is_on_the_callers_thread(on_azure, monkeypatch)
+
+
+def test_a_call_from_the_app_its_limits_refuse_shows_failed(on_azure, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ALLOWED_COUNTRIES", "US")
+    monkeypatch.setenv("RATE_LIMIT_PER_DESTINATION", "1")
+    alice, callee = new_user(), unique.number()
+    first, second = ("CA" + secrets.token_hex(16) for _ in range(2))
+    assert b"<Dial" in from_the_app(alice, callee, first).get_body()
+    assert b"too many calls" in from_the_app(alice, callee, second).get_body()
+    assert (item(alice, first).status, item(alice, second).status) == ("ringing", "failed")
+    status = invoke("status", func.HttpRequest(
+        "GET", f"{ORIGIN}/api/status/{second}", headers=principal(alice), body=b"",
+        route_params={"sid": second}))
+    assert json.loads(status.get_body())["status"] == "failed"

@@ -404,8 +404,7 @@ def test_a_voicemail_too_short_to_transcribe_says_so(monkeypatch):
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    _, record = dialed(dial, caller, {"CallSid": sid,
-                                                         "DialCallStatus": "busy"})
+    _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     short, long = "RE" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
     for recording, seconds in ((short, "1"), (long, "2")):
         assert event(record.get("recordingStatusCallback"), caller, {
@@ -432,28 +431,38 @@ def test_unsigned_call_events_are_refused_off_a_developers_machine(monkeypatch):
     assert say.tag == "Say" and item(alice, sid).status == "missed"
 
 
+def at_once(monkeypatch, waits: tuple[object, str], on: tuple[object, str]) -> None:
+    """Make function ``waits`` (a module, a name) wait until ``on`` starts: two steps that
+    must run at the same time pass; run in turn, the first times out and the test fails."""
+    started: list[asyncio.Event] = []
+    waiting, starting = getattr(*waits), getattr(*on)
+
+    def event() -> asyncio.Event:
+        if not started:
+            started.append(asyncio.Event())
+        return started[0]
+
+    async def wait_then(*args, **kwargs):
+        await asyncio.wait_for(event().wait(), 30)
+        return await waiting(*args, **kwargs)
+
+    async def start(*args, **kwargs):
+        event().set()
+        return await starting(*args, **kwargs)
+
+    monkeypatch.setattr(*waits, wait_then)
+    monkeypatch.setattr(*on, start)
+
+
 def test_a_missed_calls_push_is_queued_while_its_item_is_written(monkeypatch):
     """The caller waits for the voicemail greeting on both: at the same time, not in turn."""
     from shared import push
 
-    queued: dict[str, asyncio.Event] = {}
-    keep, enqueue = threads.keep, push.enqueue
-
-    async def keep_once_queued(*args, **kwargs):
-        await asyncio.wait_for(queued.setdefault("push", asyncio.Event()).wait(), 30)
-        return await keep(*args, **kwargs)
-
-    async def enqueue_noted(*args, **kwargs):
-        queued.setdefault("push", asyncio.Event()).set()
-        return await enqueue(*args, **kwargs)
-
-    monkeypatch.setattr(threads, "keep", keep_once_queued)
-    monkeypatch.setattr(push, "enqueue", enqueue_noted)
+    at_once(monkeypatch, waits=(threads, "keep"), on=(push, "enqueue"))
     alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
     talked(alice, caller)
     [dial] = incoming(caller, sid)
-    _, record = dialed(dial, caller, {"CallSid": sid,
-                                                         "DialCallStatus": "no-answer"})
+    _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     assert record.tag == "Record" and item(alice, sid).status == "missed"
 
 
