@@ -41,7 +41,7 @@ async def figures(env: dict[str, str]) -> list[Row]:
               for name in ("many", "page", "one")}
     try:
         for name, count in (("many", THREADS), ("page", 21), ("one", 1)):
-            await _fill(store, owners[name], count, now)
+            await fill(store, owners[name], count, now)
         page = list_page({"limit": "20"})
         samples: dict[str, list[float]] = {name: [] for name in owners}
         for round_ in range(WARMUP + ROUNDS):
@@ -63,8 +63,10 @@ async def figures(env: dict[str, str]) -> list[Row]:
                 TARGET.holds(flat), None, detail)]
 
 
-async def _fill(store: Store, caller: Caller, count: int, now: datetime) -> None:
-    """``count`` threads as ``shared.threads`` keeps them: summaries and activity rows."""
+async def fill(store: Store, caller: Caller, count: int, now: datetime,
+               lines: tuple[str, ...] = ("+15005550006",)) -> None:
+    """``count`` threads as ``shared.threads`` keeps them: summaries and activity rows, a
+    second apart, their lines taken in turn from ``lines`` (also for the list's test)."""
     owner = threads.owner_key(caller.owner)
     for first in range(0, count, _PER_TRANSACTION):
         ops: list = []
@@ -72,7 +74,8 @@ async def _fill(store: Store, caller: Caller, count: int, now: datetime) -> None
             at, remote = now - timedelta(seconds=n), f"+1415{n // 10_000:03d}{n % 10_000:04d}"
             fields = {"LastKind": "sms", "LastSid": "SM" + secrets.token_hex(16),
                       "LastDirection": "outgoing", "LastStatus": "", "LastBody": "hi",
-                      "LastAt": at, "Line": "+15005550006", "Unread": 0, "Blocked": False}
+                      "LastAt": at, "Line": lines[n % len(lines)], "Unread": 0,
+                      "Blocked": False}
             key = threads.activity_key(at, remote)
             ops += [("insert", StoreRow(owner, f"thread|{remote}", {**fields, "Activity": key})),
                     ("insert", StoreRow(owner, key, {**fields, "Number": remote}))]

@@ -28,11 +28,12 @@ from test_two_way_sms import (  # noqa: F401 - on_azure: the autouse fixture
 )
 from unique import number
 
+from bench.conversation_list import fill
 from shared import contacts, threads
 from shared.conversations import list_for, list_page
 from shared.identity import Caller
 from shared.settings import load_settings
-from shared.store import Row, Store
+from shared.store import Store
 from shared.threads import Item
 
 
@@ -234,22 +235,9 @@ def test_listing_2000_threads_reads_a_page_and_a_constant(monkeypatch):
     the page's lines), however many threads there are."""
     settings = load_settings()
     caller = Caller(f"uli-{secrets.token_hex(4)}", "aad")
-    owner, now = threads.owner_key(caller.owner), datetime.now(UTC)
-
-    async def fill(store: Store) -> None:  # 2,000 summaries + activity rows, 50 a transaction
-        for batch in range(40):
-            ops = []
-            for n in range(50):
-                at, remote = now - timedelta(seconds=batch * 50 + n), f"+1415{batch:03d}{n:04d}"
-                fields = {"LastKind": "sms", "LastSid": "SM" + secrets.token_hex(16),
-                          "LastDirection": "outgoing", "LastStatus": "", "LastBody": "x",
-                          "LastAt": at, "Line": FROM_NUMBER if n % 2 else "+15005550010",
-                          "Unread": 0, "Blocked": False}
-                key = threads.activity_key(at, remote)
-                ops += [("insert", Row(owner, f"thread|{remote}", {**fields, "Activity": key})),
-                        ("insert", Row(owner, key, {**fields, "Number": remote}))]
-            await store.transact(threads.CONVERSATIONS, owner, ops)
-    in_store(fill, settings)
+    now = datetime.now(UTC)
+    in_store(lambda store: fill(store, caller, 2000, now, (FROM_NUMBER, "+15005550010")),
+             settings)
 
     calls: list[str] = []
     rows_read: list[int] = []
