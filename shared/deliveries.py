@@ -8,6 +8,13 @@ SID. Twilio reports each status to the URL the app gave it, which names the owne
 point read and one write over the row's ETag; on a conflict (another instance wrote
 first) it reads again. A callback without the owner's key (the TwiML App's, for calls
 from the app) finds it through the call's locator (``shared.threads``).
+
+Each instance remembers the delivery rows it last wrote (the send's transaction, its
+last callback), ETag included, as the rate-limit counters do (``shared.turns``): a
+callback that reaches the instance that sent, or that took the previous callback, is
+ONE write over the remembered ETag. If another instance wrote since, the write fails
+on the ETag and the report is applied again to the row read afresh: memory saves the
+read, never decides what the row says.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from shared.identity import Caller
 from shared.problems import misconfigured, not_found, store_unavailable
 from shared.settings import Settings
 from shared.store import RETRY_AFTER, Conflict, Row, Store, StoreUnavailable, store_for, utc
+from shared.turns import Turn, Turns
 from shared.urls import STATUS_CALLBACK_OVERRIDES, function_url
 
 logger = logging.getLogger("twilio_functions.deliveries")
@@ -42,6 +50,10 @@ MAX_ATTEMPTS = 10
 UNKNOWN_GRACE = 0.5
 
 Outcome = Literal["recorded", "duplicate", "unknown", "untracked"]
+
+#: The delivery rows this instance last wrote or read, with their ETags (bounded, least
+#: recently used first out), and the turns its callbacks take at each.
+_kept: Turns[Turn] = Turns(Turn)
 
 
 def status_callback_url(request_url: str, settings: Settings, owner: str) -> str | None:
@@ -85,12 +97,18 @@ async def remember_sent(settings: Settings, caller: Caller, kind: Kind, sent: di
     if item is None:
         item = threads.Item(sent["sid"], kind, "outgoing", sent["to"], sent.get("from") or "",
                             now, status=status if kind == "call" else None)
+    row = _row(delivery)
     try:
-        await threads.keep_sent(store, caller.owner, item, [_row(delivery)])
+        await threads.keep_sent(store, caller.owner, item, [row])
     except StoreUnavailable as error:
         logger.error("store=unavailable sid=%s kind=%s cause=%s: its delivery status will "
                      "not be tracked, and it is missing from its thread", delivery.sid, kind,
                      str(error).replace(" ", "_"))
+        return
+    if row.etag is not None:  # None: written by an earlier try whose answer was lost
+        turn = _kept.at(store, row.partition, row.key)
+        if not turn.busy():  # a callback already at it knows better
+            turn.row = row
 
 
 async def note_sent(settings: Settings, owner: str, line: str | None, to: str,
@@ -131,30 +149,50 @@ async def _owner_of(store: Store, sid: str) -> str | None:
 
 async def _record(store: Store, report: StatusReport, settings: Settings | None = None,
                   partition: str | None = None) -> Outcome:
-    for attempt in range(MAX_ATTEMPTS):
+    partition = partition or await _owner_of(store, report.sid)
+    if partition is None:  # a call's locator may still be on its way: wait once
+        await asyncio.sleep(UNKNOWN_GRACE)
+        partition = await _owner_of(store, report.sid)
         if partition is None:
-            partition = await _owner_of(store, report.sid)
-        row = None if partition is None else await store.get(TABLE, partition,
-                                                             row_key(report.sid))
-        if row is None and attempt == 0:
-            await asyncio.sleep(UNKNOWN_GRACE)
-            partition = partition or await _owner_of(store, report.sid)
-            row = None if partition is None else await store.get(TABLE, partition,
-                                                                 row_key(report.sid))
-        if row is None:
             return "unknown"  # another app's SID on this account, or one never recorded
+    turn = _kept.at(store, partition, row_key(report.sid))
+    async with turn.taken():
+        return await _apply(store, report, settings, partition, turn)
+
+
+async def _apply(store: Store, report: StatusReport, settings: Settings | None,
+                 partition: str, turn: Turn) -> Outcome:
+    """Apply the report to the row this instance remembers (``turn.row``), else to the row
+    read; on a conflict, to the row read again. ``turn.row`` is left as last written."""
+    row, remembered = turn.row, turn.row is not None
+    turn.row = None  # until the store agrees again
+    for attempt in range(MAX_ATTEMPTS):
+        if row is None:
+            row = await store.get(TABLE, partition, row_key(report.sid))
+            if row is None and attempt == 0:
+                # The first callback can overtake the write that follows Twilio's answer.
+                await asyncio.sleep(UNKNOWN_GRACE)
+                row = await store.get(TABLE, partition, row_key(report.sid))
+            if row is None:
+                return "unknown"  # another app's SID, one never recorded, or expired
         delivery = _delivery(row)
         if not delivery.apply(report, datetime.now(UTC)):
+            # Seen before in this row, so in every later version of it too.
+            turn.row = row
             return "duplicate"
         if _ends_call(delivery, report):  # before the delivery: a retry finds it again
             await threads.update(store, delivery.sid, {"status": delivery.status,
                                                        "duration": delivery.duration})
+        written = _row(delivery, row.partition, row.etag)
         try:
-            await store.replace(TABLE, _row(delivery, row.partition, row.etag))
+            await store.replace(TABLE, written)
         except Conflict:
-            # Another instance wrote first: back off a little, at random, and reread.
-            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+            if not remembered:
+                # Another instance wrote first: back off a little, at random, and reread.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+            row, remembered = None, False  # a remembered row was stale: read it now
             continue
+        turn.row = written
         if settings and delivery.kind == "sms" and report.status in ("undelivered", "failed"):
             await push.enqueue(settings, delivery.owner, "failed", delivery.to, delivery.sid)
         return "recorded"
