@@ -341,7 +341,7 @@ OWNER_KEY = "d4" * 16
     (f"step=recording&owner={OWNER_KEY}&line=%2B15005550006&at=1", {"From": None}, "remote"),
     # Where Twilio sends the caller, it must be the one the URL was made for.
     (f"step=recording&owner={OWNER_KEY}&remote=%2B16282000000&line=%2B15005550006&at=1",
-     {"From": "+16282000001"}, "From"),
+     {"From": "+14155550100"}, "From"),
 ])
 def test_call_events_refuse_what_the_app_never_wrote(query, form, field):
     url = f"{ORIGIN}/api/call_events?{query}"
