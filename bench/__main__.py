@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import statistics
 import sys
 import tempfile
 import time
@@ -23,7 +24,18 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import conversation_list, figures, profile, push_webhook, report, store_checks
+from bench import (
+    callback_profile,
+    conversation_list,
+    cost,
+    figures,
+    profile,
+    push_webhook,
+    report,
+    round_trips,
+    store_checks,
+    verdicts,
+)
 from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
 from bench.direct import DirectTwilio
 from bench.figures import Row
@@ -85,17 +97,33 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                 progress("added latency, store on")
                 stored_latency = await figures.added_latency(host, account, direct, store=True)
                 progress("concurrency")
+                cpu_on: list[float] = []
                 async with InProcessApp(env) as same_app:
                     concurrency = await figures.concurrency(host, account, sandbox, direct,
-                                                            same_app)
+                                                            same_app, cpu_on)
                 progress("throughput")
-                throughput = await figures.throughput(host, account)
+                spent: dict[str, float] = {}
+                throughput = await figures.throughput(host, account, spent)
                 progress("the store's checks (Idempotency-Key and every limit, fresh host)")
                 guarded_env = store_checks.guarded_environment(env)
+                cpu_guarded: list[float] = []
                 async with (running(await Host.start(app_dir, guarded_env,
                                                      work / "host-guarded.log")) as guarded,
                             InProcessApp(guarded_env, keyed=True) as same_app):
-                    checks = await store_checks.figures(guarded, host, sandbox, direct, same_app)
+                    checks = await store_checks.figures(guarded, host, sandbox, direct, same_app,
+                                                        cpu_guarded)
+                progress("store round trips per send and per callback (counted, in process)")
+                plain_counts = await round_trips.count(env)
+                guarded_counts = await round_trips.count(guarded_env, keyed=True)
+                callbacks_note = ""
+                if any(row.holds is False and row.figure.endswith("status_callback")
+                       for row in throughput):
+                    progress("profiling status_callback in process (cProfile)")
+                    callbacks_note = callback_profile.markdown(
+                        *await callback_profile.profile(env))
+                counted = [verdicts.round_trip_row(c.after, c.before, c.first_after, c.callback,
+                                                   keyed)
+                           for c, keyed in ((plain_counts, False), (guarded_counts, True))]
                 progress("the conversation list, 2,000 threads vs 1")
                 checks += await conversation_list.figures(env)
                 progress("twiml's inbound SMS, push on vs off (two fresh hosts)")
@@ -111,8 +139,17 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                 progress("added latency, store off (fresh host)")
                 latency = await figures.added_latency(host, account, direct)
                 progress("concurrency, store off (fresh host)")
-                without = await figures.concurrency(host, account, sandbox, direct)
+                cpu_off: list[float] = []
+                without = await figures.concurrency(host, account, sandbox, direct, cpu=cpu_off)
             concurrency = [*concurrency[:1], without[0], *concurrency[1:]]
+            cpu_rows = [verdicts.cpu_row("store on vs off", cpu_on, cpu_off, verdicts.CPU_STORE),
+                        verdicts.cpu_row("Idempotency-Key and all limits vs store off",
+                                         cpu_guarded, cpu_off, verdicts.CPU_GUARDED)]
+            costs = cost.section(cost.Spent(
+                cpu_send=statistics.median(cpu_on), cpu_send_guarded=statistics.median(cpu_guarded),
+                cpu_callback=spent["status_callback"], calls_send=plain_counts.per_send,
+                calls_send_guarded=guarded_counts.per_send, calls_callback=plain_counts.callback,
+                first_send_extra=plain_counts.first_after - round(plain_counts.after)))
         finally:
             await direct.close()
 
@@ -122,14 +159,18 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
             memory = await figures.memory(host, account)
     finally:
         await sandbox.stop()
-    rows = [*latency, *stored_latency, *concurrency, *checks, connections, *cold, *imports,
-            *throughput, memory]
+    rows = [*latency, *stored_latency, *concurrency, *checks, *counted, *cpu_rows, connections,
+            *cold, *imports, *throughput, memory]
     if any(row.holds is False for row in (*latency, *cold, *imports, memory)):
         note = " ".join(filter(None, [note, "Latency without the store, cold start, import and "
                                      "memory figures are not profiled here: see the import "
                                      "time rows, or run "
                                      "`python -X importtime` / tracemalloc on the host."]))
-    return rows, profile.markdown(found, note)
+    profiles = profile.markdown(found, note)
+    if callbacks_note:
+        profiles = (f"{profiles}{callbacks_note}" if profiles
+                    else f"## Profiles of missed targets\n\n{callbacks_note}")
+    return rows, f"{costs}\n{profiles}" if profiles else costs
 
 
 async def run(write: bool = False) -> int:

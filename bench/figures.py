@@ -32,6 +32,8 @@ from bench.load import Call
 from bench.stack import VALID_FROM, Account, BenchError, Host, Sandbox
 from bench.verdicts import ImportProfile, Row
 from devhost import children
+from shared.identity import ANONYMOUS
+from shared.threads import owner_key
 
 __all__ = ["ImportProfile", "Row"]  # where the runner and the profiler take them from
 
@@ -48,7 +50,7 @@ CONCURRENCY_RUNS = 3
 THROUGHPUT_ROUNDS = 8
 THROUGHPUT_BLOCK = 1000
 THROUGHPUT_CONCURRENCY = 16
-CALLBACK_SIDS = 100
+CALLBACK_SIDS = 1000  # about 8 reports each: a call gets up to 4, its legs more
 MEMORY_EARLY = 100
 MEMORY_TOTAL = 10_000
 MEMORY_CONCURRENCY = 8
@@ -83,9 +85,11 @@ class Calls:
         return Call("GET", self.twiml_url, {"X-Twilio-Signature": self._twiml_signature})
 
     def status_callbacks(self, sids: list[str], numbers: Iterator[int]) -> Iterator[Call]:
-        """Twilio's reports for calls the app placed, each new (a higher SequenceNumber),
-        so each is a read and an ETag-checked write of its row; signed as Twilio signs."""
-        url = f"{self.base_url}/api/status_callback"
+        """Twilio's reports for calls the app placed, each new (a higher SequenceNumber), to
+        the StatusCallback URL the app gave Twilio (it names the owner's partition), so
+        each is one ETag-checked write of its row where this instance remembers the row (a
+        read first where it does not); signed as Twilio signs."""
+        url = f"{self.base_url}/api/status_callback?owner={owner_key(ANONYMOUS.owner)}"
         validator = RequestValidator(self._account.token)
         for number in numbers:
             params = {"AccountSid": self._account.sid, "CallSid": sids[number % len(sids)],
@@ -167,23 +171,25 @@ async def connections(host: Host, account: Account, sandbox: Sandbox) -> Row:
 class Sender(Protocol):
     """What a burst's baseline sends with: direct twilio calls, or send_sms in process."""
 
-    async def send_sms(self, to: str, body: str) -> None: ...
+    async def send_sms(self, to: str, body: str) -> object: ...
 
 
 
 async def concurrency(host: Host, account: Account, sandbox: Sandbox,
-                      direct: DirectTwilio, in_process: InProcessApp | None = None) -> list[Row]:
+                      direct: DirectTwilio, in_process: InProcessApp | None = None,
+                      cpu: list[float] | None = None) -> list[Row]:
     """200 concurrent sends on one worker against 200 concurrent direct async calls.
 
     The sandbox answers each request after 100 ms, so the figure is how well
     the worker overlaps waiting: sequential handling would take 20 s.
     ``in_process``: the host records each SID in the store, and its bursts are
     also paired with bursts of the same send_sms awaited in this process (the
-    same store writes, without the host); None: the host has no store.
+    same store writes, without the host); None: the host has no store. ``cpu``
+    gets the host's CPU seconds per send of each measured burst.
     """
     calls = Calls(host.url, account)
     ours, base, naive = await paired_bursts(calls.send_sms, sandbox, direct,
-                                            calls.naive_send_sms)
+                                            calls.naive_send_sms, host=host, cpu=cpu)
     figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
               f" store {'on' if in_process else 'off'}")
     if in_process is None:
@@ -193,10 +199,12 @@ async def concurrency(host: Host, account: Account, sandbox: Sandbox,
 
 
 async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: Sender,
-                        then: Callable[[], Call] | None = None,
+                        then: Callable[[], Call] | None = None, *, host: Host | None = None,
+                        cpu: list[float] | None = None,
                         ) -> tuple[list[float], list[float], float]:
     """Bursts of ``make()`` through the host, each beside a burst made directly, at Twilio
-    100 ms; then one burst of ``then()`` (0.0 without)."""
+    100 ms; then one burst of ``then()`` (0.0 without). With ``host`` and ``cpu``, the
+    host's CPU seconds (user and system) per request of each measured burst go in ``cpu``."""
     async def direct_burst() -> float:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
@@ -209,7 +217,10 @@ async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: Send
         async with load.session(0) as client:
             ours, base = [], []
             for run in range(CONCURRENCY_RUNS + 1):  # the first opens the connections
+                spent = sum(host.cpu_seconds()) if host else 0.0
                 host_wall = await load.burst(client, (make() for _ in range(CONCURRENT)))
+                if run and host is not None and cpu is not None:
+                    cpu.append((sum(host.cpu_seconds()) - spent) / CONCURRENT)
                 direct_wall = await direct_burst()
                 if run:
                     ours.append(host_wall)
@@ -224,9 +235,11 @@ async def paired_bursts(make: Callable[[], Call], sandbox: Sandbox, direct: Send
 # --- throughput ---------------------------------------------------------------
 
 
-async def throughput(host: Host, account: Account) -> list[Row]:
+async def throughput(host: Host, account: Account,
+                     spent: dict[str, float] | None = None) -> list[Row]:
     """twiml's requests per second through the host against hello-world's, and
-    status_callback's (a store read and an ETag-checked write each) beside twiml's.
+    status_callback's (an ETag-checked write each) beside twiml's; ``spent`` gets each
+    one's CPU seconds per request.
 
     Short blocks alternate, in a rotating order each round; each ratio is the
     median of the rounds' ratios, so a burst of load from elsewhere on the
@@ -238,7 +251,7 @@ async def throughput(host: Host, account: Account) -> list[Row]:
     cpu = {name: [0.0, 0.0] for name in functions}  # the host's user and system seconds
     wall = dict.fromkeys(functions, 0.0)
     async with load.session(THROUGHPUT_CONCURRENCY) as client:
-        sids = [await _placed_call(client, calls) for _ in range(CALLBACK_SIDS)]
+        sids = await _placed_calls(client, calls, CALLBACK_SIDS)
         numbers = itertools.count()
 
         def block(function: str, size: int) -> Iterator[Call]:
@@ -260,6 +273,8 @@ async def throughput(host: Host, account: Account) -> list[Row]:
                 cpu[function][0] += after[0] - user
                 cpu[function][1] += after[1] - system
     requests = THROUGHPUT_ROUNDS * THROUGHPUT_BLOCK
+    if spent is not None:  # the host's CPU seconds per request, by function
+        spent.update({function: sum(cpu[function]) / requests for function in functions})
 
     def per_request(function: str) -> str:
         user, system = (seconds / requests * 1e6 for seconds in cpu[function])
@@ -277,10 +292,20 @@ async def throughput(host: Host, account: Account) -> list[Row]:
             "busy all the time serves at the rate its CPU per request allows)"),
         verdicts.callback_throughput_row(
             figure, rates,
-            f"each callback is signed, then a read and an ETag-checked replace of its row "
-            f"in Azurite (in memory, on this machine), over {CALLBACK_SIDS} calls; the host's "
-            f"CPU per request: {per_request('status_callback')}"),
+            f"each callback is signed, then one ETag-checked replace of its row in Azurite (in "
+            f"memory, on this machine): the instance remembers the row it wrote when it placed "
+            f"the call or took its last report; over {CALLBACK_SIDS} calls; the host's CPU per "
+            f"request: {per_request('status_callback')}"),
     ]
+
+
+async def _placed_calls(client: aiohttp.ClientSession, calls: Calls, count: int) -> list[str]:
+    """``count`` calls placed through the app, ``THROUGHPUT_CONCURRENCY`` at a time."""
+    sids: list[str] = []
+    while len(sids) < count:
+        sids += await asyncio.gather(*(_placed_call(client, calls) for _ in range(
+            min(THROUGHPUT_CONCURRENCY, count - len(sids)))))
+    return sids
 
 
 async def _placed_call(client: aiohttp.ClientSession, calls: Calls) -> str:

@@ -52,10 +52,11 @@ def plain_send(base_url: str) -> Call:
 
 
 async def figures(guarded: Host, plain: Host, sandbox: Sandbox, direct: DirectTwilio,
-                  in_process: InProcessApp) -> list[Row]:
-    """``in_process``: send_sms with the guarded host's settings, sending keys likewise."""
+                  in_process: InProcessApp, cpu: list[float] | None = None) -> list[Row]:
+    """``in_process``: send_sms with the guarded host's settings, sending keys likewise;
+    ``cpu`` gets the guarded host's CPU seconds per send of each burst."""
     return [await added_latency(guarded, plain),
-            *await concurrency(guarded, sandbox, direct, in_process)]
+            *await concurrency(guarded, sandbox, direct, in_process, cpu)]
 
 
 async def added_latency(guarded: Host, plain: Host) -> Row:
@@ -75,12 +76,13 @@ async def added_latency(guarded: Host, plain: Host) -> Row:
 
 
 async def concurrency(guarded: Host, sandbox: Sandbox, direct: DirectTwilio,
-                      in_process: InProcessApp) -> list[Row]:
+                      in_process: InProcessApp, cpu: list[float] | None = None) -> list[Row]:
     figure = (f"concurrency: {CONCURRENT} concurrent, Twilio {CONCURRENCY_LATENCY * 1000:.0f} ms,"
               " Idempotency-Key and all limits on (Azurite)")
-    ours, base, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox, direct)
+    ours, base, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox, direct,
+                                        host=guarded, cpu=cpu)
     served, same_work, _ = await paired_bursts(lambda: guarded_send(guarded.url), sandbox,
                                                in_process)
-    return [verdicts.shown(verdicts.concurrency_row(f"{figure}: send_sms", ours, base),
-                           verdicts.STORE_WORK),
+    return [verdicts.judged(verdicts.concurrency_row(f"{figure}: send_sms", ours, base),
+                            verdicts.CONCURRENCY_GUARDED, verdicts.STORE_WORK),
             verdicts.stored_concurrency_row(f"{figure}: send_sms", served, same_work)]
