@@ -168,7 +168,7 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                                      "`python -X importtime` / tracemalloc on the host."]))
     profiles = profile.markdown(found, note)
     if callbacks_note:
-        profiles = (f"{profiles}{callbacks_note}" if profiles
+        profiles = (f"{profiles}\n{callbacks_note}" if profiles
                     else f"## Profiles of missed targets\n\n{callbacks_note}")
     return rows, f"{costs}\n{profiles}" if profiles else costs
 
