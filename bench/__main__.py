@@ -34,6 +34,7 @@ from bench import (
     report,
     round_trips,
     store_checks,
+    table_transport,
     verdicts,
 )
 from bench.app import APP_FUNCTIONS, BASELINE_FUNCTIONS, WEBHOOK_FUNCTIONS, assemble
@@ -152,6 +153,10 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
                 first_send_extra=plain_counts.first_after - round(plain_counts.after)))
         finally:
             await direct.close()
+        progress("Table Storage clients: CPU per operation (in process)")
+        transports = await table_transport.figures(store.connection_string, table_transport.Served(
+            spent["status_callback"], spent["twiml"], statistics.median(cpu_on),
+            statistics.median(cpu_off)))
 
         await sandbox.reset()  # forget the resources stored so far
         async with running(await start(app_dir)) as host:
@@ -159,8 +164,8 @@ async def measure_with(work: Path, account: Account, app_dir: Path,
             memory = await figures.memory(host, account)
     finally:
         await sandbox.stop()
-    rows = [*latency, *stored_latency, *concurrency, *checks, *counted, *cpu_rows, connections,
-            *cold, *imports, *throughput, memory]
+    rows = [*latency, *stored_latency, *concurrency, *checks, *counted, *cpu_rows, *transports,
+            connections, *cold, *imports, *throughput, memory]
     if any(row.holds is False for row in (*latency, *cold, *imports, memory)):
         note = " ".join(filter(None, [note, "Latency without the store, cold start, import and "
                                      "memory figures are not profiled here: see the import "
