@@ -22,6 +22,7 @@ import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
+from live import ROOMY_LIMITS
 from push_support import HubThread
 from storage import shared_azurite
 from test_devhost_host import HostProcess
@@ -55,7 +56,7 @@ def host(app_env, hub, tmp_path, monkeypatch) -> Iterator[HostProcess]:
     hub.call(hub.hub.double.reset)
     for name, value in {**hub.hub.env(), "VOICE_SINGLE_USER_IDENTITY": SINGLE_USER,
                         "AzureWebJobsStorage": shared_azurite().connection_string,
-                        "ALLOWED_COUNTRIES": "US"}.items():
+                        "ALLOWED_COUNTRIES": "US", **ROOMY_LIMITS}.items():
         monkeypatch.setenv(name, value)
     running = HostProcess(PROJECT, log_dir=tmp_path)
     try:
