@@ -283,7 +283,9 @@ def rows(cpu: Cpu, served: Served | None = None) -> list[Row]:
 
 
 def verdict(cpu: Cpu, served: Served | None = None) -> Row:
-    """Which client the app keeps, and why: the measured gain beside what it costs to own.
+    """Which client the measurement favours, and why: the measured gain beside what it
+    costs to own. The app uses the Store (azure-data-tables) whatever this says: moving
+    to another client is a change of its own, made on this evidence.
 
     An SDK alternative usable from an async worker (on a thread, or a leaner pipeline)
     is taken when it cuts the Store's CPU to ``WORTH`` or less. The raw client is worth
@@ -325,7 +327,9 @@ def verdict(cpu: Cpu, served: Served | None = None) -> Row:
     else:
         why = (f"{LABELS[kept]} cuts the CPU to {ratio[kept]:.2f}x at the cost of "
                f"{OWNING[kept]}; {gain}: not worth {OWNING[REST]}")
-    return Row("Table Storage client: which to keep", LABELS[kept],
+    if kept != STORE:
+        why = f"not adopted yet, the app keeps azure-data-tables: {why}"
+    return Row("Table Storage client the measurement favours", LABELS[kept],
                f"raw REST {ratio[REST]:.2f}x the Store's CPU", ratio[kept], "shown", None,
                None, why)
 

@@ -125,4 +125,4 @@ def test_every_alternative_gets_a_row_against_the_store_then_the_verdict() -> No
     assert [row.ratio for row in rows[:-1]] == pytest.approx([1.4, 1.5, 0.2, 0.95])
     assert all(row.baseline == "1000 / 1000 / 4000 µs " + transport.LABELS[STORE]
                for row in rows[:-1])
-    assert rows[-1].figure == "Table Storage client: which to keep"
+    assert rows[-1].figure == "Table Storage client the measurement favours"
