@@ -41,7 +41,7 @@ from azure.data.tables.aio import TableServiceClient as AsyncTableServiceClient
 from bench.table_rest import TableRest
 from bench.verdicts import CALLBACK_THROUGHPUT, CPU_STORE, Row
 from shared.settings import StorageConnection
-from shared.store import _CLIENT_OPTIONS, Op, Store, _operation, _row, connect
+from shared.store import _CLIENT_OPTIONS, Op, Store, _row, connect
 from shared.store import Row as StoreRow
 
 OPS = 200
@@ -88,6 +88,19 @@ def fields(sequence: int) -> dict[str, Any]:
     return {"Kind": "sms", "Owner": "aad:bench", "To": "+14155552671", "Status": "sent",
             "Created": now, "Updated": now, "Sequence": sequence,
             "History": '[["queued", "2026-12-01T00:00:00+00:00", null]]', "Tokens": "[]"}
+
+
+def _operation(action: str, row: StoreRow) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """One of the Store's transaction operations as ``submit_transaction`` takes it."""
+    guarded = {"etag": row.etag, "match_condition": MatchConditions.IfNotModified}
+    if action == "insert":
+        return "create", row.entity(), {}
+    if action == "upsert":
+        return "upsert", row.entity(), {"mode": UpdateMode.REPLACE}
+    if action == "replace":
+        return "update", row.entity(), {"mode": UpdateMode.REPLACE, **guarded}
+    unguarded = {"match_condition": MatchConditions.Unconditionally}
+    return "delete", row.entity(), guarded if row.etag else unguarded
 
 
 class SyncTables:
