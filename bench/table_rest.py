@@ -20,7 +20,8 @@ int, float and datetime, queries, and any API version but one.
 - Entity-group transactions ("Performing entity group transactions",
   https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions):
   one ``$batch`` POST, a multipart/mixed batch holding one change set of
-  ``application/http`` parts, answered with a part (status line, ETag) per operation.
+  ``application/http`` parts, answered with a part (status line, ETag) per operation:
+  written and read by the app's own ``shared.table_batch``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import base64
 import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -39,6 +39,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from shared import table_batch
 from shared.store import Conflict, Op, Row
 
 VERSION = "2019-02-02"
@@ -90,7 +91,7 @@ class TableRest:
         if row.etag is None:
             raise ValueError("replace needs the ETag of the row as it was read")
         async with self._request("PUT", _entity_path(table, row.partition, row.key),
-                                 _entity_json(row).encode(), JSON,
+                                 json.dumps(_entity(row)).encode(), JSON,
                                  {"If-Match": row.etag}) as answer:
             if answer.status in _CONFLICTS:
                 raise Conflict(f"{table} row {row.partition}/{row.key} changed")
@@ -101,26 +102,19 @@ class TableRest:
         """All of ``ops`` or none (one change set); the rows written get their ETags."""
         if any(row.partition != partition for _, row in ops):
             raise ValueError("a transaction's rows are all in its partition")
-        batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-        lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-        for number, (action, row) in enumerate(ops):
-            lines += [f"--{changeset}", "Content-Type: application/http",
-                      "Content-Transfer-Encoding: binary", f"Content-ID: {number}", ""]
-            lines += _part(self._endpoint, table, action, row)
-        lines += [f"--{changeset}--", "", f"--{batch}--", ""]
-        body = "\r\n".join(lines).encode()
-        async with self._request("POST", "/$batch", body,
-                                 f"multipart/mixed; boundary={batch}") as answer:
-            text = (await _expect(answer, 202)).decode()
-        results = _parts(text)
-        if len(results) != len(ops) or any(not 200 <= status < 300 for status, _ in results):
-            failed = next((status for status, _ in results if not 200 <= status < 300), None)
-            if failed in _CONFLICTS:
-                raise Conflict(f"{table} partition {partition}: {failed}")
-            raise RestError(f"transaction answered {failed}: {text[:300]}")
-        for (action, row), (_, etag) in zip(ops, results, strict=True):
+        content_type, body = table_batch.encode(
+            [_part(self._endpoint, table, action, row) for action, row in ops])
+        async with self._request("POST", "/$batch", body, content_type) as answer:
+            text = await _expect(answer, 202)
+            results = table_batch.decode(answer.headers["Content-Type"], text)
+        failed = table_batch.failure(results)
+        if failed is not None or len(results) != len(ops):
+            if failed is not None and failed.status in _CONFLICTS:
+                raise Conflict(f"{table} partition {partition}: {failed.status}")
+            raise RestError(f"transaction answered {failed}: {text[:300]!r}")
+        for (action, row), result in zip(ops, results, strict=True):
             if action != "delete":
-                row.etag = etag
+                row.etag = result.etag
 
     def _request(self, method: str, path: str, body: bytes = b"", content_type: str = "",
                  headers: Mapping[str, str] | None = None) -> Any:
@@ -146,7 +140,7 @@ def _entity_path(table: str, partition: str, key: str) -> str:
     return f"/{table}(PartitionKey='{literal(partition)}',RowKey='{literal(key)}')"
 
 
-def _entity_json(row: Row) -> str:
+def _entity(row: Row) -> dict[str, Any]:
     entity: dict[str, Any] = {"PartitionKey": row.partition, "RowKey": row.key}
     for name, value in row.fields.items():
         if isinstance(value, datetime):
@@ -157,34 +151,18 @@ def _entity_json(row: Row) -> str:
             entity[name], entity[f"{name}@odata.type"] = str(value), "Edm.Int64"
         else:
             entity[name] = value
-    return json.dumps(entity)
+    return entity
 
 
-def _part(endpoint: str, table: str, action: str, row: Row) -> list[str]:
-    """One operation of a change set: its request line, headers and body."""
-    method = _ACTIONS[action]
-    target = f"{endpoint}/{table}" if action == "insert" else \
-        f"{endpoint}{_entity_path(table, row.partition, row.key)}"
-    headers = [f"{method} {target} HTTP/1.1", f"Accept: {NO_METADATA}",
-               "DataServiceVersion: 3.0"]
+def _part(endpoint: str, table: str, action: str, row: Row) -> table_batch.Part:
+    """One operation of a change set (``shared.table_batch`` writes it)."""
     if action == "insert":
-        headers.append("Prefer: return-no-content")
-    if action in ("replace", "delete"):
-        headers.append(f"If-Match: {row.etag or '*'}")
+        return table_batch.Part("POST", f"{endpoint}/{table}", _entity(row), no_content=True)
+    target = f"{endpoint}{_entity_path(table, row.partition, row.key)}"
     if action == "delete":
-        return [*headers, ""]
-    return [*headers, f"Content-Type: {JSON}", "", _entity_json(row)]
-
-
-def _parts(text: str) -> list[tuple[int, str | None]]:
-    """Each answered operation's status and ETag, in order."""
-    found: list[tuple[int, str | None]] = []
-    for line in text.split("\r\n"):
-        if line.startswith("HTTP/1.1 "):
-            found.append((int(line.split(" ", 2)[1]), None))
-        elif found and line.lower().startswith("etag:"):
-            found[-1] = (found[-1][0], line.split(":", 1)[1].strip())
-    return found
+        return table_batch.Part("DELETE", target, None, row.etag or "*")
+    return table_batch.Part(_ACTIONS[action], target, _entity(row),
+                            row.etag or "*" if action == "replace" else None)
 
 
 async def _expect(answer: aiohttp.ClientResponse, status: int) -> bytes:

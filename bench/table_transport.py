@@ -8,7 +8,8 @@ ETag read and an entity-group transaction of four rows (a send's item, delivery,
 thread summary over its ETag and activity row), run in this process against the
 benchmark's Azurite through:
 
-- the app's ``Store`` as it is (azure-data-tables, async, on aiohttp): the baseline;
+- the app's ``Store`` as it is (azure-data-tables, async, on aiohttp; its transactions'
+  ``$batch`` body written and read by ``shared.table_batch``): the baseline;
 - azure-data-tables' sync client (requests), called in the loop, and through
   ``asyncio.to_thread`` as an async worker would have to call it;
 - ``bench.table_rest``: the REST API on aiohttp with Shared Key, nothing more;
@@ -66,9 +67,9 @@ OWNING = {
     REST: "owning what azure-data-tables maintains: the Entra token path for the managed "
           "identity the deployment uses (azure-identity's token, its refresh, the Bearer "
           "header), retries and timeouts, error codes turned into Conflict and "
-          "StoreUnavailable, the batch multipart encoder and its answer's parser, entity "
-          "types (nometadata answers carry none: every feature would declare its "
-          "datetimes and Int64s), queries with continuation, and the REST API's versions",
+          "StoreUnavailable, entity types (nometadata answers carry none: every feature "
+          "would declare its datetimes and Int64s), queries with continuation, and the REST "
+          "API's versions",
 }
 #: An SDK alternative is worth taking when it cuts the Store's CPU to at most this.
 WORTH = 0.8
