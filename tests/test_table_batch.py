@@ -329,3 +329,21 @@ def test_an_entity_the_sdk_cannot_serialize_is_refused_before_any_request() -> N
         assert TABLE not in ours._tables  # nothing was sent, not even the table's creation
 
     on_store(scenario)
+
+
+def test_a_batch_refused_as_a_whole_is_the_store_failing_with_the_services_code() -> None:
+    part = partition()
+
+    async def scenario(ours: Store) -> None:
+        await ours.upsert(TABLE, Row(part, "seed", {}))
+        # Over the 4 MiB a transaction may carry: refused before any operation is read.
+        bulky = {f"S{n}": "x" * 30_000 for n in range(30)}
+        with pytest.raises(StoreUnavailable) as refused:
+            await ours.transact(TABLE, part, [("upsert", Row(part, f"r{n}", bulky))
+                                              for n in range(6)])
+        cause = refused.value.__cause__
+        assert getattr(cause, "status_code", None) == 413
+        assert getattr(cause, "error_code", None) == "RequestBodyTooLarge"
+        assert [row.key for row in await ours.rows(TABLE, part)] == ["seed"]
+
+    on_store(scenario)
