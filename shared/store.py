@@ -12,6 +12,11 @@ a connection string, or a table service URI reached with a managed identity
 through ``azure-identity``. Anything that goes wrong reaching the store is
 raised as ``StoreUnavailable``, bounded by ``STORE_TIMEOUT`` seconds, so a
 caller can answer 503 (or carry on without the store) instead of failing.
+
+A transaction (``transact``) is one ``$batch`` request whose body ``shared.table_batch``
+writes and whose answer it reads, sent through the table client's own pipeline (its
+credential, retries and timeouts): the SDK's ``submit_transaction`` built each operation
+as a whole request and cost a send several times what its other store calls do.
 """
 
 from __future__ import annotations
