@@ -55,6 +55,13 @@ def talked(owner: Caller, remote: str, line: str = FROM_NUMBER) -> None:
     in_store(lambda store: contacts.note_sent(store, line, remote, owner.owner, datetime.now(UTC)))
 
 
+def a_contact() -> tuple[Caller, str, str]:
+    """A new user, a number of their own that they texted, and the SID of its next call."""
+    alice, caller = new_user(), unique.number()
+    talked(alice, caller)
+    return alice, caller, "CA" + secrets.token_hex(16)
+
+
 def signed_post(function: str, url: str, form: dict[str, str], *, signed: bool = True):
     signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
     headers = {"X-Twilio-Signature": signature} if signed else {}
@@ -117,15 +124,13 @@ def test_the_voice_url_of_the_twiml_app_routes_a_phone_call_alike():
 
 
 def test_ringing_writes_nothing_until_twilio_says_how_it_went():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     incoming(caller, sid)
     assert item(alice, sid) is None
 
 
 def test_a_call_answered_is_kept_with_its_duration_and_hung_up_after():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     [hangup] = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "completed",
                                                 "DialCallDuration": "42"})
@@ -139,8 +144,7 @@ def test_a_call_answered_is_kept_with_its_duration_and_hung_up_after():
 
 @pytest.mark.parametrize("status", ["no-answer", "busy", "failed", "canceled"])
 def test_a_call_not_answered_is_missed_and_goes_to_voicemail(status):
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     say, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": status})
     assert (say.tag, say.get("voice")) == ("Say", "woman") and "leave a message" in say.text
@@ -187,8 +191,7 @@ def test_a_voicemail_is_kept_unread_and_its_transcription_joins_it(monkeypatch):
 
 
 def test_an_empty_or_failed_recording_leaves_no_voicemail():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     for status, seconds in (("completed", "0"), ("failed", "3")):
@@ -200,8 +203,7 @@ def test_an_empty_or_failed_recording_leaves_no_voicemail():
 
 
 def test_a_blocked_caller_is_rejected_and_nothing_is_kept():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     in_store(lambda store: contacts.set_blocked(store, alice.owner, caller, True,
                                                 datetime.now(UTC)))
     [reject] = incoming(caller, sid)
@@ -210,8 +212,7 @@ def test_a_blocked_caller_is_rejected_and_nothing_is_kept():
 
 
 def test_an_opted_out_caller_still_reaches_voicemail():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    _, caller, sid = a_contact()
     from shared import opt_outs
     in_store(lambda store: opt_outs.record(store, (FROM_NUMBER,), caller, True,
                                            datetime.now(UTC)))
@@ -269,8 +270,7 @@ def test_a_contact_without_an_identity_goes_to_voicemail(monkeypatch):
 
 def test_voicemail_off_says_nobody_is_available(monkeypatch):
     monkeypatch.setenv("VOICEMAIL_ENABLED", "false")
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     say, hangup = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert (say.tag, hangup.tag) == ("Say", "Hangup") and "Nobody is available" in say.text
@@ -281,8 +281,7 @@ def test_a_greeting_url_is_played_in_the_configured_length(monkeypatch):
     monkeypatch.setenv("VOICEMAIL_GREETING_URL", "https://example.com/greeting.mp3")
     monkeypatch.setenv("VOICEMAIL_MAX_SECONDS", "600")
     monkeypatch.setenv("MEDIA_MAX_BYTES", str(600 * 16_000 + 44))
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    _, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     play, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     assert (play.tag, play.text) == ("Play", "https://example.com/greeting.mp3")
@@ -294,8 +293,7 @@ def test_the_greeting_speaks_in_the_configured_voice(monkeypatch):
     monkeypatch.setenv("VOICEMAIL_VOICE", "Polly.Celine")
     monkeypatch.setenv("VOICEMAIL_LANGUAGE", "fr-FR")
     monkeypatch.setenv("VOICE_RING_SECONDS", "12")
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    _, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     assert dial.get("timeout") == "12"
     say, _ = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
@@ -304,8 +302,7 @@ def test_the_greeting_speaks_in_the_configured_voice(monkeypatch):
 
 
 def test_a_retried_event_keeps_one_item():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     for _ in range(2):
         dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
@@ -313,8 +310,7 @@ def test_a_retried_event_keeps_one_item():
 
 
 def test_call_events_need_twilios_signature():
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     url = dial.get("action").split("#", 1)[0]
     form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "DialCallStatus": "no-answer",
@@ -401,8 +397,7 @@ def test_a_contact_texted_through_the_messaging_service_rings_its_sender(monkeyp
 def test_a_voicemail_too_short_to_transcribe_says_so(monkeypatch):
     """Twilio transcribes only recordings of 2 to 120 s: a 1-s one will have no text."""
     monkeypatch.setenv("VOICEMAIL_TRANSCRIBE", "true")
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "busy"})
     short, long = "RE" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
@@ -416,8 +411,7 @@ def test_a_voicemail_too_short_to_transcribe_says_so(monkeypatch):
 
 def test_unsigned_call_events_are_refused_off_a_developers_machine(monkeypatch):
     """With signature checks off, a forged event would write into anyone's thread."""
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     monkeypatch.setenv("TWILIO_VALIDATE_SIGNATURE", "false")
     form = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "DialCallStatus": "no-answer",
@@ -459,8 +453,7 @@ def test_a_missed_calls_push_is_queued_while_its_item_is_written(monkeypatch):
     from shared import push
 
     at_once(monkeypatch, waits=(threads, "keep"), on=(push, "enqueue"))
-    alice, caller, sid = new_user(), unique.number(), "CA" + secrets.token_hex(16)
-    talked(alice, caller)
+    alice, caller, sid = a_contact()
     [dial] = incoming(caller, sid)
     _, record = dialed(dial, caller, {"CallSid": sid, "DialCallStatus": "no-answer"})
     assert record.tag == "Record" and item(alice, sid).status == "missed"
